@@ -1,0 +1,60 @@
+# Helpers to run a PostgreSQL 15 cluster for pg_saas, sourced by scripts/run.sh and
+# test/run_all.sh. Servers refuse to run as root: as root, everything that touches the
+# cluster runs as the postgres OS user.
+
+PG_BINDIR=$(pg_config --bindir)
+export PG_BINDIR
+
+# as_pg CMD...: run CMD as the postgres OS user when we are root, else as ourselves.
+as_pg() {
+	if [ "$(id -u)" -eq 0 ]; then
+		runuser -u postgres -- env PATH="$PG_BINDIR:$PATH" "$@"
+	else
+		env PATH="$PG_BINDIR:$PATH" "$@"
+	fi
+}
+
+cluster_chown() {
+	if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$1"; fi
+}
+
+# cluster_free_port START: the first TCP port from START on that nobody listens on.
+cluster_free_port() {
+	local p=$1
+	while (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null || [ -e "/tmp/.s.PGSQL.$p" ]; do
+		p=$((p + 1))
+	done
+	echo "$p"
+}
+
+# cluster_init PGDATA PORT SOCKETDIR DBNAME: initdb and a configuration with pg_saas preloaded.
+cluster_init() {
+	local data=$1 port=$2 sock=$3 db=$4
+	as_pg initdb -D "$data" -U postgres --auth=trust --no-sync -E UTF8 --locale=C.UTF-8 >"$sock/initdb.log" 2>&1 || {
+		cat "$sock/initdb.log"; return 1; }
+	cat >>"$data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$sock'
+shared_preload_libraries = 'pg_saas'
+saas.database = '$db'
+max_connections = 100
+fsync = on
+log_line_prefix = '%m [%p] %q%u@%d '
+log_min_messages = warning
+max_prepared_transactions = 10
+CONF
+}
+
+cluster_start() {
+	as_pg pg_ctl -D "$1" -l "$2" -w -t 60 start >/dev/null
+}
+
+cluster_stop() {
+	[ -f "$1/postmaster.pid" ] && as_pg pg_ctl -D "$1" -m fast -w -t 60 stop >/dev/null 2>&1
+	return 0
+}
+
+cluster_alive() {
+	as_pg pg_ctl -D "$1" status >/dev/null 2>&1
+}

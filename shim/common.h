@@ -1,0 +1,49 @@
+/*-------------------------------------------------------------------------
+ *
+ * common.h
+ *	  What every part of saas-http shares: its settings and a monotonic clock.
+ *
+ * saas-http is a relay: it parses HTTP, enforces the few limits HTTP must
+ * (method, size, content type, time), and hands each request to
+ * saas.http() on a pooled libpq connection.  Routing, rules and JSON
+ * validation belong to the extension, not here.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SAAS_HTTP_COMMON_H
+#define SAAS_HTTP_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* Settings, filled once by main.c from flags and environment, then read-only. */
+typedef struct SaasHttpConfig
+{
+	char	   *listen_host;	/* numeric address to bind, e.g. 127.0.0.1 */
+	char	   *listen_port;	/* port as text; "0" picks a free one */
+	char	   *dsn;			/* libpq connection string */
+	int			pool_size;		/* database connections */
+	size_t		max_body;		/* largest request body accepted, bytes */
+	int			timeout_ms;		/* pool wait + database call, per request */
+	int			idle_timeout_s; /* an idle or stalled HTTP connection is closed */
+	int			max_connections;	/* concurrent HTTP connections */
+	char	   *openapi_path;	/* file served at GET /openapi.json */
+} SaasHttpConfig;
+
+/*
+ * saas_now_us
+ *		Microseconds on the monotonic clock: for deadlines and latencies,
+ *		which must not jump when the wall clock is set.
+ */
+static inline int64_t
+saas_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+#endif							/* SAAS_HTTP_COMMON_H */

@@ -1,0 +1,73 @@
+/*-------------------------------------------------------------------------
+ *
+ * identity.c
+ *	  Acting as the extension's owner for the few steps that touch private
+ *	  tables (credentials, signing keys, the audit log).
+ *
+ * Callers of the API run as themselves (members of saas_api), so row-level
+ * security applies to everything they do. Only narrow, explicit steps switch
+ * identity, the same way a SECURITY DEFINER function would; an error inside
+ * is safe because (sub)transaction abort restores the previous identity.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "miscadmin.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+
+#include "pg_saas.h"
+
+/*
+ * saas_extension_owner: the role that owns the pg_saas extension in this
+ * database. Looked up each time: it is cheap and survives DROP/CREATE.
+ */
+Oid
+saas_extension_owner(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			owner = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("pg_saas"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"pg_saas\" is not installed in this database")));
+	return owner;
+}
+
+/* saas_elevate: switch to the extension owner until saas_unelevate. */
+void
+saas_elevate(SaasElevation *e)
+{
+	Oid			owner = saas_extension_owner();
+
+	GetUserIdAndSecContext(&e->save_userid, &e->save_sec_context);
+	SetUserIdAndSecContext(owner,
+						   e->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+/* saas_unelevate: back to the identity saved by saas_elevate. */
+void
+saas_unelevate(const SaasElevation *e)
+{
+	SetUserIdAndSecContext(e->save_userid, e->save_sec_context);
+}

@@ -1,0 +1,596 @@
+/*-------------------------------------------------------------------------
+ *
+ * jwt.c
+ *	  HS256 JSON Web Tokens: strict parsing, signing, verification, and the
+ *	  pgjwt-style SQL helpers saas.jwt_sign and saas.jwt_verify.
+ *
+ * Strict means: base64url without padding and with zero trailing bits, JSON
+ * that is valid UTF-8 with no duplicate top-level keys, a header that names
+ * only alg/typ/kid, and a signature of exactly 32 bytes compared in constant
+ * time. The algorithm is pinned by the caller (the key), never taken from the
+ * token: "none" and everything but HS256 fail.
+ *
+ * Unlike pgjwt, verification reads the clock and so is STABLE, not IMMUTABLE.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "common/hmac.h"
+#include "common/jsonapi.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "pg_saas.h"
+#include "jwt.h"
+
+PG_FUNCTION_INFO_V1(saas_jwt_sign);
+PG_FUNCTION_INFO_V1(saas_jwt_verify);
+
+static const char b64url_alphabet[] =
+"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* saas_jwt_error_message: the reason shown to whoever presented the token. */
+const char *
+saas_jwt_error_message(SaasJwtStatus st)
+{
+	switch (st)
+	{
+		case SAAS_JWT_OK:
+			return "valid";
+		case SAAS_JWT_MALFORMED:
+			return "token is malformed";
+		case SAAS_JWT_BAD_HEADER:
+			return "token header is invalid";
+		case SAAS_JWT_ALG_MISMATCH:
+			return "token algorithm does not match the key's algorithm";
+		case SAAS_JWT_UNKNOWN_KEY:
+			return "token signing key is unknown or retired";
+		case SAAS_JWT_BAD_SIGNATURE:
+			return "token signature is invalid";
+		case SAAS_JWT_EXPIRED:
+			return "token has expired";
+		case SAAS_JWT_NOT_YET_VALID:
+			return "token is not valid yet";
+		case SAAS_JWT_BAD_CLAIMS:
+			return "token claims are invalid";
+		case SAAS_JWT_WRONG_ISSUER:
+			return "token issuer is not accepted";
+		case SAAS_JWT_WRONG_AUDIENCE:
+			return "token audience is not accepted";
+	}
+	return "token is invalid";
+}
+
+/* saas_b64url_encode: unpadded base64url, appended to out. */
+void
+saas_b64url_encode(const unsigned char *in, int len, StringInfo out)
+{
+	int			i;
+
+	for (i = 0; i + 2 < len; i += 3)
+	{
+		uint32		v = (in[i] << 16) | (in[i + 1] << 8) | in[i + 2];
+
+		appendStringInfoChar(out, b64url_alphabet[(v >> 18) & 63]);
+		appendStringInfoChar(out, b64url_alphabet[(v >> 12) & 63]);
+		appendStringInfoChar(out, b64url_alphabet[(v >> 6) & 63]);
+		appendStringInfoChar(out, b64url_alphabet[v & 63]);
+	}
+	if (len - i == 1)
+	{
+		uint32		v = in[i] << 16;
+
+		appendStringInfoChar(out, b64url_alphabet[(v >> 18) & 63]);
+		appendStringInfoChar(out, b64url_alphabet[(v >> 12) & 63]);
+	}
+	else if (len - i == 2)
+	{
+		uint32		v = (in[i] << 16) | (in[i + 1] << 8);
+
+		appendStringInfoChar(out, b64url_alphabet[(v >> 18) & 63]);
+		appendStringInfoChar(out, b64url_alphabet[(v >> 12) & 63]);
+		appendStringInfoChar(out, b64url_alphabet[(v >> 6) & 63]);
+	}
+}
+
+static inline int
+b64url_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+/*
+ * saas_b64url_decode: strict unpadded base64url. Rejects padding, other
+ * alphabets, impossible lengths and non-zero trailing bits, so that every
+ * token has exactly one encoding.
+ */
+bool
+saas_b64url_decode(const char *in, int len, StringInfo out)
+{
+	uint32		acc = 0;
+	int			bits = 0;
+	int			i;
+
+	if (len % 4 == 1)
+		return false;
+	for (i = 0; i < len; i++)
+	{
+		int			v = b64url_value((unsigned char) in[i]);
+
+		if (v < 0)
+			return false;
+		acc = (acc << 6) | v;
+		bits += 6;
+		if (bits >= 8)
+		{
+			bits -= 8;
+			appendStringInfoChar(out, (char) ((acc >> bits) & 0xFF));
+		}
+	}
+	/* leftover bits must be zero */
+	if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+		return false;
+	return true;
+}
+
+/* State for the strict JSON check: depth and the top-level keys seen. */
+typedef struct JsonStrictState
+{
+	int			depth;
+	bool		top_is_object;
+	bool		first;
+	int			nkeys;
+	char	   *keys[64];
+	bool		dup;
+} JsonStrictState;
+
+static void
+jstrict_object_start(void *state)
+{
+	JsonStrictState *s = state;
+
+	if (s->first)
+		s->top_is_object = true;
+	s->first = false;
+	s->depth++;
+}
+
+static void
+jstrict_object_end(void *state)
+{
+	((JsonStrictState *) state)->depth--;
+}
+
+static void
+jstrict_array_start(void *state)
+{
+	JsonStrictState *s = state;
+
+	s->first = false;
+	s->depth++;
+}
+
+static void
+jstrict_array_end(void *state)
+{
+	((JsonStrictState *) state)->depth--;
+}
+
+static void
+jstrict_scalar(void *state, char *token, JsonTokenType tokentype)
+{
+	((JsonStrictState *) state)->first = false;
+}
+
+static void
+jstrict_field(void *state, char *fname, bool isnull)
+{
+	JsonStrictState *s = state;
+	int			i;
+
+	if (s->depth != 1)
+		return;
+	for (i = 0; i < s->nkeys; i++)
+		if (strcmp(s->keys[i], fname) == 0)
+			s->dup = true;
+	if (s->nkeys < (int) lengthof(s->keys))
+		s->keys[s->nkeys++] = fname;
+	else
+		s->dup = true;			/* more fields than any claim set needs */
+}
+
+/*
+ * saas_json_valid_strict: true when json is valid UTF-8 JSON, at most 64
+ * levels deep, without duplicate top-level keys (and an object when asked).
+ * Never throws for bad input.
+ */
+bool
+saas_json_valid_strict(const char *json, int len, bool top_object)
+{
+	JsonLexContext *lex;
+	JsonSemAction sem = {0};
+	JsonStrictState st = {0};
+	JsonParseErrorType err;
+	int			depth = 0,
+				maxdepth = 0,
+				i;
+	bool		instr = false;
+
+	if (!pg_verifymbstr(json, len, true))
+		return false;
+	/* Bound nesting before the recursive parser sees it. */
+	for (i = 0; i < len; i++)
+	{
+		char		c = json[i];
+
+		if (instr)
+		{
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				instr = false;
+		}
+		else if (c == '"')
+			instr = true;
+		else if (c == '{' || c == '[')
+		{
+			if (++depth > maxdepth)
+				maxdepth = depth;
+		}
+		else if (c == '}' || c == ']')
+			depth--;
+	}
+	if (maxdepth > 64)
+		return false;
+
+	st.first = true;
+	sem.semstate = &st;
+	sem.object_start = jstrict_object_start;
+	sem.object_end = jstrict_object_end;
+	sem.array_start = jstrict_array_start;
+	sem.array_end = jstrict_array_end;
+	sem.object_field_start = jstrict_field;
+	sem.scalar = jstrict_scalar;
+	lex = makeJsonLexContextCstringLen(pnstrdup(json, len), len,
+									   GetDatabaseEncoding(), true);
+	err = pg_parse_json(lex, &sem);
+	if (err != JSON_SUCCESS || st.dup)
+		return false;
+	if (top_object && !st.top_is_object)
+		return false;
+	return true;
+}
+
+/* saas_jsonb_from_text: jsonb of text already checked by saas_json_valid_strict. */
+Jsonb *
+saas_jsonb_from_text(const char *json, int len)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+											  CStringGetDatum(pnstrdup(json, len))));
+}
+
+/* saas_jsonb_get: the value of a top-level key, or NULL. */
+JsonbValue *
+saas_jsonb_get(Jsonb *jb, const char *key)
+{
+	JsonbValue	k;
+
+	if (!JB_ROOT_IS_OBJECT(jb))
+		return NULL;
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	return findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k);
+}
+
+/* jwt_copy_str: a JSON string field of the header into buf, or false. */
+static bool
+jwt_header_str(Jsonb *h, const char *key, char *buf, int buflen, bool required)
+{
+	JsonbValue *v = saas_jsonb_get(h, key);
+
+	if (v == NULL)
+	{
+		buf[0] = '\0';
+		return !required;
+	}
+	if (v->type != jbvString || v->val.string.len == 0 ||
+		v->val.string.len >= buflen)
+		return false;
+	memcpy(buf, v->val.string.val, v->val.string.len);
+	buf[v->val.string.len] = '\0';
+	return true;
+}
+
+/*
+ * saas_jwt_split: split a compact JWS into its parts, decoding and checking
+ * the header and payload. The signature is not checked here.
+ */
+SaasJwtStatus
+saas_jwt_split(const char *token, SaasJwtParts *parts)
+{
+	const char *dot1,
+			   *dot2;
+	int			len;
+	StringInfoData hdr,
+				pay,
+				sig;
+	Jsonb	   *hjb;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken r;
+
+	memset(parts, 0, sizeof(*parts));
+	if (token == NULL)
+		return SAAS_JWT_MALFORMED;
+	len = strlen(token);
+	if (len == 0 || len > SAAS_JWT_MAX_LEN)
+		return SAAS_JWT_MALFORMED;
+	dot1 = strchr(token, '.');
+	if (dot1 == NULL)
+		return SAAS_JWT_MALFORMED;
+	dot2 = strchr(dot1 + 1, '.');
+	if (dot2 == NULL || strchr(dot2 + 1, '.') != NULL)
+		return SAAS_JWT_MALFORMED;
+
+	initStringInfo(&hdr);
+	initStringInfo(&pay);
+	initStringInfo(&sig);
+	if (dot1 == token || dot2 == dot1 + 1 ||
+		!saas_b64url_decode(token, dot1 - token, &hdr) ||
+		!saas_b64url_decode(dot1 + 1, dot2 - dot1 - 1, &pay) ||
+		!saas_b64url_decode(dot2 + 1, strlen(dot2 + 1), &sig))
+		return SAAS_JWT_MALFORMED;
+
+	/* Header: an object with alg, optional typ "JWT", optional kid, nothing else. */
+	if (!saas_json_valid_strict(hdr.data, hdr.len, true))
+		return SAAS_JWT_BAD_HEADER;
+	hjb = saas_jsonb_from_text(hdr.data, hdr.len);
+	it = JsonbIteratorInit(&hjb->root);
+	while ((r = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (r == WJB_KEY)
+		{
+			if (!((v.val.string.len == 3 && memcmp(v.val.string.val, "alg", 3) == 0) ||
+				  (v.val.string.len == 3 && memcmp(v.val.string.val, "typ", 3) == 0) ||
+				  (v.val.string.len == 3 && memcmp(v.val.string.val, "kid", 3) == 0)))
+				return SAAS_JWT_BAD_HEADER;
+		}
+	}
+	if (!jwt_header_str(hjb, "alg", parts->alg, sizeof(parts->alg), true) ||
+		!jwt_header_str(hjb, "kid", parts->kid, sizeof(parts->kid), false))
+		return SAAS_JWT_BAD_HEADER;
+	{
+		char		typ[16];
+
+		if (!jwt_header_str(hjb, "typ", typ, sizeof(typ), false) ||
+			(typ[0] != '\0' && strcmp(typ, "JWT") != 0))
+			return SAAS_JWT_BAD_HEADER;
+	}
+
+	if (!saas_json_valid_strict(pay.data, pay.len, true))
+		return SAAS_JWT_MALFORMED;
+	if (sig.len != SAAS_JWT_SIG_LEN)
+	{
+		/* alg "none" has an empty signature: report it as an algorithm problem */
+		return strcmp(parts->alg, "HS256") != 0 ? SAAS_JWT_ALG_MISMATCH : SAAS_JWT_BAD_SIGNATURE;
+	}
+
+	parts->signing_input = token;
+	parts->signing_input_len = dot2 - token;
+	parts->payload_json = pay.data;
+	parts->payload_len = pay.len;
+	memcpy(parts->sig, sig.data, SAAS_JWT_SIG_LEN);
+	return SAAS_JWT_OK;
+}
+
+/* jwt_hmac_sha256: HMAC-SHA256 of data into out[32]. */
+static void
+jwt_hmac_sha256(const unsigned char *key, int keylen,
+				const char *data, int len, unsigned char *out)
+{
+	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
+
+	if (ctx == NULL ||
+		pg_hmac_init(ctx, key, keylen) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) data, len) < 0 ||
+		pg_hmac_final(ctx, out, SAAS_JWT_SIG_LEN) < 0)
+	{
+		pg_hmac_free(ctx);
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute HMAC-SHA256")));
+	}
+	pg_hmac_free(ctx);
+}
+
+/*
+ * saas_jwt_check_sig: the token's alg must be HS256 (the only algorithm a
+ * key can have) and its signature must match, compared in constant time.
+ */
+SaasJwtStatus
+saas_jwt_check_sig(const SaasJwtParts *parts, const unsigned char *secret,
+				   int secret_len)
+{
+	unsigned char mac[SAAS_JWT_SIG_LEN];
+
+	if (strcmp(parts->alg, "HS256") != 0)
+		return SAAS_JWT_ALG_MISMATCH;
+	jwt_hmac_sha256(secret, secret_len, parts->signing_input,
+					parts->signing_input_len, mac);
+	if (!saas_timingsafe_eq(mac, parts->sig, SAAS_JWT_SIG_LEN))
+		return SAAS_JWT_BAD_SIGNATURE;
+	return SAAS_JWT_OK;
+}
+
+/* jwt_numeric_claim: a top-level numeric claim as int64; false if wrong type. */
+static bool
+jwt_numeric_claim(Jsonb *claims, const char *key, int64 *out, bool *present)
+{
+	JsonbValue *v = saas_jsonb_get(claims, key);
+
+	*present = (v != NULL);
+	if (v == NULL)
+		return true;
+	if (v->type != jbvNumeric)
+		return false;
+	*out = DatumGetInt64(DirectFunctionCall1(numeric_int8,
+											 NumericGetDatum(v->val.numeric)));
+	return true;
+}
+
+/*
+ * saas_jwt_check_times: exp, nbf and iat against now (Unix seconds) with
+ * leeway. iat in the future beyond the leeway is refused too.
+ */
+SaasJwtStatus
+saas_jwt_check_times(Jsonb *claims, int64 now, int leeway, bool require_exp)
+{
+	int64		exp = 0,
+				nbf = 0,
+				iat = 0;
+	bool		has_exp,
+				has_nbf,
+				has_iat;
+
+	if (!jwt_numeric_claim(claims, "exp", &exp, &has_exp) ||
+		!jwt_numeric_claim(claims, "nbf", &nbf, &has_nbf) ||
+		!jwt_numeric_claim(claims, "iat", &iat, &has_iat))
+		return SAAS_JWT_BAD_CLAIMS;
+	if (require_exp && !has_exp)
+		return SAAS_JWT_BAD_CLAIMS;
+	if (has_exp && now > exp + leeway)
+		return SAAS_JWT_EXPIRED;
+	if (has_nbf && now + leeway < nbf)
+		return SAAS_JWT_NOT_YET_VALID;
+	if (has_iat && now + leeway < iat)
+		return SAAS_JWT_NOT_YET_VALID;
+	return SAAS_JWT_OK;
+}
+
+/*
+ * saas_jwt_encode: header (with kid when given) . payload . signature.
+ * claims_json must be a JSON object.
+ */
+char *
+saas_jwt_encode(const char *kid, const char *claims_json, int claims_len,
+				const unsigned char *secret, int secret_len)
+{
+	StringInfoData out;
+	StringInfoData hdr;
+	unsigned char mac[SAAS_JWT_SIG_LEN];
+
+	initStringInfo(&hdr);
+	if (kid && kid[0])
+		appendStringInfo(&hdr, "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", kid);
+	else
+		appendStringInfoString(&hdr, "{\"alg\":\"HS256\",\"typ\":\"JWT\"}");
+
+	initStringInfo(&out);
+	saas_b64url_encode((unsigned char *) hdr.data, hdr.len, &out);
+	appendStringInfoChar(&out, '.');
+	saas_b64url_encode((const unsigned char *) claims_json, claims_len, &out);
+	jwt_hmac_sha256(secret, secret_len, out.data, out.len, mac);
+	appendStringInfoChar(&out, '.');
+	saas_b64url_encode(mac, SAAS_JWT_SIG_LEN, &out);
+	return out.data;
+}
+
+/* jwt_check_alg_arg: the helpers support HS256 only; say so clearly. */
+static void
+jwt_check_alg_arg(text *alg)
+{
+	char	   *a = text_to_cstring(alg);
+
+	if (strcmp(a, "HS256") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unsupported JWT algorithm \"%s\"", a),
+				 errhint("Only HS256 is supported.")));
+}
+
+/* jwt_secret_arg: a bytea or text secret (the text overload is cast to bytea). */
+static void
+jwt_secret_arg(bytea *secret, const unsigned char **key, int *keylen)
+{
+	*key = (const unsigned char *) VARDATA_ANY(secret);
+	*keylen = VARSIZE_ANY_EXHDR(secret);
+	if (*keylen == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("JWT secret must not be empty")));
+}
+
+/*
+ * SQL: saas.jwt_sign(claims jsonb, secret bytea, alg text DEFAULT 'HS256')
+ * RETURNS text. The claims are signed as given (no kid in the header).
+ */
+Datum
+saas_jwt_sign(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *claims = PG_GETARG_JSONB_P(0);
+	bytea	   *secret = PG_GETARG_BYTEA_PP(1);
+	const unsigned char *key;
+	int			keylen;
+	char	   *json;
+
+	jwt_check_alg_arg(PG_GETARG_TEXT_PP(2));
+	jwt_secret_arg(secret, &key, &keylen);
+	if (!JB_ROOT_IS_OBJECT(claims))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("JWT claims must be a JSON object")));
+	json = JsonbToCString(NULL, &claims->root, VARSIZE(claims));
+	PG_RETURN_TEXT_P(cstring_to_text(saas_jwt_encode(NULL, json, strlen(json),
+													 key, keylen)));
+}
+
+/*
+ * SQL: saas.jwt_verify(token text, secret bytea, alg text DEFAULT 'HS256')
+ * RETURNS jsonb. The claims, or an error that says why the token failed.
+ */
+Datum
+saas_jwt_verify(PG_FUNCTION_ARGS)
+{
+	char	   *token = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bytea	   *secret = PG_GETARG_BYTEA_PP(1);
+	const unsigned char *key;
+	int			keylen;
+	SaasJwtParts parts;
+	SaasJwtStatus st;
+	Jsonb	   *claims = NULL;
+	int64		now;
+
+	jwt_check_alg_arg(PG_GETARG_TEXT_PP(2));
+	jwt_secret_arg(secret, &key, &keylen);
+
+	st = saas_jwt_split(token, &parts);
+	if (st == SAAS_JWT_OK)
+		st = saas_jwt_check_sig(&parts, key, keylen);
+	if (st == SAAS_JWT_OK)
+	{
+		claims = saas_jsonb_from_text(parts.payload_json, parts.payload_len);
+		now = (int64) (timestamptz_to_time_t(GetCurrentTransactionStartTimestamp()));
+		st = saas_jwt_check_times(claims, now, saas_jwt_leeway_s, false);
+	}
+	if (st != SAAS_JWT_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
+				 errmsg("invalid token: %s", saas_jwt_error_message(st))));
+	PG_RETURN_JSONB_P(claims);
+}

@@ -1,0 +1,117 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_saas.c
+ *	  Module entry point: settings (saas.* GUCs) and the hooks that other
+ *	  parts of the extension need at load time.
+ *
+ * Every setting has a safe default; the extension works with none set.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "pg_saas.h"
+
+PG_MODULE_MAGIC;
+
+char	   *saas_jwt_issuer = NULL;
+char	   *saas_jwt_audience = NULL;
+int			saas_jwt_leeway_s = 30;
+int			saas_jwt_ttl_s = 3600;
+int			saas_max_body_bytes = 1024 * 1024;
+char	   *saas_database = NULL;
+int			saas_argon2_memory_kib = 19456;
+int			saas_argon2_iterations = 2;
+
+/* Holders for GUCs whose value is read through GetConfigOption. */
+static char *saas_context_guc = NULL;
+static char *saas_request_id_guc = NULL;
+static char *saas_client_addr_guc = NULL;
+
+void		_PG_init(void);
+
+/*
+ * check_token_string: a transaction's context token may only hold the
+ * characters of a compact JWT, so a setting can never smuggle anything else.
+ */
+static bool
+check_token_string(char **newval, void **extra, GucSource source)
+{
+	const char *p;
+
+	if (*newval == NULL)
+		return true;
+	for (p = *newval; *p; p++)
+	{
+		if (!(isalnum((unsigned char) *p) || *p == '-' || *p == '_' || *p == '.'))
+		{
+			GUC_check_errdetail("The value must be a compact JWT.");
+			return false;
+		}
+	}
+	return true;
+}
+
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("saas.jwt_issuer",
+							   "Issuer (iss) that tokens are signed with and must carry.",
+							   NULL, &saas_jwt_issuer, "pg_saas",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("saas.jwt_audience",
+							   "Audience (aud) that tokens are signed for and must carry.",
+							   NULL, &saas_jwt_audience, "pg_saas_api",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("saas.jwt_leeway",
+							"Clock leeway allowed when checking exp and nbf.",
+							NULL, &saas_jwt_leeway_s, 30, 0, 300,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("saas.jwt_ttl",
+							"Lifetime of the tokens that login and register issue.",
+							NULL, &saas_jwt_ttl_s, 3600, 60, 7 * 24 * 3600,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("saas.max_body_bytes",
+							"Largest request body saas.http accepts (413 above).",
+							NULL, &saas_max_body_bytes, 1024 * 1024, 1024, 64 * 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomIntVariable("saas.argon2_memory_kib",
+							"argon2id memory cost for new password hashes (OWASP minimum 19456).",
+							NULL, &saas_argon2_memory_kib, 19456, 19456, 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("saas.argon2_iterations",
+							"argon2id time cost for new password hashes (OWASP minimum 2).",
+							NULL, &saas_argon2_iterations, 2, 2, 64,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("saas.database",
+							   "Database the background worker serves.",
+							   NULL, &saas_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	/*
+	 * Per-transaction values. Anyone may set them, so nothing trusts them:
+	 * saas.context is verified where it is read, the others are only recorded.
+	 */
+	DefineCustomStringVariable("saas.context",
+							   "Signed tenant context of the current transaction (set by saas.authenticate).",
+							   NULL, &saas_context_guc, "",
+							   PGC_USERSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							   check_token_string, NULL, NULL);
+	DefineCustomStringVariable("saas.request_id",
+							   "Request id recorded in the audit log.",
+							   NULL, &saas_request_id_guc, "",
+							   PGC_USERSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
+	DefineCustomStringVariable("saas.client_addr",
+							   "Client address of the current HTTP request (set by saas.http).",
+							   NULL, &saas_client_addr_guc, "",
+							   PGC_USERSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("saas");
+
+	saas_context_init();
+}
