@@ -15,7 +15,6 @@ EXTRA_CLEAN = $(PROGRAMS)
 PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -Isrc -Ibgworker
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
-PG_CPPFLAGS += -DSAAS_QUIET
 SHLIB_LINK  = -lcurl -largon2
 
 # The install script is assembled from extension/sql/*.sql in name order (pg_partman style).

@@ -226,6 +226,7 @@ saas_context_get(void)
 const SaasContext *
 saas_context_require(void)
 {
+	static SaasContext copy;	/* stable while the cache rotates under an operation */
 	const SaasContext *ctx = saas_context_get();
 
 	if (ctx == NULL)
@@ -233,7 +234,8 @@ saas_context_require(void)
 				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
 				 errmsg("authentication required"),
 				 errhint("Call saas.authenticate(token) in this transaction, or send a Bearer token.")));
-	return ctx;
+	copy = *ctx;
+	return &copy;
 }
 
 /* ctx_set: put a token in saas.context with the given GUC action. */
@@ -267,23 +269,18 @@ saas_context_pop(int nestlevel)
 }
 
 /*
- * SQL: saas.authenticate(token text) RETURNS jsonb. Verifies the token and
- * makes it this transaction's context; returns its claims.
+ * saas_context_adopt: verify token and make it the context, with the given
+ * GUC action (LOCAL for the transaction, SAVE inside a nest level). Errors
+ * with 401 and the reason when it does not verify.
  */
-Datum
-saas_authenticate(PG_FUNCTION_ARGS)
+Jsonb *
+saas_context_adopt(const char *token, int action)
 {
-	char	   *token;
 	SaasContext ctx;
 	int64		nbf;
 	Jsonb	   *claims;
 	SaasJwtStatus st;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
-				 errmsg("invalid token: token is missing")));
-	token = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	st = saas_context_verify(token, &ctx, &nbf, &claims);
 	if (st != SAAS_JWT_OK)
 		ereport(ERROR,
@@ -293,9 +290,31 @@ saas_authenticate(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
 				 errmsg("invalid token: internal tokens cannot be presented")));
-	ctx_set(token, GUC_ACTION_LOCAL);
+	ctx_set(token, (GucAction) action);
 	ctx_cache_store(token, &ctx, nbf);
-	PG_RETURN_JSONB_P(claims);
+	return claims;
+}
+
+/* saas_context_clear: no context until the enclosing nest level ends. */
+void
+saas_context_clear(void)
+{
+	ctx_set("", GUC_ACTION_SAVE);
+}
+
+/*
+ * SQL: saas.authenticate(token text) RETURNS jsonb. Verifies the token and
+ * makes it this transaction's context; returns its claims.
+ */
+Datum
+saas_authenticate(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
+				 errmsg("invalid token: token is missing")));
+	PG_RETURN_JSONB_P(saas_context_adopt(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+										 GUC_ACTION_LOCAL));
 }
 
 /* SQL: saas.current_org_id() RETURNS uuid, NULL without a verified context. */

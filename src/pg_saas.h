@@ -10,6 +10,7 @@
 #define PG_SAAS_H
 
 #include "postgres.h"
+#include "utils/jsonb.h"
 #include "utils/uuid.h"
 
 /*
@@ -66,6 +67,8 @@ extern int	saas_context_push_trusted(const pg_uuid_t *org_id,
 									  const char *role);
 extern void saas_context_pop(int nestlevel);
 extern void saas_context_init(void);
+extern Jsonb *saas_context_adopt(const char *token, int action);
+extern void saas_context_clear(void);
 
 /* keys.c: signing keys cached per backend, invalidated when the table changes. */
 typedef struct SaasKey

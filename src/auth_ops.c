@@ -1,0 +1,300 @@
+/*-------------------------------------------------------------------------
+ *
+ * auth_ops.c
+ *	  Registration (a new organization with the caller as its admin) and
+ *	  login (email and password for a token).
+ *
+ * Both run before any context exists. Registration acts under a trusted
+ * context for the organization it creates; login reads users and
+ * credentials across organizations as the extension owner, and costs one
+ * argon2id verification whether or not the email exists.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+#include "json_out.h"
+#include "ops.h"
+#include "ops_common.h"
+#include "password.h"
+#include "validate.h"
+
+extern void saas_user_set_password(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
+								   const char *password, const char *email);
+extern char *saas_slug_from_name(const char *name);
+
+/* Registrations of one email are serialized, so "already registered" is exact. */
+static SaasPlan plan_email_lock = {
+	"SELECT pg_advisory_xact_lock(hashtextextended('saas.register:' || lower($1), 0))",
+	1, {TEXTOID}
+};
+
+static SaasPlan plan_email_exists = {
+	"SELECT 1 FROM saas.users WHERE email = lower($1) LIMIT 1",
+	1, {TEXTOID}
+};
+
+static SaasPlan plan_org_insert = {
+	"INSERT INTO saas.organizations (id, name, slug) VALUES ($1, $2, $3)"
+	" ON CONFLICT (slug) DO NOTHING RETURNING " ORG_COLUMNS,
+	3, {UUIDOID, TEXTOID, TEXTOID}
+};
+
+static SaasPlan plan_user_insert = {
+	"INSERT INTO saas.users (org_id, id, email, first_name, last_name, role)"
+	" VALUES ($1, $2, lower($3), $4, $5, 'admin') RETURNING " USER_COLUMNS,
+	5, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID}
+};
+
+static SaasPlan plan_login_lookup = {
+	"SELECT u.org_id, u.id, u.role, u.status, o.status AS org_status, c.password_hash"
+	" FROM saas.users u JOIN saas.organizations o ON o.id = u.org_id"
+	" LEFT JOIN saas._credentials c ON c.org_id = u.org_id AND c.user_id = u.id"
+	" WHERE u.email = lower($1) AND ($2::text IS NULL OR o.slug = $2)"
+	" ORDER BY u.org_id LIMIT 2",
+	2, {TEXTOID, TEXTOID}
+};
+
+static SaasPlan plan_touch_login = {
+	"UPDATE saas.users SET last_login = now() WHERE org_id = $1 AND id = $2"
+	" RETURNING " USER_COLUMNS,
+	2, {UUIDOID, UUIDOID}
+};
+
+static const SaasField org_fields[] = {
+	{"name", SF_STRING, true, 1, 200},
+	{"slug", SF_SLUG, false},
+	{NULL}
+};
+
+static const SaasField register_fields[] = {
+	{"organization", SF_OBJECT, true},
+	{"email", SF_EMAIL, true},
+	{"password", SF_PASSWORD, true},
+	{"first_name", SF_STRING, true, 1, 100},
+	{"last_name", SF_STRING, true, 1, 100},
+	{NULL}
+};
+
+static const SaasField login_fields[] = {
+	{"email", SF_STRING, true, 1, 254},
+	{"password", SF_STRING, true, 1, 256},
+	{"organization", SF_STRING, false, 1, 63},
+	{NULL}
+};
+
+/* auth_token_json: the token fields of register and login answers. */
+static void
+auth_token_json(StringInfo out, const pg_uuid_t *user_id, const pg_uuid_t *org_id,
+				const char *role)
+{
+	char	   *token = saas_token_issue(user_id, org_id, role, saas_jwt_ttl_s, false);
+
+	appendStringInfoString(out, "\"token\":");
+	saas_json_string(out, token);
+	appendStringInfo(out, ",\"token_type\":\"Bearer\",\"expires_in\":%d", saas_jwt_ttl_s);
+}
+
+void
+saas_op_register(Jsonb *body, StringInfo out)
+{
+	SaasErrors	e;
+	Jsonb	   *org;
+	char	   *email,
+			   *password,
+			   *slug,
+			   *name;
+	bool		slug_given;
+	const char *why;
+	Datum		vals[5];
+	pg_uuid_t	org_id,
+				user_id;
+	int			nest,
+				attempt;
+	StringInfoData org_json;
+
+	saas_require_object(body);
+	saas_errors_init(&e);
+	saas_validate(body, register_fields, "", &e);
+	org = saas_get_jsonb(body, "organization");
+	if (org)
+		saas_validate(org, org_fields, "organization.", &e);
+	saas_errors_raise(&e);
+
+	email = saas_get_str(body, "email");
+	password = saas_get_str(body, "password");
+	if ((why = saas_password_policy_error(password, email)) != NULL)
+		saas_raise_field_error("password", why);
+	name = saas_get_str(org, "name");
+	slug = saas_get_str(org, "slug");
+	slug_given = (slug != NULL);
+	if (!slug_given)
+		slug = saas_slug_from_name(name);
+
+	saas_spi_connect();
+	{
+		SaasElevation elev;
+
+		vals[0] = CStringGetTextDatum(email);
+		saas_exec(&plan_email_lock, vals, NULL, false, 1);
+		saas_elevate(&elev);
+		if (saas_exec(&plan_email_exists, vals, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not look up email");
+		saas_unelevate(&elev);
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_SAAS_CONFLICT),
+					 errmsg("this email is already registered"),
+					 errdetail_internal("[{\"field\":\"email\",\"message\":\"is already registered; log in instead\"}]")));
+	}
+
+	saas_uuid_v7(&org_id);
+	saas_uuid_v7(&user_id);
+	nest = saas_context_push_trusted(&org_id, &user_id, "admin");
+
+	initStringInfo(&org_json);
+	for (attempt = 0;; attempt++)
+	{
+		vals[0] = saas_uuid_datum(&org_id);
+		vals[1] = CStringGetTextDatum(name);
+		vals[2] = CStringGetTextDatum(slug);
+		if (saas_exec(&plan_org_insert, vals, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "could not create organization");
+		if (SPI_processed == 1)
+		{
+			saas_row_json(&org_json, 0);
+			break;
+		}
+		if (slug_given || attempt >= 5)
+			ereport(ERROR,
+					(errcode(ERRCODE_SAAS_CONFLICT),
+					 errmsg("organization slug \"%s\" is already taken", slug),
+					 errdetail_internal("[{\"field\":\"organization.slug\",\"message\":\"is already taken\"}]")));
+		/* A derived slug collided: add a short random suffix and try again. */
+		{
+			unsigned char rnd[3];
+
+			saas_random_bytes(rnd, sizeof(rnd));
+			slug = psprintf("%.56s-%02x%02x%02x", saas_slug_from_name(name), rnd[0], rnd[1], rnd[2]);
+		}
+	}
+
+	vals[0] = saas_uuid_datum(&org_id);
+	vals[1] = saas_uuid_datum(&user_id);
+	vals[2] = CStringGetTextDatum(email);
+	vals[3] = CStringGetTextDatum(saas_get_str(body, "first_name"));
+	vals[4] = CStringGetTextDatum(saas_get_str(body, "last_name"));
+	if (saas_exec(&plan_user_insert, vals, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not create user");
+
+	appendStringInfoChar(out, '{');
+	auth_token_json(out, &user_id, &org_id, "admin");
+	appendStringInfoString(out, ",\"user\":");
+	saas_row_json(out, 0);
+	appendStringInfoString(out, ",\"organization\":");
+	appendBinaryStringInfo(out, org_json.data, org_json.len);
+	appendStringInfoChar(out, '}');
+
+	saas_user_set_password(&org_id, &user_id, password, email);
+	saas_context_pop(nest);
+	SPI_finish();
+}
+
+/* auth_refuse: the one answer for unknown email and wrong password alike. */
+static void
+auth_refuse(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_SAAS_UNAUTHORIZED),
+			 errmsg("invalid email or password")));
+}
+
+void
+saas_op_login(Jsonb *body, StringInfo out)
+{
+	SaasErrors	e;
+	char	   *email,
+			   *password,
+			   *orgslug;
+	Datum		vals[2];
+	char		nulls[3] = "  ";
+	SaasElevation elev;
+	uint64		n;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	pg_uuid_t	org_id,
+				user_id;
+	char	   *role,
+			   *status,
+			   *org_status,
+			   *phc;
+	int			nest;
+
+	saas_require_object(body);
+	saas_errors_init(&e);
+	saas_validate(body, login_fields, "", &e);
+	saas_errors_raise(&e);
+	email = saas_get_str(body, "email");
+	password = saas_get_str(body, "password");
+	orgslug = saas_get_str(body, "organization");
+
+	vals[0] = CStringGetTextDatum(email);
+	vals[1] = saas_text_datum_or_null(orgslug, &nulls[1]);
+	saas_spi_connect();
+	saas_elevate(&elev);
+	if (saas_exec(&plan_login_lookup, vals, nulls, true, 2) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up user");
+	saas_unelevate(&elev);
+	n = SPI_processed;
+	if (n == 0)
+	{
+		saas_password_burn(password);
+		auth_refuse();
+	}
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	org_id = *DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull));
+	user_id = *DatumGetUUIDP(SPI_getbinval(tup, desc, 2, &isnull));
+	role = SPI_getvalue(tup, desc, 3);
+	status = SPI_getvalue(tup, desc, 4);
+	org_status = SPI_getvalue(tup, desc, 5);
+	phc = SPI_getvalue(tup, desc, 6);
+
+	if (phc == NULL)
+	{
+		saas_password_burn(password);
+		auth_refuse();
+	}
+	if (!saas_password_verify(password, phc))
+		auth_refuse();
+	/* Only someone who knows a password learns that the email is ambiguous. */
+	if (n > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_VALIDATION),
+				 errmsg("this email belongs to several organizations"),
+				 errdetail_internal("[{\"field\":\"organization\",\"message\":\"is required: give the organization's slug\"}]")));
+	if (strcmp(status, "active") != 0 || strcmp(org_status, "active") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_FORBIDDEN),
+				 errmsg("this account is not active")));
+
+	nest = saas_context_push_trusted(&org_id, &user_id, role);
+	vals[0] = saas_uuid_datum(&org_id);
+	vals[1] = saas_uuid_datum(&user_id);
+	if (saas_exec(&plan_touch_login, vals, NULL, false, 0) != SPI_OK_UPDATE_RETURNING ||
+		SPI_processed != 1)
+		auth_refuse();
+	appendStringInfoChar(out, '{');
+	auth_token_json(out, &user_id, &org_id, role);
+	appendStringInfoString(out, ",\"user\":");
+	saas_row_json(out, 0);
+	appendStringInfoChar(out, '}');
+	saas_context_pop(nest);
+	SPI_finish();
+}

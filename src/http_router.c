@@ -1,0 +1,600 @@
+/*-------------------------------------------------------------------------
+ *
+ * http_router.c
+ *	  saas.http(method, path, headers, body): the REST API's single entry
+ *	  point. The relay only forwards; routing, authentication, validation
+ *	  and the error format all live here, so SQL callers get the same API.
+ *
+ * Each request runs in a subtransaction: an error rolls back exactly what
+ * the request did and becomes an HTTP answer (http_errors.c). The request's
+ * settings (tenant context, request id, search_path) are pushed in a GUC
+ * nest level and popped at the end, so a call leaves nothing behind.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "pg_saas.h"
+#include "http.h"
+#include "jwt.h"
+#include "ops.h"
+#include "spi_util.h"
+#include "validate.h"
+
+PG_FUNCTION_INFO_V1(saas_http);
+
+#define MAX_SEGMENTS 6
+#define MAX_PATH_LEN 2048
+
+/* A parsed request. */
+typedef struct SaasRequest
+{
+	char		method[8];
+	char	   *segs[MAX_SEGMENTS];
+	int			nsegs;
+	SaasParams	params;
+	Jsonb	   *headers;
+	const char *body;
+	int			body_len;
+	Jsonb	   *json;
+	char		request_id[129];
+} SaasRequest;
+
+typedef enum RouteAuth
+{
+	AUTH_NONE,
+	AUTH_TOKEN
+} RouteAuth;
+
+/* req_header: a request header by case-insensitive name, or NULL. */
+static char *
+req_header(SaasRequest *req, const char *name)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken r;
+	bool		match = false;
+	int			nlen = strlen(name);
+
+	if (req->headers == NULL || !JB_ROOT_IS_OBJECT(req->headers))
+		return NULL;
+	it = JsonbIteratorInit(&req->headers->root);
+	while ((r = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (r == WJB_KEY)
+			match = (v.val.string.len == nlen &&
+					 pg_strncasecmp(v.val.string.val, name, nlen) == 0);
+		else if (r == WJB_VALUE && match)
+			return v.type == jbvString ? pnstrdup(v.val.string.val, v.val.string.len) : NULL;
+	}
+	return NULL;
+}
+
+/* req_sane_id: a client's request id is kept only if short and plain. */
+static bool
+req_sane_id(const char *s)
+{
+	int			n = 0;
+
+	if (s == NULL)
+		return false;
+	for (; s[n]; n++)
+		if (!(isalnum((unsigned char) s[n]) || s[n] == '-' || s[n] == '_' ||
+			  s[n] == '.' || s[n] == ':'))
+			return false;
+	return n >= 1 && n <= 128;
+}
+
+static int
+hexdigit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* url_decode: percent-decoding (and '+' as space in queries); NULL if invalid. */
+static char *
+url_decode(const char *s, int len, bool plus_space)
+{
+	char	   *out = palloc(len + 1);
+	int			i,
+				o = 0;
+
+	for (i = 0; i < len; i++)
+	{
+		if (s[i] == '%')
+		{
+			int			h,
+						l;
+
+			if (i + 2 >= len)
+				return NULL;
+			h = hexdigit(s[i + 1]);
+			l = hexdigit(s[i + 2]);
+			if (h < 0 || l < 0 || (h == 0 && l == 0))
+				return NULL;
+			out[o++] = (char) (h * 16 + l);
+			i += 2;
+		}
+		else if (s[i] == '+' && plus_space)
+			out[o++] = ' ';
+		else
+			out[o++] = s[i];
+	}
+	out[o] = '\0';
+	if (!pg_verifymbstr(out, o, true))
+		return NULL;
+	return out;
+}
+
+/*
+ * req_parse_target: split "/a/b?x=1&y=2" into segments and parameters.
+ * False for a target no route can match (the caller answers 404 or 400).
+ */
+static bool
+req_parse_target(SaasRequest *req, const char *target, SaasResponse *r)
+{
+	const char *q = strchr(target, '?');
+	int			plen = q ? q - target : (int) strlen(target);
+	const char *p = target;
+
+	if (plen == 0 || target[0] != '/' || plen > MAX_PATH_LEN)
+		return false;
+	/* segments */
+	while (p < target + plen)
+	{
+		const char *start;
+		const char *end;
+
+		while (p < target + plen && *p == '/')
+			p++;
+		if (p >= target + plen)
+			break;
+		start = p;
+		while (p < target + plen && *p != '/')
+			p++;
+		end = p;
+		if (req->nsegs >= MAX_SEGMENTS)
+			return false;
+		req->segs[req->nsegs] = url_decode(start, end - start, false);
+		if (req->segs[req->nsegs] == NULL)
+			return false;
+		req->nsegs++;
+	}
+	/* query parameters */
+	if (q)
+	{
+		const char *s = q + 1;
+
+		while (*s)
+		{
+			const char *amp = strchr(s, '&');
+			int			len = amp ? amp - s : (int) strlen(s);
+			const char *eq = memchr(s, '=', len);
+			char	   *k,
+					   *v;
+
+			if (len > 0)
+			{
+				if (req->params.n >= SAAS_MAX_PARAMS)
+				{
+					saas_http_simple_error(r, 400, "too many query parameters", NULL, req->request_id);
+					return false;
+				}
+				k = url_decode(s, eq ? eq - s : len, true);
+				v = eq ? url_decode(eq + 1, len - (eq - s) - 1, true) : pstrdup("");
+				if (k == NULL || v == NULL || k[0] == '\0')
+				{
+					saas_http_simple_error(r, 400, "query string is not valid", NULL, req->request_id);
+					return false;
+				}
+				req->params.keys[req->params.n] = k;
+				req->params.values[req->params.n] = v;
+				req->params.n++;
+			}
+			if (!amp)
+				break;
+			s = amp + 1;
+		}
+	}
+	return true;
+}
+
+/* req_if_match: the version in If-Match ("3", W/"3", 3), -1 if absent or "*". */
+static int64
+req_if_match(SaasRequest *req)
+{
+	char	   *h = req_header(req, "if-match");
+	char	   *s,
+			   *end;
+	int64		v;
+
+	if (h == NULL)
+		return -1;
+	s = h;
+	while (*s == ' ')
+		s++;
+	if (strcmp(s, "*") == 0)
+		return -1;
+	if (strncmp(s, "W/", 2) == 0)
+		s += 2;
+	if (*s == '"')
+		s++;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (end == s || errno != 0 || v < 0 || (*end != '\0' && strcmp(end, "\"") != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_VALIDATION),
+				 errmsg("If-Match must be an ETag this API issued, like \"3\"")));
+	return v;
+}
+
+/* req_body_json: the request body as a JSON object; 415/400 as appropriate. */
+static void
+req_require_json(SaasRequest *req)
+{
+	char	   *ct = req_header(req, "content-type");
+
+	if (req->body == NULL || req->body_len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_VALIDATION),
+				 errmsg("request body is required")));
+	if (ct == NULL || pg_strncasecmp(ct, "application/json", 16) != 0 ||
+		(ct[16] != '\0' && ct[16] != ';' && ct[16] != ' '))
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_UNSUPPORTED_MEDIA),
+				 errmsg("request body must be JSON (Content-Type: application/json)")));
+	if (!saas_json_valid_strict(req->body, req->body_len, false))
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_VALIDATION),
+				 errmsg("request body is not valid JSON"),
+				 errdetail("The body must be UTF-8 JSON, at most 64 levels deep, without duplicate keys.")));
+	req->json = saas_jsonb_from_text(req->body, req->body_len);
+}
+
+/* req_authenticate: Authorization: Bearer <token> becomes the context. */
+static void
+req_authenticate(SaasRequest *req)
+{
+	char	   *h = req_header(req, "authorization");
+
+	if (h == NULL || pg_strncasecmp(h, "Bearer ", 7) != 0 || h[7] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
+				 errmsg("authentication required: send Authorization: Bearer <token>")));
+	(void) saas_context_adopt(h + 7, GUC_ACTION_SAVE);
+}
+
+static void
+method_not_allowed(SaasResponse *r, const char *allow)
+{
+	saas_response_header(r, "Allow", allow);
+	ereport(ERROR,
+			(errcode(ERRCODE_SAAS_METHOD_NOT_ALLOWED),
+			 errmsg("method not allowed; allowed: %s", allow)));
+}
+
+static void
+no_params(SaasRequest *req)
+{
+	if (req->params.n > 0)
+		saas_raise_field_error(req->params.keys[0], "is not a known parameter");
+}
+
+static void
+set_etag(SaasResponse *r, int64 version)
+{
+	saas_response_header(r, "ETag", psprintf("\"" INT64_FORMAT "\"", version));
+}
+
+/* route_id: the :id segment; anything but a UUID cannot name a row (404). */
+static pg_uuid_t
+route_id(SaasRequest *req, const char *entity)
+{
+	pg_uuid_t	id;
+
+	if (!saas_uuid_from_cstr(req->segs[1], &id))
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_NOT_FOUND),
+				 errmsg("%s not found", entity)));
+	return id;
+}
+
+/*
+ * router_dispatch: match the route, check method, authenticate, run the
+ * operation. Errors propagate to the caller's catch block.
+ */
+static void
+router_dispatch(SaasRequest *req, SaasResponse *r)
+{
+	const char *m = req->method;
+	const char *s0 = req->nsegs > 0 ? req->segs[0] : "";
+	bool		is_get = strcmp(m, "GET") == 0;
+	bool		is_post = strcmp(m, "POST") == 0;
+	bool		is_put = strcmp(m, "PUT") == 0;
+	bool		is_delete = strcmp(m, "DELETE") == 0;
+
+	r->status = 200;
+	if (strcmp(s0, "healthz") == 0 && req->nsegs == 1)
+	{
+		if (!is_get)
+			method_not_allowed(r, "GET");
+		saas_op_health(&r->body, &r->status);
+		return;
+	}
+	if (strcmp(s0, "auth") == 0 && req->nsegs == 2 &&
+		(strcmp(req->segs[1], "register") == 0 || strcmp(req->segs[1], "login") == 0))
+	{
+		if (!is_post)
+			method_not_allowed(r, "POST");
+		no_params(req);
+		req_require_json(req);
+		if (strcmp(req->segs[1], "register") == 0)
+		{
+			saas_op_register(req->json, &r->body);
+			r->status = 201;
+		}
+		else
+			saas_op_login(req->json, &r->body);
+		return;
+	}
+	if (strcmp(s0, "organizations") == 0 && req->nsegs <= 2)
+	{
+		if (req->nsegs == 1)
+		{
+			if (!is_get && !is_post)
+				method_not_allowed(r, "GET, POST");
+			req_authenticate(req);
+			if (is_get)
+				saas_op_list_orgs(&req->params, &r->body);
+			else
+			{
+				no_params(req);
+				req_require_json(req);
+				saas_op_create_org(req->json, &r->body);
+				r->status = 201;
+			}
+		}
+		else
+		{
+			pg_uuid_t	id;
+
+			if (!is_get && !is_put && !is_delete)
+				method_not_allowed(r, "GET, PUT, DELETE");
+			req_authenticate(req);
+			no_params(req);
+			id = route_id(req, "organization");
+			if (is_get)
+				set_etag(r, saas_op_get_org(&id, &r->body));
+			else if (is_put)
+			{
+				int64		ifv = req_if_match(req);
+
+				req_require_json(req);
+				set_etag(r, saas_op_update_org(&id, req->json, ifv, &r->body));
+			}
+			else
+			{
+				saas_op_delete_org(&id);
+				r->status = 204;
+			}
+		}
+		return;
+	}
+	if (strcmp(s0, "users") == 0 && req->nsegs <= 2)
+	{
+		if (req->nsegs == 1)
+		{
+			if (!is_get && !is_post)
+				method_not_allowed(r, "GET, POST");
+			req_authenticate(req);
+			if (is_get)
+				saas_op_list_users(&req->params, &r->body);
+			else
+			{
+				no_params(req);
+				req_require_json(req);
+				set_etag(r, saas_op_create_user(req->json, &r->body));
+				r->status = 201;
+			}
+		}
+		else
+		{
+			pg_uuid_t	id;
+
+			if (!is_get && !is_put && !is_delete)
+				method_not_allowed(r, "GET, PUT, DELETE");
+			req_authenticate(req);
+			no_params(req);
+			id = route_id(req, "user");
+			if (is_get)
+				set_etag(r, saas_op_get_user(&id, &r->body));
+			else if (is_put)
+			{
+				int64		ifv = req_if_match(req);
+
+				req_require_json(req);
+				set_etag(r, saas_op_update_user(&id, req->json, ifv, &r->body));
+			}
+			else
+			{
+				saas_op_delete_user(&id);
+				r->status = 204;
+			}
+		}
+		return;
+	}
+	if (strcmp(s0, "audit-logs") == 0 && req->nsegs == 1)
+	{
+		if (!is_get)
+			method_not_allowed(r, "GET");
+		req_authenticate(req);
+		saas_op_list_audit_logs(&req->params, &r->body);
+		return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_SAAS_NOT_FOUND),
+			 errmsg("no such resource")));
+}
+
+/* router_run: dispatch in a subtransaction; errors become answers. */
+static void
+router_run(SaasRequest *req, SaasResponse *r)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		router_dispatch(req, r);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		r->has_body = (r->status != 204);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+
+		/* A cancel or shutdown must still stop the session. */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && QueryCancelPending)
+			ReThrowError(edata);
+		saas_http_error_response(r, edata, req->request_id);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
+/* guc_save: set a setting until the enclosing nest level ends. */
+static void
+guc_save(const char *name, const char *value)
+{
+	(void) set_config_option(name, value, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
+ * SQL: saas.http(method text, path text, headers jsonb, body text)
+ * RETURNS TABLE(status int, headers jsonb, body text)
+ */
+Datum
+saas_http(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SaasRequest req;
+	SaasResponse r;
+	char	   *target;
+	char	   *rid;
+	char	   *addr;
+	int			nest;
+	StringInfoData hdrs;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	memset(&req, 0, sizeof(req));
+	memset(&r, 0, sizeof(r));
+	initStringInfo(&r.headers);
+	initStringInfo(&r.body);
+
+	if (!PG_ARGISNULL(2))
+		req.headers = PG_GETARG_JSONB_P(2);
+	rid = req_header(&req, "x-request-id");
+	if (req_sane_id(rid))
+		strlcpy(req.request_id, rid, sizeof(req.request_id));
+	else
+	{
+		pg_uuid_t	u;
+
+		saas_uuid_v7(&u);
+		saas_uuid_to_cstr(&u, req.request_id);
+	}
+
+	nest = saas_env_push();
+	guc_save("saas.request_id", req.request_id);
+	addr = req_header(&req, "x-client-addr");
+	guc_save("saas.client_addr", (addr && strlen(addr) < 64 && req_sane_id(addr)) ? addr : "");
+	saas_context_clear();
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		saas_http_simple_error(&r, 400, "method and path are required", NULL, req.request_id);
+	else
+	{
+		char	   *method = text_to_cstring(PG_GETARG_TEXT_PP(0));
+		int			i;
+
+		target = text_to_cstring(PG_GETARG_TEXT_PP(1));
+		for (i = 0; method[i] && i < (int) sizeof(req.method) - 1; i++)
+			req.method[i] = pg_ascii_toupper((unsigned char) method[i]);
+		if (!PG_ARGISNULL(3))
+		{
+			text	   *b = PG_GETARG_TEXT_PP(3);
+
+			req.body = VARDATA_ANY(b);
+			req.body_len = VARSIZE_ANY_EXHDR(b);
+		}
+		if (strlen(method) >= sizeof(req.method))
+			saas_http_simple_error(&r, 405, "method not allowed", NULL, req.request_id);
+		else if (req.body_len > saas_max_body_bytes)
+			saas_http_simple_error(&r, 413,
+								   psprintf("request body exceeds %d bytes", saas_max_body_bytes),
+								   NULL, req.request_id);
+		else if (!req_parse_target(&req, target, &r))
+		{
+			if (r.status == 0)
+				saas_http_simple_error(&r, 404, "no such resource", NULL, req.request_id);
+		}
+		else
+			router_run(&req, &r);
+	}
+	saas_env_pop(nest);
+
+	/* Response headers: the router's, plus the ones every answer carries. */
+	initStringInfo(&hdrs);
+	appendStringInfoChar(&hdrs, '{');
+	if (r.has_body)
+		appendStringInfoString(&hdrs, "\"Content-Type\":\"application/json; charset=utf-8\",");
+	appendStringInfoString(&hdrs, "\"Cache-Control\":\"no-store\",\"X-Request-Id\":");
+	escape_json(&hdrs, req.request_id);
+	if (r.headers.len > 0)
+	{
+		appendStringInfoChar(&hdrs, ',');
+		appendBinaryStringInfo(&hdrs, r.headers.data, r.headers.len);
+	}
+	appendStringInfoChar(&hdrs, '}');
+
+	values[0] = Int32GetDatum(r.status);
+	values[1] = DirectFunctionCall1(jsonb_in, CStringGetDatum(hdrs.data));
+	if (r.has_body)
+		values[2] = PointerGetDatum(cstring_to_text_with_len(r.body.data, r.body.len));
+	else
+		nulls[2] = true;
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}
