@@ -187,14 +187,8 @@ saas_http_error_response(SaasResponse *r, ErrorData *edata, const char *request_
 				break;
 			}
 	}
-	else if (edata->detail && status != 500)
-	{
-		initStringInfo(&d);
-		appendStringInfoString(&d, "[{\"field\":null,\"message\":");
-		escape_json(&d, edata->detail);
-		appendStringInfoString(&d, "}]");
-		details = d.data;
-	}
+	else if (edata->detail)
+		message = psprintf("%s (%s)", message, edata->detail);
 	saas_http_simple_error(r, status, message, details, request_id);
 	if (status == 409 && edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE)
 		saas_response_header(r, "Retry-After", "1");

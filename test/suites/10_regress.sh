@@ -13,9 +13,13 @@ out="$TEST_WORK/regress"
 mkdir -p "$out"
 chown postgres "$out" 2>/dev/null || true
 cd "$out" || exit 1
+# --use-existing does not create the database: make it, with the extension.
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS saas_regress" -c "CREATE DATABASE saas_regress" &&
+	psql -X -q -d saas_regress -c "CREATE EXTENSION pg_saas" || { echo "passed=0 failed=1"; exit 1; }
 "$REGRESS" --use-existing --host="$PGHOST" --port="$PGPORT" --user=postgres \
 	--inputdir="$TEST_SRC" --outputdir="$out" --dbname=saas_regress \
-	--load-extension=pg_saas $tests 2>&1 | tee "$out/pg_regress.out"
+	$tests 2>&1 | tee "$out/pg_regress.out"
+rc=${PIPESTATUS[0]}
 
 pass=$(grep -cE '\.\.\. ok' "$out/pg_regress.out")
 fail=$(grep -cE '\.\.\. FAILED|\.\.\. failed' "$out/pg_regress.out")
@@ -23,4 +27,5 @@ if [ "$fail" -gt 0 ] && [ -f "$out/regression.diffs" ]; then
 	echo "---- regression.diffs (first 200 lines)"
 	head -200 "$out/regression.diffs"
 fi
+if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; echo "pg_regress exited $rc"; fi
 echo "passed=$pass failed=$fail"
