@@ -38,3 +38,6 @@ SELECT saas.jwt_verify('eyJhbGciOiJIUzI1NiIsImNyaXQiOlsiZXhwIl19.eyJzdWIiOiJ4In0
 SELECT saas.jwt_verify('eyJhbGciOiJIUzI1NiIsImFsZyI6Im5vbmUifQ.eyJzdWIiOiJ4In0.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'secret');
 SELECT saas.jwt_sign('[1,2]', 'secret');
 SELECT saas.jwt_sign('{"sub":"x"}', '');
+-- numeric claims out of range or not integral are invalid claims, not SQL errors
+SELECT saas.jwt_verify(saas.jwt_sign('{"exp":1e30}', 'secret'), 'secret');
+SELECT saas.jwt_verify(saas.jwt_sign('{"exp":1.5}', 'secret'), 'secret');

@@ -143,7 +143,8 @@ saas_op_register(Jsonb *body, StringInfo out)
 		vals[0] = CStringGetTextDatum(email);
 		saas_exec(&plan_email_lock, vals, NULL, false, 1);
 		saas_elevate(&elev);
-		if (saas_exec(&plan_email_exists, vals, NULL, true, 1) != SPI_OK_SELECT)
+		/* Not read-only: a fresh snapshot sees a registration committed while we waited. */
+		if (saas_exec(&plan_email_exists, vals, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not look up email");
 		saas_unelevate(&elev);
 		if (SPI_processed > 0)

@@ -157,11 +157,12 @@ saas_context_verify(const char *token, SaasContext *ctx, int64 *nbf_out,
 
 	v = saas_jsonb_get(claims, "trusted");
 	ctx->trusted = (v != NULL && v->type == jbvBool && v->val.boolean);
+	/* both were range-checked by saas_jwt_check_times */
 	v = saas_jsonb_get(claims, "exp");
-	exp = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric)));
+	(void) saas_numeric_to_int64(v->val.numeric, &exp);
 	v = saas_jsonb_get(claims, "nbf");
 	if (v != NULL)
-		nbf = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric)));
+		(void) saas_numeric_to_int64(v->val.numeric, &nbf);
 	ctx->exp = exp;
 	ctx->valid = true;
 	*nbf_out = nbf;

@@ -438,6 +438,25 @@ saas_jwt_check_sig(const SaasJwtParts *parts, const unsigned char *secret,
 	return SAAS_JWT_OK;
 }
 
+/*
+ * saas_numeric_to_int64: an integral numeric that fits in int64; false for
+ * fractions, exponents beyond range, NaN and infinities. Never throws.
+ */
+bool
+saas_numeric_to_int64(Numeric n, int64 *out)
+{
+	char	   *s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(n)));
+	char	   *end;
+	long long	v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (end == s || *end != '\0' || errno != 0)
+		return false;
+	*out = (int64) v;
+	return true;
+}
+
 /* jwt_numeric_claim: a top-level numeric claim as int64; false if wrong type. */
 static bool
 jwt_numeric_claim(Jsonb *claims, const char *key, int64 *out, bool *present)
@@ -449,9 +468,7 @@ jwt_numeric_claim(Jsonb *claims, const char *key, int64 *out, bool *present)
 		return true;
 	if (v->type != jbvNumeric)
 		return false;
-	*out = DatumGetInt64(DirectFunctionCall1(numeric_int8,
-											 NumericGetDatum(v->val.numeric)));
-	return true;
+	return saas_numeric_to_int64(v->val.numeric, out);
 }
 
 /*

@@ -10,6 +10,7 @@
 
 #include "lib/stringinfo.h"
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
 
 #define SAAS_JWT_MAX_LEN		8192
 #define SAAS_JWT_SIG_LEN		32	/* HMAC-SHA256 */
@@ -55,5 +56,6 @@ extern bool saas_b64url_decode(const char *in, int len, StringInfo out);
 extern Jsonb *saas_jsonb_from_text(const char *json, int len);
 extern bool saas_json_valid_strict(const char *json, int len, bool top_object);
 extern JsonbValue *saas_jsonb_get(Jsonb *jb, const char *key);
+extern bool saas_numeric_to_int64(Numeric n, int64 *out);
 
 #endif

@@ -110,6 +110,11 @@ DECLARE
 	n bigint;
 BEGIN
 	NEW.email := pg_catalog.lower(NEW.email);
+	-- A row outside the caller's organization is for row-level security to
+	-- refuse; checking it here first would reveal the other tenant's state.
+	IF NEW.org_id IS DISTINCT FROM saas.current_org_id() THEN
+		RETURN NEW;
+	END IF;
 	IF TG_OP = 'UPDATE' THEN
 		IF NEW.org_id IS DISTINCT FROM OLD.org_id OR NEW.id IS DISTINCT FROM OLD.id THEN
 			RAISE EXCEPTION 'a user cannot move to another organization or change id'
