@@ -15,6 +15,8 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -29,6 +31,7 @@
 #include "http.h"
 #include "jwt.h"
 #include "ops.h"
+#include "ratelimit.h"
 #include "spi_util.h"
 #include "validate.h"
 
@@ -268,6 +271,9 @@ req_require_json(SaasRequest *req)
 	req->json = saas_jsonb_from_text(req->body, req->body_len);
 }
 
+static void router_limit(SaasResponse *r, const char *scope, const char *key, const char *tier);
+static const char *router_org_tier(const pg_uuid_t *org);
+
 /* req_authenticate: Authorization: Bearer <token> becomes the context. */
 static void
 req_authenticate(SaasRequest *req)
@@ -279,6 +285,19 @@ req_authenticate(SaasRequest *req)
 				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
 				 errmsg("authentication required: send Authorization: Bearer <token>")));
 	(void) saas_context_adopt(h + 7, GUC_ACTION_SAVE);
+}
+
+/* req_authenticate_limited: authenticate, then the per-user limit of the org's tier. */
+static void
+req_authenticate_limited(SaasRequest *req, SaasResponse *r)
+{
+	const SaasContext *ctx;
+	char		uid[37];
+
+	req_authenticate(req);
+	ctx = saas_context_require();
+	saas_uuid_to_cstr(&ctx->user_id, uid);
+	router_limit(r, "user", uid, router_org_tier(&ctx->org_id));
 }
 
 static void
@@ -317,6 +336,73 @@ route_id(SaasRequest *req, const char *entity)
 }
 
 /*
+ * router_limit: count the request against scope:key; adds the RateLimit-*
+ * headers, and refuses with 429 and Retry-After when over the limit.
+ */
+static void
+router_limit(SaasResponse *r, const char *scope, const char *key, const char *tier)
+{
+	int			per_minute,
+				burst;
+	SaasRateResult rr;
+
+	saas_rate_limits_for(tier, scope, &per_minute, &burst);
+	if (!saas_rate_check(scope, key, per_minute, burst, &rr))
+		return;					/* not preloaded: no shared limiter */
+	resetStringInfo(&r->headers);
+	saas_response_header(r, "RateLimit-Limit", psprintf("%d", rr.limit));
+	saas_response_header(r, "RateLimit-Remaining", psprintf("%d", rr.remaining));
+	saas_response_header(r, "RateLimit-Reset", psprintf("%d", rr.reset_s));
+	if (!rr.allowed)
+	{
+		saas_response_header(r, "Retry-After", psprintf("%d", Max(rr.retry_after_s, 1)));
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_RATE_LIMITED),
+				 errmsg("rate limit exceeded; retry after %d s", Max(rr.retry_after_s, 1))));
+	}
+}
+
+/* Organization tiers, cached briefly per backend: one lookup per org per 30 s. */
+#define TIER_CACHE 64
+static struct
+{
+	pg_uuid_t	org;
+	TimestampTz fetched;
+	char		tier[16];
+}			tier_cache[TIER_CACHE];
+
+static SaasPlan plan_tier = {
+	"SELECT subscription_tier FROM saas.organizations WHERE id = $1",
+	1, {UUIDOID}
+};
+
+static const char *
+router_org_tier(const pg_uuid_t *org)
+{
+	int			slot = org->data[15] % TIER_CACHE;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	Datum		val;
+
+	if (memcmp(&tier_cache[slot].org, org, sizeof(pg_uuid_t)) == 0 &&
+		now - tier_cache[slot].fetched < 30 * USECS_PER_SEC)
+		return tier_cache[slot].tier;
+	val = UUIDPGetDatum(org);
+	saas_spi_connect();
+	strlcpy(tier_cache[slot].tier, "free", sizeof(tier_cache[slot].tier));
+	if (saas_exec(&plan_tier, &val, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		char	   *t = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (t)
+			strlcpy(tier_cache[slot].tier, t, sizeof(tier_cache[slot].tier));
+	}
+	SPI_finish();
+	tier_cache[slot].org = *org;
+	tier_cache[slot].fetched = now;
+	return tier_cache[slot].tier;
+}
+
+/*
  * router_dispatch: match the route, check method, authenticate, run the
  * operation. Errors propagate to the caller's catch block.
  */
@@ -341,10 +427,31 @@ router_dispatch(SaasRequest *req, SaasResponse *r)
 	if (strcmp(s0, "auth") == 0 && req->nsegs == 2 &&
 		(strcmp(req->segs[1], "register") == 0 || strcmp(req->segs[1], "login") == 0))
 	{
+		char	   *addr = req_header(req, "x-client-addr");
+
 		if (!is_post)
 			method_not_allowed(r, "POST");
+		/*
+		 * Per client address first (cheap; SQL callers have none), then per
+		 * email once the body is read.
+		 */
+		if (addr && addr[0])
+			router_limit(r, "auth_ip", addr, NULL);
 		no_params(req);
 		req_require_json(req);
+		if (JB_ROOT_IS_OBJECT(req->json) && !JB_ROOT_IS_SCALAR(req->json))
+		{
+			char	   *email = saas_get_str(req->json, "email");
+
+			if (email && strlen(email) <= 254)
+			{
+				char	   *p;
+
+				for (p = email; *p; p++)
+					*p = pg_ascii_tolower((unsigned char) *p);
+				router_limit(r, "auth_email", email, NULL);
+			}
+		}
 		if (strcmp(req->segs[1], "register") == 0)
 		{
 			saas_op_register(req->json, &r->body);
@@ -360,7 +467,7 @@ router_dispatch(SaasRequest *req, SaasResponse *r)
 		{
 			if (!is_get && !is_post)
 				method_not_allowed(r, "GET, POST");
-			req_authenticate(req);
+			req_authenticate_limited(req, r);
 			if (is_get)
 				saas_op_list_orgs(&req->params, &r->body);
 			else
@@ -377,7 +484,7 @@ router_dispatch(SaasRequest *req, SaasResponse *r)
 
 			if (!is_get && !is_put && !is_delete)
 				method_not_allowed(r, "GET, PUT, DELETE");
-			req_authenticate(req);
+			req_authenticate_limited(req, r);
 			no_params(req);
 			id = route_id(req, "organization");
 			if (is_get)
@@ -403,7 +510,7 @@ router_dispatch(SaasRequest *req, SaasResponse *r)
 		{
 			if (!is_get && !is_post)
 				method_not_allowed(r, "GET, POST");
-			req_authenticate(req);
+			req_authenticate_limited(req, r);
 			if (is_get)
 				saas_op_list_users(&req->params, &r->body);
 			else
@@ -420,7 +527,7 @@ router_dispatch(SaasRequest *req, SaasResponse *r)
 
 			if (!is_get && !is_put && !is_delete)
 				method_not_allowed(r, "GET, PUT, DELETE");
-			req_authenticate(req);
+			req_authenticate_limited(req, r);
 			no_params(req);
 			id = route_id(req, "user");
 			if (is_get)
@@ -444,7 +551,7 @@ router_dispatch(SaasRequest *req, SaasResponse *r)
 	{
 		if (!is_get)
 			method_not_allowed(r, "GET");
-		req_authenticate(req);
+		req_authenticate_limited(req, r);
 		saas_op_list_audit_logs(&req->params, &r->body);
 		return;
 	}

@@ -15,6 +15,8 @@
 #include "utils/guc.h"
 
 #include "pg_saas.h"
+#include "ratelimit.h"
+#include "shmem.h"
 
 PG_MODULE_MAGIC;
 
@@ -114,4 +116,6 @@ _PG_init(void)
 	MarkGUCPrefixReserved("saas");
 
 	saas_context_init();
+	saas_ratelimit_init();
+	saas_shmem_install_hooks();
 }

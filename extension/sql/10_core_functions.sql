@@ -58,4 +58,4 @@ COMMENT ON FUNCTION saas.verify_password(text, text) IS 'True when password matc
 
 CREATE FUNCTION saas._signing_keys_changed() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'saas_signing_keys_changed' LANGUAGE C;
-COMMENT ON FUNCTION saas._signing_keys_changed() IS 'Tells every backend to reload signing keys (private).';
+COMMENT ON FUNCTION saas._signing_keys_changed() IS 'Statement trigger: tells every backend to reload a cached configuration table (signing keys, rate limits) (private).';

@@ -18,7 +18,7 @@ BEGIN
 		  FROM pg_catalog.pg_proc p
 		 WHERE p.pronamespace = 'saas'::regnamespace
 		   AND p.proname !~ '^_'
-		   AND p.proname NOT IN ('rotate_signing_key', 'retire_signing_key', 'create_super_admin')
+		   AND p.proname NOT IN ('rotate_signing_key', 'retire_signing_key', 'create_super_admin', 'rate_limit_check')
 		   AND p.prokind = 'f'
 	LOOP
 		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO saas_api', f);
