@@ -33,8 +33,10 @@ typedef struct ErrorDef
 static const ErrorDef error_defs[] = {
 	[SAAS_ERR_BAD_TARGET] = {400, "bad_request",
 	"the request target must be a path of printable ASCII characters"},
-	[SAAS_ERR_BAD_ENCODING] = {400, "invalid_encoding",
+	[SAAS_ERR_BAD_ENCODING] = {400, "bad_request",
 	"the request body must be UTF-8 text without NUL characters"},
+	[SAAS_ERR_BAD_FRAMING] = {400, "bad_request",
+	"the request has conflicting Content-Length or Transfer-Encoding headers"},
 	[SAAS_ERR_NOT_FOUND] = {404, "not_found",
 	"the document is not installed on this server"},
 	[SAAS_ERR_METHOD] = {405, "method_not_allowed",

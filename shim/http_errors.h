@@ -17,6 +17,7 @@ typedef enum SaasRelayError
 {
 	SAAS_ERR_BAD_TARGET,		/* 400: request target unusable */
 	SAAS_ERR_BAD_ENCODING,		/* 400: body not UTF-8 text */
+	SAAS_ERR_BAD_FRAMING,		/* 400: ambiguous body length */
 	SAAS_ERR_NOT_FOUND,			/* 404: document not installed */
 	SAAS_ERR_METHOD,			/* 405 */
 	SAAS_ERR_BODY_TOO_LARGE,	/* 413 */

@@ -13,10 +13,11 @@
  *
  *-------------------------------------------------------------------------
  */
-#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -163,16 +164,36 @@ saas_logline_end(SaasLogLine *line)
 
 /*
  * saas_log
- *		An operational message: level, msg and an optional detail.
+ *		An operational message: level, msg and an optional detail.  The
+ *		detail's whitespace runs (libpq's messages span lines and indent with
+ *		tabs) become single spaces, and it loses trailing whitespace.
  */
 void
 saas_log(const char *level, const char *msg, const char *detail)
 {
 	SaasLogLine line;
+	char		flat[LOG_VALUE_MAX + 1];
 
 	saas_logline_begin(&line, level);
 	saas_logline_str(&line, "msg", msg);
 	if (detail != NULL)
-		saas_logline_str(&line, "detail", detail);
+	{
+		size_t		o = 0;
+		const char *p;
+
+		for (p = detail; *p != '\0' && o < LOG_VALUE_MAX; p++)
+		{
+			bool		space = (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r');
+
+			if (!space)
+				flat[o++] = *p;
+			else if (o > 0 && flat[o - 1] != ' ')
+				flat[o++] = ' ';
+		}
+		while (o > 0 && flat[o - 1] == ' ')
+			o--;
+		flat[o] = '\0';
+		saas_logline_str(&line, "detail", flat);
+	}
 	saas_logline_end(&line);
 }

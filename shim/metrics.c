@@ -13,6 +13,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -175,12 +176,12 @@ saas_metrics_in_flight(int delta)
 
 /*
  * metrics_printf
- *		Append one formatted line (lines here are short).
+ *		Append formatted text; every call here formats well under the buffer.
  */
 static void
 metrics_printf(SaasBuf *out, const char *fmt,...)
 {
-	char		line[512];
+	char		line[1024];
 	va_list		ap;
 	int			n;
 
@@ -206,7 +207,8 @@ saas_metrics_render(SaasBuf *out, SaasPool *pool)
 				s,
 				b;
 
-	metrics_printf(out, "# HELP saas_http_requests_total Requests answered, by route template, method and status.\n"
+	metrics_printf(out, "# HELP saas_http_requests_total Requests answered, by route template, "
+				   "method and status.\n"
 				   "# TYPE saas_http_requests_total counter\n");
 	for (r = 0; r < N_ROUTES; r++)
 		for (m = 0; m < N_METHODS; m++)
@@ -215,12 +217,14 @@ saas_metrics_render(SaasBuf *out, SaasPool *pool)
 				uint64_t	v = atomic_load(&requests[r][m][s]);
 
 				if (v != 0)
-					metrics_printf(out, "saas_http_requests_total{route=\"%s\",method=\"%s\",status=\"%d\"} %llu\n",
+					metrics_printf(out, "saas_http_requests_total"
+								   "{route=\"%s\",method=\"%s\",status=\"%d\"} %llu\n",
 								   route_names[r], method_names[m], s + STATUS_MIN,
 								   (unsigned long long) v);
 			}
 
-	metrics_printf(out, "# HELP saas_http_requests_aborted_total Requests that ended without an answer from the relay (client gone, malformed HTTP).\n"
+	metrics_printf(out, "# HELP saas_http_requests_aborted_total Requests that ended without an "
+				   "answer from the relay (client gone, malformed HTTP).\n"
 				   "# TYPE saas_http_requests_aborted_total counter\n");
 	for (r = 0; r < N_ROUTES; r++)
 	{
@@ -269,7 +273,9 @@ saas_metrics_render(SaasBuf *out, SaasPool *pool)
 	metrics_printf(out, "# HELP saas_http_db_connects_total Database connections opened.\n"
 				   "# TYPE saas_http_db_connects_total counter\nsaas_http_db_connects_total %llu\n",
 				   (unsigned long long) ps.connects);
-	metrics_printf(out, "# HELP saas_http_db_errors_total Database failures: connect (cannot connect), lost (connection died), timeout (call cancelled at the deadline), sql (error raised by saas.http).\n"
+	metrics_printf(out, "# HELP saas_http_db_errors_total Database failures: connect (cannot "
+				   "connect), lost (connection died), timeout (call cancelled at the deadline), "
+				   "sql (other error raised by saas.http).\n"
 				   "# TYPE saas_http_db_errors_total counter\n"
 				   "saas_http_db_errors_total{kind=\"connect\"} %llu\n"
 				   "saas_http_db_errors_total{kind=\"lost\"} %llu\n"

@@ -57,15 +57,8 @@ pgw_poll(int fd, short events, int64_t deadline_us)
 static void
 pgw_notice(void *arg, const char *message)
 {
-	char		msg[512];
-	size_t		n;
-
 	(void) arg;
-	snprintf(msg, sizeof(msg), "%s", message);
-	n = strlen(msg);
-	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-		msg[--n] = '\0';
-	saas_log("warn", "database notice", msg);
+	saas_log("warn", "database notice", message);
 }
 
 /*

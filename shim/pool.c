@@ -51,6 +51,23 @@
 #define POOL_BACKOFF_MIN_MS		100
 #define POOL_BACKOFF_MAX_MS		2000
 
+/*
+ * A request connects its slot with what is left of its own budget.  With
+ * less than POOL_CONNECT_MIN_US left it does not try; and a connect that
+ * runs out of a budget smaller than POOL_CONNECT_FAIR_US says that the
+ * request was short of time, not that the database is down: neither backs
+ * the pool off or answers "database unavailable".
+ */
+#define POOL_CONNECT_MIN_US		(50 * 1000)
+#define POOL_CONNECT_FAIR_US	(1000 * 1000)
+
+typedef enum PoolConnect
+{
+	POOL_CONNECTED,
+	POOL_CONNECT_FAILED,		/* the database refused, or is backing off */
+	POOL_CONNECT_NO_TIME		/* the request's deadline came first */
+} PoolConnect;
+
 typedef struct PoolSlot
 {
 	PGconn	   *conn;			/* NULL until connected; owned by the taker */
@@ -318,22 +335,26 @@ pool_jitter_ms(int ms)
 
 /*
  * pool_connect_slot
- *		Connect the slot unless the pool is backing off.  The first failure
- *		after a success and the first success after a failure are logged,
- *		not every attempt: a database that is down must not flood the log.
+ *		Connect the slot unless the pool is backing off or the request has no
+ *		time for it.  The first failure after a success and the first success
+ *		after a failure are logged, not every attempt: a database that is
+ *		down must not flood the log.
  */
-static bool
+static PoolConnect
 pool_connect_slot(SaasPool *pool, PoolSlot *slot, int64_t deadline_us)
 {
 	char		err[512] = "";
+	int64_t		start = saas_now_us();
 	PGconn	   *conn;
 	bool		was_down;
 
+	if (deadline_us - start < POOL_CONNECT_MIN_US)
+		return POOL_CONNECT_NO_TIME;
 	pthread_mutex_lock(&pool->lock);
-	if (saas_now_us() < pool->retry_at_us)
+	if (start < pool->retry_at_us)
 	{
 		pthread_mutex_unlock(&pool->lock);
-		return false;
+		return POOL_CONNECT_FAILED;
 	}
 	pthread_mutex_unlock(&pool->lock);
 
@@ -343,6 +364,9 @@ pool_connect_slot(SaasPool *pool, PoolSlot *slot, int64_t deadline_us)
 		PQfinish(conn);
 		conn = NULL;
 	}
+	if (conn == NULL && saas_now_us() >= deadline_us &&
+		deadline_us - start < POOL_CONNECT_FAIR_US)
+		return POOL_CONNECT_NO_TIME;
 
 	pthread_mutex_lock(&pool->lock);
 	was_down = pool->down;
@@ -367,21 +391,15 @@ pool_connect_slot(SaasPool *pool, PoolSlot *slot, int64_t deadline_us)
 	{
 		atomic_fetch_add(&pool->connect_failures, 1);
 		if (!was_down)
-		{
-			size_t		n = strlen(err);
-
-			while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
-				err[--n] = '\0';
 			saas_log("error", "database unavailable; reconnecting with backoff", err);
-		}
-		return false;
+		return POOL_CONNECT_FAILED;
 	}
 	if (was_down)
 		saas_log("info", "database reachable again", NULL);
 	slot->conn = conn;
 	atomic_fetch_add(&pool->connected, 1);
 	atomic_fetch_add(&pool->connects, 1);
-	return true;
+	return POOL_CONNECTED;
 }
 
 /*
@@ -396,7 +414,7 @@ saas_pool_warm(SaasPool *pool, int64_t deadline_us)
 	int			i;
 
 	for (i = 0; i < pool->size; i++)
-		if (!pool_connect_slot(pool, &pool->slots[i], deadline_us))
+		if (pool_connect_slot(pool, &pool->slots[i], deadline_us) != POOL_CONNECTED)
 			break;
 	return i;
 }
@@ -429,10 +447,18 @@ saas_pool_call(SaasPool *pool, const char *const params[4], int64_t deadline_us,
 		atomic_fetch_add(&pool->lost, 1);
 		pool_discard(pool, slot, false);
 	}
-	if (slot->conn == NULL && !pool_connect_slot(pool, slot, deadline_us))
+	if (slot->conn == NULL)
 	{
-		pool_release(pool, slot);
-		return SAAS_CALL_UNAVAILABLE;
+		PoolConnect pc = pool_connect_slot(pool, slot, deadline_us);
+
+		if (pc != POOL_CONNECTED)
+		{
+			pool_release(pool, slot);
+			if (pc == POOL_CONNECT_FAILED)
+				return SAAS_CALL_UNAVAILABLE;
+			atomic_fetch_add(&pool->wait_timeouts, 1);
+			return SAAS_CALL_BUSY;
+		}
 	}
 
 	if (PQsendQueryPrepared(slot->conn, POOL_STMT_NAME, 4, params, NULL, NULL, 0))
@@ -448,11 +474,8 @@ saas_pool_call(SaasPool *pool, const char *const params[4], int64_t deadline_us,
 	}
 	else if (w == SAAS_PGW_BROKEN)
 	{
-		char		err[512];
-
-		snprintf(err, sizeof(err), "%s", PQerrorMessage(slot->conn));
-		err[strcspn(err, "\n")] = '\0';
-		saas_log("error", "database connection lost during a call", err);
+		saas_log("error", "database connection lost during a call",
+				 PQerrorMessage(slot->conn));
 		atomic_fetch_add(&pool->lost, 1);
 		pool_discard(pool, slot, false);
 		status = SAAS_CALL_LOST;
@@ -461,7 +484,15 @@ saas_pool_call(SaasPool *pool, const char *const params[4], int64_t deadline_us,
 	{
 		status = PQresultStatus(*res) == PGRES_TUPLES_OK ? SAAS_CALL_OK : SAAS_CALL_SQL_ERROR;
 		if (status == SAAS_CALL_SQL_ERROR)
-			atomic_fetch_add(&pool->sql_errors, 1);
+		{
+			const char *sqlstate = PQresultErrorField(*res, PG_DIAG_SQLSTATE);
+
+			/* statement_timeout fired first: a timeout like any other */
+			if (sqlstate != NULL && strcmp(sqlstate, "57014") == 0)
+				atomic_fetch_add(&pool->timeouts, 1);
+			else
+				atomic_fetch_add(&pool->sql_errors, 1);
+		}
 		/* a call must leave its session idle and outside any transaction */
 		if (PQstatus(slot->conn) != CONNECTION_OK ||
 			PQtransactionStatus(slot->conn) != PQTRANS_IDLE)

@@ -20,7 +20,7 @@ typedef enum SaasCallStatus
 {
 	SAAS_CALL_OK,				/* saas.http returned rows */
 	SAAS_CALL_SQL_ERROR,		/* saas.http raised; the result says what */
-	SAAS_CALL_BUSY,				/* no pooled connection free before the deadline */
+	SAAS_CALL_BUSY,				/* no pooled connection ready before the deadline */
 	SAAS_CALL_UNAVAILABLE,		/* cannot connect (or backing off after failing) */
 	SAAS_CALL_LOST,				/* the connection died during the call */
 	SAAS_CALL_TIMEOUT			/* the call outlived the deadline; cancelled */
@@ -33,11 +33,12 @@ typedef struct SaasPoolStats
 	int			in_use;
 	int			connected;
 	uint64_t	waits;			/* acquisitions that found no free connection */
-	uint64_t	wait_timeouts;	/* ... and gave up at the deadline */
+	uint64_t	wait_timeouts;	/* requests with no connection ready in time */
 	uint64_t	connects;		/* connections opened */
 	uint64_t	connect_failures;
 	uint64_t	lost;			/* connections found dead, idle or mid-call */
-	uint64_t	timeouts;		/* calls cancelled at the deadline */
+	uint64_t	timeouts;		/* calls cancelled at the deadline, here or
+								 * by statement_timeout */
 	uint64_t	sql_errors;		/* errors raised out of saas.http */
 } SaasPoolStats;
 

@@ -1,0 +1,676 @@
+/*-------------------------------------------------------------------------
+ *
+ * relay.c
+ *	  The HTTP side: libmicrohttpd callbacks that turn a request into a
+ *	  saas.http() call and its row into the response.
+ *
+ * The daemon runs one thread per HTTP connection (main.c), so a handler may
+ * block on the database: a slow call holds only its own connection.
+ * libmicrohttpd calls the handler several times per request:
+ *	1. once the headers are in: the relay decides everything it can decide
+ *	   without the body (method, target, declared size, content type) and
+ *	   answers at once when the request cannot go on, before the body is
+ *	   read; /metrics and /openapi.json are answered here too;
+ *	2. once per chunk of body: collected up to --max-body;
+ *	3. once more with no data: the call to saas.http and the answer.
+ * A request's state lives in a RelayRequest created by the URI callback,
+ * which sees the raw request target (path and query exactly as sent), and
+ * ended by relay_finish, which writes the access log line and frees it.
+ *
+ * What the relay forwards: the method (HEAD as GET: the same answer
+ * without its body), the raw target, the headers as JSON (headers.c), and
+ * the body as text (SQL NULL when there is none).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "headers.h"
+#include "http_errors.h"
+#include "json.h"
+#include "log.h"
+#include "metrics.h"
+#include "relay.h"
+#include "request_id.h"
+
+/* Methods forwarded to the extension; anything else is 405 here. */
+#define RELAY_ALLOW_API		"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+#define RELAY_ALLOW_READ	"GET, HEAD"
+
+/* Longest request target accepted (the header memory limit cuts sooner). */
+#define RELAY_TARGET_MAX	8192
+
+/*
+ * libmicrohttpd 0.9 cannot answer while it is reading a body, so a chunked
+ * body that grows past --max-body is read and dropped before the 413.  One
+ * that keeps coming well past the limit gets its connection closed instead.
+ */
+#define RELAY_DRAIN_SLACK	(64 * 1024)
+
+typedef struct RelayConn RelayConn;
+
+typedef struct RelayRequest
+{
+	RelayConn  *owner;			/* the connection's state, or NULL */
+	int64_t		start_us;
+	char	   *target;			/* raw request target, NUL-terminated */
+	char		method[16];		/* for the log; longer methods are cut */
+	char		rid[SAAS_REQUEST_ID_MAX + 1];
+	char		ip[INET6_ADDRSTRLEN];
+	int			route;
+	bool		started;		/* headers seen (first handler call done) */
+	bool		answered;		/* a response is queued */
+	bool		too_large;		/* body passed --max-body while streaming */
+	SaasBuf		body;
+	size_t		body_seen;		/* bytes received, kept or not */
+	int			status;			/* what was answered; 0 if nothing */
+	size_t		resp_bytes;
+	const char *error_code;		/* the relay's own error, for the log */
+} RelayRequest;
+
+/*
+ * Per-connection state: the request in progress.  libmicrohttpd 0.9.75 can
+ * drop a connection after the URI callback without calling the completion
+ * callback (seen with a query string too large for its memory pool), so the
+ * request is also finished when its connection closes: no state leaks and
+ * shutdown never waits for a request that cannot end.
+ */
+struct RelayConn
+{
+	RelayRequest *current;
+};
+
+static void relay_finish(SaasRelay *relay, RelayRequest *req, const char *end);
+
+/*
+ * saas_relay_begin
+ *		URI callback: the request line has been read.  Creates the request's
+ *		state with the raw target, before libmicrohttpd splits off the query
+ *		and percent-decodes the path (saas.http wants them as sent).
+ */
+void *
+saas_relay_begin(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	SaasRelay  *relay = cls;
+	RelayRequest *req = calloc(1, sizeof(RelayRequest));
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	if (req == NULL)
+		return NULL;
+	req->owner = info ? info->socket_context : NULL;
+	if (req->owner != NULL)
+	{
+		/* a request that was never completed; finish it first */
+		if (req->owner->current != NULL)
+			relay_finish(relay, req->owner->current, "abandoned");
+		req->owner->current = req;
+	}
+	req->start_us = saas_now_us();
+	req->target = strndup(uri, RELAY_TARGET_MAX + 1);
+	req->route = saas_route_of(req->target ? req->target : "");
+	saas_buf_init(&req->body);
+	atomic_fetch_add(&relay->active, 1);
+	saas_metrics_in_flight(1);
+	return req;
+}
+
+/*
+ * relay_queue
+ *		Queue resp as the answer and remember what was answered.
+ */
+static enum MHD_Result
+relay_queue(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *req,
+			struct MHD_Response *resp, int status, size_t body_len)
+{
+	enum MHD_Result rc;
+
+	if (resp == NULL)
+		return MHD_NO;			/* out of memory: drop the connection */
+	if (atomic_load(&relay->draining))
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	rc = MHD_queue_response(conn, (unsigned int) status, resp);
+	MHD_destroy_response(resp);
+	if (rc == MHD_YES)
+	{
+		req->answered = true;
+		req->status = status;
+		req->resp_bytes = body_len;
+	}
+	return rc;
+}
+
+/*
+ * relay_fail
+ *		Answer with one of the relay's own errors.  When that happens before
+ *		the body was read, libmicrohttpd closes the connection after the
+ *		answer (what is left of the body would otherwise be read as the next
+ *		request); a 413 says so in its headers.
+ */
+static enum MHD_Result
+relay_fail(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *req,
+		   SaasRelayError err, const char *allow)
+{
+	size_t		len = 0;
+	struct MHD_Response *resp = saas_error_response(err, req->rid, &len);
+
+	if (resp != NULL && allow != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	if (resp != NULL && err == SAAS_ERR_BODY_TOO_LARGE)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	req->error_code = saas_error_code(err);
+	return relay_queue(relay, conn, req, resp, saas_error_status(err), len);
+}
+
+/*
+ * relay_client_ip
+ *		The peer's numeric address; this is what x-client-addr carries and
+ *		what per-IP rate limits key on, so it comes from the socket, never
+ *		from a header.
+ */
+static void
+relay_client_ip(struct MHD_Connection *conn, char *out, size_t outlen)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = info ? info->client_addr : NULL;
+
+	snprintf(out, outlen, "unknown");
+	if (sa == NULL)
+		return;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, out, (socklen_t) outlen);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, out, (socklen_t) outlen);
+}
+
+/*
+ * relay_target_ok
+ *		A target the relay will forward: origin-form ("/..."), printable
+ *		ASCII only (RFC 3986 has no raw spaces, controls or 8-bit bytes; a
+ *		non-ASCII character arrives percent-encoded), and not too long.
+ */
+static bool
+relay_target_ok(const char *target)
+{
+	size_t		i;
+
+	if (target == NULL || target[0] != '/')
+		return false;
+	for (i = 0; target[i] != '\0'; i++)
+	{
+		unsigned char c = (unsigned char) target[i];
+
+		if (i >= RELAY_TARGET_MAX || c <= 0x20 || c >= 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * relay_method_ok
+ *		Methods the API may use.  Others (TRACE, CONNECT, made-up tokens)
+ *		never reach the database.
+ */
+static bool
+relay_method_ok(const char *method)
+{
+	static const char *const ok[] = {
+		"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", NULL
+	};
+	int			i;
+
+	for (i = 0; ok[i] != NULL; i++)
+		if (strcmp(method, ok[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * relay_is_json
+ *		Is this Content-Type JSON?  application/json, any case, with or
+ *		without parameters (charset): the same rule as the router's, so a
+ *		body gets the same 415 whichever of the two looks first.
+ */
+static bool
+relay_is_json(const char *ctype)
+{
+	if (ctype == NULL)
+		return false;
+	while (*ctype == ' ' || *ctype == '\t')
+		ctype++;
+	return strncasecmp(ctype, "application/json", 16) == 0 &&
+		(ctype[16] == '\0' || ctype[16] == ';' || ctype[16] == ' ' || ctype[16] == '\t');
+}
+
+/*
+ * relay_log_bug
+ *		Log an answer from saas.http that breaks its contract, with the
+ *		request id that the client's 500 carries.
+ */
+static void
+relay_log_bug(RelayRequest *req, const char *msg, const char *sqlstate, const char *detail)
+{
+	SaasLogLine line;
+
+	saas_logline_begin(&line, "error");
+	saas_logline_str(&line, "msg", msg);
+	saas_logline_str(&line, "rid", req->rid);
+	if (sqlstate != NULL)
+		saas_logline_str(&line, "sqlstate", sqlstate);
+	if (detail != NULL)
+		saas_logline_str(&line, "detail", detail);
+	saas_logline_end(&line);
+}
+
+/*
+ * relay_answer_row
+ *		Turn saas.http's row into the response: status, headers, body.
+ *		Anything outside the contract (not exactly one row, no status, a
+ *		status outside 200..599, headers that are not a flat JSON object) is
+ *		a bug in the router and becomes a generic 500, logged.
+ */
+static enum MHD_Result
+relay_answer_row(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *req,
+				 PGresult *res)
+{
+	struct MHD_Response *resp;
+	SaasRespHeaders seen;
+	const char *body = "";
+	size_t		body_len = 0;
+	long		status;
+	char	   *end;
+
+	if (PQntuples(res) != 1 || PQnfields(res) != 3 || PQgetisnull(res, 0, 0))
+	{
+		relay_log_bug(req, "saas.http returned no single row with a status", NULL, NULL);
+		return relay_fail(relay, conn, req, SAAS_ERR_INTERNAL, NULL);
+	}
+	status = strtol(PQgetvalue(res, 0, 0), &end, 10);
+	if (*end != '\0' || status < 200 || status > 599)
+	{
+		relay_log_bug(req, "saas.http returned an invalid status", NULL, PQgetvalue(res, 0, 0));
+		return relay_fail(relay, conn, req, SAAS_ERR_INTERNAL, NULL);
+	}
+	/* 204 and 304 have no body by definition (RFC 9110 15.3.5, 15.4.5) */
+	if (!PQgetisnull(res, 0, 2) && status != 204 && status != 304)
+	{
+		body = PQgetvalue(res, 0, 2);
+		body_len = (size_t) PQgetlength(res, 0, 2);
+	}
+	resp = MHD_create_response_from_buffer(body_len, (void *) body, MHD_RESPMEM_MUST_COPY);
+	if (resp == NULL)
+		return MHD_NO;
+	seen.has_content_type = seen.has_request_id = false;
+	if (!PQgetisnull(res, 0, 1) &&
+		!saas_headers_from_json(resp, PQgetvalue(res, 0, 1), req->rid, &seen))
+	{
+		MHD_destroy_response(resp);
+		relay_log_bug(req, "saas.http returned headers that are not a flat JSON object",
+					  NULL, PQgetvalue(res, 0, 1));
+		return relay_fail(relay, conn, req, SAAS_ERR_INTERNAL, NULL);
+	}
+	if (!seen.has_request_id)
+		MHD_add_response_header(resp, "X-Request-Id", req->rid);
+	if (!seen.has_content_type && body_len > 0)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	return relay_queue(relay, conn, req, resp, (int) status, body_len);
+}
+
+/*
+ * relay_forward
+ *		The complete request goes to saas.http; its answer, or the relay's
+ *		error for what went wrong on the way, goes back.
+ */
+static enum MHD_Result
+relay_forward(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *req,
+			  const char *method)
+{
+	SaasBuf		headers;
+	const char *params[4];
+	PGresult   *res = NULL;
+	SaasCallStatus st;
+	enum MHD_Result rc;
+	int64_t		deadline;
+
+	saas_buf_init(&headers);
+	if (!saas_headers_to_json(conn, req->ip, req->rid, &headers))
+	{
+		saas_buf_free(&headers);
+		return MHD_NO;
+	}
+	params[0] = strcmp(method, "HEAD") == 0 ? "GET" : method;
+	params[1] = req->target;
+	params[2] = headers.data;
+	params[3] = req->body.len > 0 ? req->body.data : NULL;
+
+	deadline = saas_now_us() + 1000LL * relay->config->timeout_ms;
+	st = saas_pool_call(relay->pool, params, deadline, &res);
+	saas_buf_free(&headers);
+
+	switch (st)
+	{
+		case SAAS_CALL_OK:
+			rc = relay_answer_row(relay, conn, req, res);
+			break;
+		case SAAS_CALL_SQL_ERROR:
+			{
+				const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+				SaasRelayError err = saas_error_for_sqlstate(sqlstate);
+
+				relay_log_bug(req, err == SAAS_ERR_INTERNAL ?
+							  "saas.http raised an error" : "database refused the call",
+							  sqlstate, PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+				rc = relay_fail(relay, conn, req, err, NULL);
+				break;
+			}
+		case SAAS_CALL_BUSY:
+			rc = relay_fail(relay, conn, req, SAAS_ERR_BUSY, NULL);
+			break;
+		case SAAS_CALL_TIMEOUT:
+			rc = relay_fail(relay, conn, req, SAAS_ERR_DB_TIMEOUT, NULL);
+			break;
+		case SAAS_CALL_UNAVAILABLE:
+		case SAAS_CALL_LOST:
+		default:
+			rc = relay_fail(relay, conn, req, SAAS_ERR_DB_UNAVAILABLE, NULL);
+			break;
+	}
+	PQclear(res);
+	return rc;
+}
+
+/*
+ * relay_serve_local
+ *		GET /metrics and GET /openapi.json, which the relay answers itself.
+ */
+static enum MHD_Result
+relay_serve_local(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *req,
+				  const char *method)
+{
+	struct MHD_Response *resp;
+	const char *route = saas_route_name(req->route);
+	size_t		len;
+
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		return relay_fail(relay, conn, req, SAAS_ERR_METHOD, RELAY_ALLOW_READ);
+	if (strcmp(route, "/metrics") == 0)
+	{
+		SaasBuf		text;
+
+		saas_buf_init(&text);
+		saas_metrics_render(&text, relay->pool);
+		if (text.failed)
+		{
+			saas_buf_free(&text);
+			return MHD_NO;
+		}
+		len = text.len;
+		resp = MHD_create_response_from_buffer(len, text.data, MHD_RESPMEM_MUST_COPY);
+		saas_buf_free(&text);
+		if (resp == NULL)
+			return MHD_NO;
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+								"text/plain; version=0.0.4; charset=utf-8");
+	}
+	else
+	{
+		if (relay->openapi == NULL)
+			return relay_fail(relay, conn, req, SAAS_ERR_NOT_FOUND, NULL);
+		len = relay->openapi_len;
+		resp = MHD_create_response_from_buffer(len, relay->openapi, MHD_RESPMEM_PERSISTENT);
+		if (resp == NULL)
+			return MHD_NO;
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	}
+	MHD_add_response_header(resp, "X-Request-Id", req->rid);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	return relay_queue(relay, conn, req, resp, 200, len);
+}
+
+/* Counts of the headers that say where a body ends. */
+typedef struct RelayFraming
+{
+	int			content_length;
+	int			transfer_encoding;
+} RelayFraming;
+
+/*
+ * relay_count_framing
+ *		Header iterator filling a RelayFraming.
+ */
+static enum MHD_Result
+relay_count_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	RelayFraming *f = cls;
+
+	(void) kind;
+	(void) value;
+	if (key != NULL && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		f->content_length++;
+	if (key != NULL && strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+		f->transfer_encoding++;
+	return MHD_YES;
+}
+
+/*
+ * relay_framing_ok
+ *		One way to tell where the body ends: at most one Content-Length, and
+ *		not together with Transfer-Encoding.  Disagreeing lengths are how
+ *		request smuggling starts (RFC 9112 6.3); refusing them costs nothing.
+ */
+static bool
+relay_framing_ok(struct MHD_Connection *conn)
+{
+	RelayFraming f = {0, 0};
+
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, relay_count_framing, &f);
+	return f.content_length <= 1 && (f.content_length == 0 || f.transfer_encoding == 0);
+}
+
+/*
+ * relay_headers_in
+ *		First call: everything that can be decided from the request line and
+ *		headers.  Answering here, before the body is read, is what keeps a
+ *		client from making the relay read a body it will refuse.
+ */
+static enum MHD_Result
+relay_headers_in(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *req,
+				 const char *method)
+{
+	const char *clen;
+	const char *tenc;
+	bool		has_body;
+
+	req->started = true;
+	snprintf(req->method, sizeof(req->method), "%s", method);
+	relay_client_ip(conn, req->ip, sizeof(req->ip));
+	saas_request_id_choose(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id"),
+						   req->rid);
+
+	if (!relay_target_ok(req->target))
+		return relay_fail(relay, conn, req, SAAS_ERR_BAD_TARGET, NULL);
+	if (strcmp(saas_route_name(req->route), "/metrics") == 0 ||
+		strcmp(saas_route_name(req->route), "/openapi.json") == 0)
+		return relay_serve_local(relay, conn, req, method);
+	if (!relay_method_ok(method))
+		return relay_fail(relay, conn, req, SAAS_ERR_METHOD, RELAY_ALLOW_API);
+
+	if (!relay_framing_ok(conn))
+		return relay_fail(relay, conn, req, SAAS_ERR_BAD_FRAMING, NULL);
+	clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	tenc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	if (clen != NULL && strtoull(clen, NULL, 10) > relay->config->max_body)
+		return relay_fail(relay, conn, req, SAAS_ERR_BODY_TOO_LARGE, NULL);
+	has_body = (clen != NULL && strtoull(clen, NULL, 10) > 0) || tenc != NULL;
+	if (has_body &&
+		!relay_is_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+												   MHD_HTTP_HEADER_CONTENT_TYPE)))
+		return relay_fail(relay, conn, req, SAAS_ERR_MEDIA_TYPE, NULL);
+	return MHD_YES;
+}
+
+/*
+ * saas_relay_handle
+ *		The access handler; see the file header for its three phases.
+ */
+enum MHD_Result
+saas_relay_handle(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **req_cls)
+{
+	SaasRelay  *relay = cls;
+	RelayRequest *req = *req_cls;
+
+	(void) url;
+	(void) version;
+	if (req == NULL || req->target == NULL)
+		return MHD_NO;			/* allocation failed in saas_relay_begin */
+	if (!req->started)
+		return relay_headers_in(relay, conn, req, method);
+
+	if (*upload_data_size > 0)
+	{
+		/*
+		 * A chunked body has no declared size: it is counted as it comes and
+		 * dropped once too large; the 413 goes out at its end (see
+		 * RELAY_DRAIN_SLACK).
+		 */
+		req->body_seen += *upload_data_size;
+		if (req->body_seen > 2 * relay->config->max_body + RELAY_DRAIN_SLACK)
+			return MHD_NO;
+		if (!req->answered && !req->too_large)
+		{
+			if (req->body.len + *upload_data_size > relay->config->max_body)
+			{
+				req->too_large = true;
+				saas_buf_free(&req->body);
+			}
+			else if (!saas_buf_append(&req->body, upload_data, *upload_data_size))
+				return MHD_NO;
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+
+	if (req->answered)
+		return MHD_YES;
+	if (req->too_large)
+		return relay_fail(relay, conn, req, SAAS_ERR_BODY_TOO_LARGE, NULL);
+	if (!saas_utf8_valid(req->body.data ? req->body.data : "", req->body.len))
+		return relay_fail(relay, conn, req, SAAS_ERR_BAD_ENCODING, NULL);
+	return relay_forward(relay, conn, req, method);
+}
+
+/*
+ * relay_end_reason
+ *		Why a request ended, for the log of requests that got no answer.
+ */
+static const char *
+relay_end_reason(enum MHD_RequestTerminationCode toe)
+{
+	switch (toe)
+	{
+		case MHD_REQUEST_TERMINATED_COMPLETED_OK:
+			return "ok";
+		case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
+			return "idle_timeout";
+		case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN:
+			return "shutdown";
+		case MHD_REQUEST_TERMINATED_READ_ERROR:
+			return "read_error";
+		case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
+			return "client_abort";
+		case MHD_REQUEST_TERMINATED_WITH_ERROR:
+		default:
+			return "error";
+	}
+}
+
+/*
+ * relay_finish
+ *		The end of a request, however it ended: one access log line, the
+ *		metrics, and the request's memory.  end is NULL for a normal end,
+ *		else why the request ended early.
+ */
+static void
+relay_finish(SaasRelay *relay, RelayRequest *req, const char *end)
+{
+	int64_t		elapsed = saas_now_us() - req->start_us;
+	SaasLogLine line;
+
+	if (req->owner != NULL && req->owner->current == req)
+		req->owner->current = NULL;
+
+	saas_logline_begin(&line, "info");
+	saas_logline_str(&line, "msg", "request");
+	saas_logline_str(&line, "rid", req->started ? req->rid : NULL);
+	saas_logline_str(&line, "ip", req->started ? req->ip : NULL);
+	saas_logline_str(&line, "method", req->started ? req->method : NULL);
+	saas_logline_str(&line, "path", req->target);
+	saas_logline_str(&line, "route", saas_route_name(req->route));
+	saas_logline_int(&line, "status", req->status);
+	saas_logline_ms(&line, "ms", elapsed);
+	saas_logline_int(&line, "bytes_in", (long long) req->body_seen);
+	saas_logline_int(&line, "bytes", (long long) req->resp_bytes);
+	if (req->error_code != NULL)
+		saas_logline_str(&line, "error", req->error_code);
+	if (end != NULL)
+		saas_logline_str(&line, "end", end);
+	saas_logline_end(&line);
+
+	saas_metrics_request(req->route, req->method, req->status, elapsed);
+	saas_metrics_in_flight(-1);
+	atomic_fetch_sub(&relay->active, 1);
+	saas_buf_free(&req->body);
+	free(req->target);
+	free(req);
+}
+
+/*
+ * saas_relay_completed
+ *		Completion callback: libmicrohttpd is done with the request.
+ */
+void
+saas_relay_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+					 enum MHD_RequestTerminationCode toe)
+{
+	RelayRequest *req = *req_cls;
+
+	(void) conn;
+	if (req == NULL)
+		return;
+	*req_cls = NULL;
+	relay_finish(cls, req, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? NULL :
+				 relay_end_reason(toe));
+}
+
+/*
+ * saas_relay_connection
+ *		Connection callback: per-connection state at open; at close, the end
+ *		of a request that libmicrohttpd never completed (see RelayConn).
+ */
+void
+saas_relay_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+					  enum MHD_ConnectionNotificationCode toe)
+{
+	RelayConn  *rc;
+
+	(void) conn;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+	{
+		*socket_context = calloc(1, sizeof(RelayConn));
+		return;
+	}
+	rc = *socket_context;
+	*socket_context = NULL;
+	if (rc == NULL)
+		return;
+	if (rc->current != NULL)
+		relay_finish(cls, rc->current, "connection_closed");
+	free(rc);
+}
