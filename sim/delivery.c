@@ -54,6 +54,7 @@ typedef struct SimDelivery
 	size_t		count;
 	size_t		cap;
 	uint64_t	next_seq;
+	int			inflight;		/* taken from the queue, being sent */
 	SimRng		rng;			/* duplicate and shuffle draws */
 	volatile bool stop;
 } SimDelivery;
@@ -490,6 +491,7 @@ dl_main(void *arg)
 			dl_timedwait(dl, wait_ms > 0 ? wait_ms : 1);
 			continue;
 		}
+		dl->inflight = 1;
 		pthread_mutex_unlock(&dl->lock);
 
 		it->attempts++;
@@ -499,29 +501,33 @@ dl_main(void *arg)
 		latency = (int) (sim_mono_ms() - t0);
 
 		pthread_mutex_lock(&dl->lock);
+		dl->inflight = 0;
+		/* log before counting: whoever sees a counter move finds the entry */
 		if (status >= 200 && status < 300)
 		{
-			SIM_STAT_ADD(svc, webhooks_sent, 1);
 			dl_log(svc, it, status, latency, NULL, "delivered");
+			SIM_STAT_ADD(svc, webhooks_sent, 1);
 			dl_item_free(it);
 			continue;
 		}
-		SIM_STAT_ADD(svc, webhooks_failed, 1);
 		if (dl->stop)
 		{
+			SIM_STAT_ADD(svc, webhooks_failed, 1);
 			dl_push(dl, it);	/* freed with the queue */
 			break;
 		}
 		if (it->attempts >= s.max_attempts)
 		{
-			SIM_STAT_ADD(svc, webhooks_dead, 1);
 			dl_log(svc, it, status, latency, err[0] ? err : NULL, "gave up");
+			SIM_STAT_ADD(svc, webhooks_failed, 1);
+			SIM_STAT_ADD(svc, webhooks_dead, 1);
 			dl_item_free(it);
 			continue;
 		}
-		SIM_STAT_ADD(svc, webhooks_retried, 1);
 		it->due_ms = sim_mono_ms() + dl_backoff_ms(svc, &s, it->attempts, retry_after);
 		dl_log(svc, it, status, latency, err[0] ? err : NULL, "will retry");
+		SIM_STAT_ADD(svc, webhooks_failed, 1);
+		SIM_STAT_ADD(svc, webhooks_retried, 1);
 		dl_push(dl, it);
 	}
 	pthread_mutex_unlock(&dl->lock);
@@ -614,7 +620,7 @@ sim_delivery_clear(SimService *svc)
 	pthread_mutex_unlock(&log_lock);
 }
 
-/* sim_delivery_pending: how many deliveries wait (including retries) */
+/* sim_delivery_pending: deliveries waiting (retries included) or being sent */
 size_t
 sim_delivery_pending(SimService *svc)
 {
@@ -624,7 +630,7 @@ sim_delivery_pending(SimService *svc)
 	if (dl == NULL)
 		return 0;
 	pthread_mutex_lock(&dl->lock);
-	n = dl->count;
+	n = dl->count + (size_t) dl->inflight;
 	pthread_mutex_unlock(&dl->lock);
 	return n;
 }
@@ -754,6 +760,7 @@ sim_emit_event(SimService *svc, const char *event_type, const char *org,
 	SimJw		jw;
 
 	sim_new_id(svc, "evt_", event_id, sizeof(event_id));
+	memcpy(svc->last_event_id, event_id, sizeof(svc->last_event_id));
 	sim_format_time(sim_event_time(svc), ts, sizeof(ts));
 	sbuf_init(&body);
 	jw_init(&jw, &body);

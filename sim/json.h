@@ -97,5 +97,6 @@ extern void jw_knum(SimJw *jw, const char *key, double v);
 extern void jw_kbool(SimJw *jw, const char *key, bool v);
 
 extern void sim_json_escape(SimBuf *b, const char *s);
+extern int	sim_utf8_len(const unsigned char *p, const unsigned char *end);
 
 #endif							/* SIM_JSON_H */

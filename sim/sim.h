@@ -232,6 +232,7 @@ typedef struct SimService
 	const char *default_secret_key; /* secret_key of integration_config.json */
 	double		retry_multiplier;	/* retry_policy of integration_config.json */
 	int			max_backoff_s;
+	const char *const *event_types; /* as in integration_config.json */
 	const SimServiceOps *ops;
 
 	int			port;			/* the port asked for, then the port bound */
@@ -244,6 +245,7 @@ typedef struct SimService
 	SimIdemStore idem;
 	SimRng		id_rng;			/* ids of created objects and events */
 	int64_t		last_event_ms;	/* event timestamps strictly increase */
+	char		last_event_id[48];	/* of the latest sim_emit_event */
 
 	pthread_mutex_t faults_lock;
 	SimFaults	faults;
@@ -276,6 +278,7 @@ typedef struct SimConfig
 	const char *seed_data_path;
 	size_t		max_body;
 	bool		quiet;
+	int64_t		started_ms;		/* monotonic */
 	volatile bool stopping;
 } SimConfig;
 
@@ -317,6 +320,8 @@ typedef struct SimSeed
 extern void sim_seed_load(SimSeed *seed, const char *path);
 extern void sim_seed_free(SimSeed *seed);
 extern const SimSeed *sim_seed_get(void);
+extern SimSeed *sim_seed_global(void);
+extern bool sim_service_has_event_type(const SimService *svc, const char *type);
 
 /* ---- faults.c ---- */
 
