@@ -31,6 +31,7 @@
 #include "http.h"
 #include "jwt.h"
 #include "ops.h"
+#include "ops_common.h"
 #include "ratelimit.h"
 #include "spi_util.h"
 #include "validate.h"
@@ -64,24 +65,7 @@ typedef enum RouteAuth
 static char *
 req_header(SaasRequest *req, const char *name)
 {
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken r;
-	bool		match = false;
-	int			nlen = strlen(name);
-
-	if (req->headers == NULL || !JB_ROOT_IS_OBJECT(req->headers))
-		return NULL;
-	it = JsonbIteratorInit(&req->headers->root);
-	while ((r = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		if (r == WJB_KEY)
-			match = (v.val.string.len == nlen &&
-					 pg_strncasecmp(v.val.string.val, name, nlen) == 0);
-		else if (r == WJB_VALUE && match)
-			return v.type == jbvString ? pnstrdup(v.val.string.val, v.val.string.len) : NULL;
-	}
-	return NULL;
+	return saas_header_get(req->headers, name);
 }
 
 /* req_sane_id: a client's request id is kept only if short and plain. */
@@ -545,6 +529,31 @@ router_dispatch(SaasRequest *req, SaasResponse *r)
 				r->status = 204;
 			}
 		}
+		return;
+	}
+	if (strcmp(s0, "webhooks") == 0 && req->nsegs == 2)
+	{
+		const char *svc = req->segs[1];
+
+		if (strcmp(svc, "user-service") != 0 && strcmp(svc, "payment-service") != 0 &&
+			strcmp(svc, "communication-service") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_SAAS_NOT_FOUND),
+					 errmsg("no such resource")));
+		if (!is_post)
+			method_not_allowed(r, "POST");
+		no_params(req);
+		router_limit(r, "webhook", svc, NULL);
+		{
+			char	   *ct = req_header(req, "content-type");
+
+			if (ct == NULL || pg_strncasecmp(ct, "application/json", 16) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_SAAS_UNSUPPORTED_MEDIA),
+						 errmsg("webhook body must be JSON (Content-Type: application/json)")));
+		}
+		saas_op_ingest_webhook(svc, req->headers, req->body ? req->body : "", req->body_len, &r->body);
+		r->status = 202;
 		return;
 	}
 	if (strcmp(s0, "audit-logs") == 0 && req->nsegs == 1)

@@ -53,6 +53,10 @@ extern void saas_op_delete_user(const pg_uuid_t *id);
 /* audit_ops.c */
 extern void saas_op_list_audit_logs(const SaasParams *p, StringInfo out);
 
+/* webhook_ingest.c */
+extern void saas_op_ingest_webhook(const char *service, Jsonb *headers, const char *body,
+								   int body_len, StringInfo out);
+
 /* health */
 extern void saas_op_health(StringInfo out, int *status);
 

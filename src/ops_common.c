@@ -10,6 +10,7 @@
 
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/uuid.h"
 
 #include "json_out.h"
@@ -112,4 +113,28 @@ saas_text_datum_or_null(const char *s, char *nullflag)
 	}
 	*nullflag = ' ';
 	return CStringGetTextDatum(s);
+}
+
+/* saas_header_get: a header by case-insensitive name from a JSON object, or NULL. */
+char *
+saas_header_get(Jsonb *headers, const char *name)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken r;
+	bool		match = false;
+	int			nlen = strlen(name);
+
+	if (headers == NULL || !JB_ROOT_IS_OBJECT(headers) || JB_ROOT_IS_SCALAR(headers))
+		return NULL;
+	it = JsonbIteratorInit(&headers->root);
+	while ((r = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (r == WJB_KEY)
+			match = (v.val.string.len == nlen &&
+					 pg_strncasecmp(v.val.string.val, name, nlen) == 0);
+		else if (r == WJB_VALUE && match)
+			return v.type == jbvString ? pnstrdup(v.val.string.val, v.val.string.len) : NULL;
+	}
+	return NULL;
 }

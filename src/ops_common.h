@@ -10,6 +10,7 @@
 
 #include "pg_saas.h"
 #include "spi_util.h"
+#include "utils/jsonb.h"
 
 #define USER_COLUMNS \
 	"id, org_id, email, first_name, last_name, role, status, external_user_ids, " \
@@ -25,5 +26,6 @@ extern void saas_require_role(const SaasContext *ctx, const char *const *roles,
 extern void saas_not_found(const char *entity);
 extern Datum saas_uuid_datum(const pg_uuid_t *u);
 extern Datum saas_text_datum_or_null(const char *s, char *nullflag);
+extern char *saas_header_get(Jsonb *headers, const char *name);
 
 #endif

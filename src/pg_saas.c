@@ -15,6 +15,7 @@
 #include "utils/guc.h"
 
 #include "pg_saas.h"
+#include "worker_api.h"
 #include "ratelimit.h"
 #include "shmem.h"
 
@@ -89,10 +90,16 @@ _PG_init(void)
 							"argon2id time cost for new password hashes (OWASP minimum 2).",
 							NULL, &saas_argon2_iterations, 2, 2, 64,
 							PGC_SUSET, 0, NULL, NULL, NULL);
+	/*
+	 * The worker's database is fixed at server start. Loaded later (no
+	 * shared_preload_libraries: no worker), a postmaster-level setting
+	 * cannot be created any more, so it is then merely informational.
+	 */
 	DefineCustomStringVariable("saas.database",
 							   "Database the background worker serves.",
 							   NULL, &saas_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							   process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP,
+							   0, NULL, NULL, NULL);
 
 	/*
 	 * Per-transaction values. Anyone may set them, so nothing trusts them:
@@ -118,4 +125,6 @@ _PG_init(void)
 	saas_context_init();
 	saas_ratelimit_init();
 	saas_shmem_install_hooks();
+	if (process_shared_preload_libraries_in_progress)
+		saas_worker_register();
 }

@@ -19,6 +19,7 @@
 #include "storage/shmem.h"
 
 #include "shmem.h"
+#include "worker_api.h"
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -30,6 +31,7 @@ saas_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(saas_ratelimit_shmem_size());
+	RequestAddinShmemSpace(saas_worker_shmem_size());
 	RequestNamedLWLockTranche(SAAS_LWLOCK_TRANCHE, SAAS_LWLOCKS);
 }
 
@@ -41,6 +43,7 @@ saas_shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	saas_locks = GetNamedLWLockTranche(SAAS_LWLOCK_TRANCHE);
 	saas_ratelimit_shmem_init();
+	saas_worker_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

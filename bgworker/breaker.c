@@ -1,0 +1,164 @@
+/*-------------------------------------------------------------------------
+ *
+ * breaker.c
+ *	  Circuit breakers in shared memory, one per service.
+ *
+ * Closed: calls flow; outcomes land in one-second buckets of a rolling
+ * window. When the window holds at least min_volume calls and the share of
+ * failures (errors and timeouts) reaches failure_rate, the breaker opens.
+ * Open: no calls; jobs wait (not failed, no attempt spent). After reset_s
+ * it goes half_open and lets "probes" calls through: that many successes
+ * close it, one failure opens it again. Every transition is reported to
+ * the caller, which records it in saas._breaker_events.
+ *
+ * Only the worker changes a breaker; readers (the status view) take the
+ * same lock in shared mode.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+
+#include "breaker.h"
+#include "worker_shmem.h"
+
+static void
+cb_transition(SaasBreaker *b, int svc, int to, const char *reason, int64 now,
+			  CbTransition *tr, bool *transitioned)
+{
+	tr->service = svc;
+	tr->from = b->state;
+	tr->to = to;
+	strlcpy(tr->reason, reason, sizeof(tr->reason));
+	*transitioned = true;
+	b->state = to;
+	b->transitions++;
+	if (to == CB_OPEN)
+		b->opened_at = now;
+	if (to == CB_HALF_OPEN || to == CB_CLOSED)
+	{
+		b->probes_in_flight = 0;
+		b->probe_successes = 0;
+	}
+	if (to == CB_CLOSED)
+	{
+		/* A fresh window: the failures that opened it are history now. */
+		memset(b->bucket_sec, 0, sizeof(b->bucket_sec));
+		memset(b->ok, 0, sizeof(b->ok));
+		memset(b->fail, 0, sizeof(b->fail));
+	}
+}
+
+/* cb_window: calls and failures in the last window_s seconds. */
+static void
+cb_window(SaasBreaker *b, int window_s, int64 now, uint32 *calls, uint32 *fails)
+{
+	int64		sec = now / USECS_PER_SEC;
+	int			i;
+
+	*calls = 0;
+	*fails = 0;
+	for (i = 0; i < CB_BUCKETS; i++)
+		if (b->bucket_sec[i] > sec - Min(window_s, CB_BUCKETS) && b->bucket_sec[i] <= sec)
+		{
+			*calls += b->ok[i] + b->fail[i];
+			*fails += b->fail[i];
+		}
+}
+
+/*
+ * cb_acquire: how many of "want" calls may start now. Moves an open
+ * breaker whose reset timeout has passed to half_open.
+ */
+int
+cb_acquire(int svc, const CbSettings *s, int64 now, int want, CbTransition *tr,
+		   bool *transitioned)
+{
+	SaasBreaker *b = &saas_worker_shared->breakers[svc];
+	int			allowed;
+
+	*transitioned = false;
+	LWLockAcquire(saas_worker_lock(), LW_EXCLUSIVE);
+	if (b->state == CB_OPEN && now - b->opened_at >= (int64) s->reset_s * USECS_PER_SEC)
+		cb_transition(b, svc, CB_HALF_OPEN, "reset timeout elapsed: probing", now, tr, transitioned);
+	if (b->state == CB_OPEN)
+		allowed = 0;
+	else if (b->state == CB_HALF_OPEN)
+	{
+		allowed = Min(want, Max(0, s->probes - b->probes_in_flight - b->probe_successes));
+		b->probes_in_flight += allowed;
+	}
+	else
+		allowed = want;
+	LWLockRelease(saas_worker_lock());
+	return allowed;
+}
+
+/* cb_record: one call's outcome; may open or close the breaker. */
+void
+cb_record(int svc, const CbSettings *s, bool success, int latency_ms, const char *error,
+		  int64 now, CbTransition *tr, bool *transitioned)
+{
+	SaasBreaker *b = &saas_worker_shared->breakers[svc];
+	int64		sec = now / USECS_PER_SEC;
+	int			slot = (int) (sec % CB_BUCKETS);
+
+	*transitioned = false;
+	LWLockAcquire(saas_worker_lock(), LW_EXCLUSIVE);
+	if (b->bucket_sec[slot] != sec)
+	{
+		b->bucket_sec[slot] = sec;
+		b->ok[slot] = 0;
+		b->fail[slot] = 0;
+	}
+	if (success)
+	{
+		b->ok[slot]++;
+		b->last_success = now;
+		b->lat_ms[b->lat_count++ % CB_LAT_SAMPLES] = (uint32) Max(latency_ms, 0);
+	}
+	else
+	{
+		b->fail[slot]++;
+		b->last_failure = now;
+		if (error)
+			strlcpy(b->last_error, error, sizeof(b->last_error));
+	}
+
+	if (b->state == CB_HALF_OPEN)
+	{
+		if (b->probes_in_flight > 0)
+			b->probes_in_flight--;
+		if (!success)
+			cb_transition(b, svc, CB_OPEN, "a half-open probe failed", now, tr, transitioned);
+		else if (++b->probe_successes >= s->probes)
+			cb_transition(b, svc, CB_CLOSED, "half-open probes succeeded", now, tr, transitioned);
+	}
+	else if (b->state == CB_CLOSED && !success)
+	{
+		uint32		calls,
+					fails;
+
+		cb_window(b, s->window_s, now, &calls, &fails);
+		if (calls >= (uint32) s->min_volume && (double) fails / calls >= s->failure_rate)
+		{
+			char		why[160];
+
+			snprintf(why, sizeof(why), "%u of %u calls failed in %d s", fails, calls, s->window_s);
+			cb_transition(b, svc, CB_OPEN, why, now, tr, transitioned);
+		}
+	}
+	LWLockRelease(saas_worker_lock());
+}
+
+int
+cb_state(int svc)
+{
+	int			st;
+
+	LWLockAcquire(saas_worker_lock(), LW_SHARED);
+	st = saas_worker_shared->breakers[svc].state;
+	LWLockRelease(saas_worker_lock());
+	return st;
+}

@@ -1,0 +1,498 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker_jobs.c
+ *	  Applying ingested events, and one round of outbound jobs: claim,
+ *	  call (outside any transaction), record.
+ *
+ * Retry policy (per service, from saas.integrations): 2xx is done; 408,
+ * 429, 5xx, timeouts and connection errors are retried after
+ * base_backoff_ms * backoff_multiplier^(attempt-1), capped at
+ * max_backoff_seconds, with jitter (50-100%), and never sooner than a 429's
+ * Retry-After; any other 4xx is dead at once; a job out of attempts is
+ * dead. Jobs of a service whose breaker is open are not claimed at all, so
+ * they wait without spending attempts.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/snapmgr.h"
+#include "fmgr.h"
+#include "utils/timestamp.h"
+
+#include "pg_saas.h"
+#include "breaker.h"
+#include "http_client.h"
+#include "spi_util.h"
+#include "worker_jobs.h"
+#include "worker_shmem.h"
+
+#define WK_MAX_CALLS 256
+
+static const pg_uuid_t nil_user = {{0}};
+
+/* Set while the worker applies events: their changes are not pushed back. */
+static bool wk_in_sync = false;
+
+static SaasPlan plan_pending_events = {
+	"SELECT org_id, service, event_id FROM saas.webhook_events WHERE applied_at IS NULL"
+	" ORDER BY received_at, occurred_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+	1, {INT4OID}
+};
+
+static SaasPlan plan_apply = {
+	"SELECT saas._apply_event($1, $2, $3)",
+	3, {UUIDOID, TEXTOID, TEXTOID}
+};
+
+static SaasPlan plan_reclaim = {
+	"UPDATE saas.jobs SET state = 'retryable', run_at = now(), lease_until = NULL, updated_at = now(),"
+	" last_error = coalesce(last_error, 'lease expired: the worker stopped during the call')"
+	" WHERE state = 'running' AND lease_until < now()",
+	0, {0}
+};
+
+static SaasPlan plan_settings = {
+	"SELECT service, base_url, timeout_ms, max_in_flight, max_retries, backoff_multiplier,"
+	" base_backoff_ms, max_backoff_seconds, breaker_failure_rate, breaker_min_volume,"
+	" breaker_window_seconds, breaker_reset_seconds, breaker_half_open_probes, enabled"
+	" FROM saas.integrations",
+	0, {0}
+};
+
+static SaasPlan plan_claim = {
+	"WITH due AS (SELECT org_id, id FROM saas.jobs"
+	"  WHERE state IN ('available', 'retryable') AND run_at <= now() AND service = $1"
+	"  ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+	" UPDATE saas.jobs j SET state = 'running', attempt = j.attempt + 1,"
+	"  lease_until = now() + make_interval(secs => $3), updated_at = now()"
+	" FROM due WHERE j.org_id = due.org_id AND j.id = due.id"
+	" RETURNING j.org_id, j.id, j.payload ->> 'method', j.payload ->> 'path', j.payload -> 'body',"
+	"  j.attempt, j.max_attempts, j.idempotency_key, j.payload -> 'on_success'",
+	3, {TEXTOID, INT4OID, FLOAT8OID}
+};
+
+static SaasPlan plan_done = {
+	"UPDATE saas.jobs SET state = 'succeeded', finished_at = now(), updated_at = now(),"
+	" lease_until = NULL, last_status = $3, last_error = NULL WHERE org_id = $1 AND id = $2",
+	3, {UUIDOID, UUIDOID, INT4OID}
+};
+
+static SaasPlan plan_retry = {
+	"UPDATE saas.jobs SET state = 'retryable', run_at = now() + make_interval(secs => $3),"
+	" updated_at = now(), lease_until = NULL, last_status = $4, last_error = $5"
+	" WHERE org_id = $1 AND id = $2",
+	5, {UUIDOID, UUIDOID, FLOAT8OID, INT4OID, TEXTOID}
+};
+
+static SaasPlan plan_dead = {
+	"UPDATE saas.jobs SET state = 'dead', finished_at = now(), updated_at = now(),"
+	" lease_until = NULL, last_status = $3, last_error = $4 WHERE org_id = $1 AND id = $2",
+	4, {UUIDOID, UUIDOID, INT4OID, TEXTOID}
+};
+
+static SaasPlan plan_transition = {
+	"INSERT INTO saas._breaker_events (service, from_state, to_state, reason) VALUES ($1, $2, $3, $4)",
+	4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}
+};
+
+static SaasPlan plan_next_due = {
+	"SELECT extract(epoch FROM min(run_at) - now()) FROM saas.jobs WHERE state IN ('available', 'retryable')",
+	0, {0}
+};
+
+static SaasPlan plan_on_success = {
+	"SELECT saas._job_succeeded($1, $2, $3, $4)",
+	4, {UUIDOID, UUIDOID, JSONBOID, TEXTOID}
+};
+
+/* Settings of one service for a round. */
+typedef struct WkService
+{
+	char		base_url[512];
+	int			timeout_ms;
+	int			max_in_flight;
+	int			max_retries;
+	double		multiplier;
+	int			base_backoff_ms;
+	int			max_backoff_s;
+	CbSettings	cb;
+	bool		enabled;
+	bool		present;
+} WkService;
+
+/* One claimed job and its call. */
+typedef struct WkJob
+{
+	pg_uuid_t	org_id;
+	pg_uuid_t	id;
+	int			attempt;
+	int			max_attempts;
+	char	   *on_success;
+} WkJob;
+
+static Datum
+wk_uuid(const pg_uuid_t *u)
+{
+	pg_uuid_t  *c = palloc(sizeof(pg_uuid_t));
+
+	*c = *u;
+	return UUIDPGetDatum(c);
+}
+
+static void
+wk_begin(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+static void
+wk_commit(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+}
+
+/*
+ * wk_apply_events: apply up to batch pending events, each under a trusted
+ * context of its organization. Runs inside the caller's transaction.
+ */
+int
+wk_apply_events(int batch)
+{
+	Datum		arg = Int32GetDatum(batch);
+	uint64		n,
+				i;
+	SPITupleTable *events;
+
+	if (saas_exec(&plan_pending_events, &arg, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pending events");
+	n = SPI_processed;
+	events = SPI_tuptable;
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Datum		args[3];
+		pg_uuid_t	org;
+		int			nest;
+
+		org = *DatumGetUUIDP(SPI_getbinval(events->vals[i], events->tupdesc, 1, &isnull));
+		args[0] = wk_uuid(&org);
+		args[1] = SPI_getbinval(events->vals[i], events->tupdesc, 2, &isnull);
+		args[2] = SPI_getbinval(events->vals[i], events->tupdesc, 3, &isnull);
+		nest = saas_context_push_trusted(&org, &nil_user, "admin");
+		wk_in_sync = true;
+		PG_TRY();
+		{
+			if (saas_exec(&plan_apply, args, NULL, false, 1) != SPI_OK_SELECT)
+				elog(ERROR, "could not apply event");
+		}
+		PG_FINALLY();
+		{
+			wk_in_sync = false;
+		}
+		PG_END_TRY();
+		saas_context_pop(nest);
+	}
+	if (n > 0)
+		pg_atomic_fetch_add_u64(&saas_worker_shared->events_applied, n);
+	return (int) n;
+}
+
+void
+wk_reclaim_expired_leases(void)
+{
+	(void) saas_exec(&plan_reclaim, NULL, NULL, false, 0);
+}
+
+/* wk_load_settings: the services' settings, by breaker index. */
+static void
+wk_load_settings(WkService *svcs)
+{
+	uint64		i;
+
+	memset(svcs, 0, sizeof(WkService) * SAAS_NSERVICES);
+	if (saas_exec(&plan_settings, NULL, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read saas.integrations");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int			s = saas_service_index(SPI_getvalue(t, d, 1));
+		WkService  *w;
+
+		if (s < 0)
+			continue;
+		w = &svcs[s];
+		strlcpy(w->base_url, SPI_getvalue(t, d, 2), sizeof(w->base_url));
+		w->timeout_ms = DatumGetInt32(SPI_getbinval(t, d, 3, &isnull));
+		w->max_in_flight = DatumGetInt32(SPI_getbinval(t, d, 4, &isnull));
+		w->max_retries = DatumGetInt32(SPI_getbinval(t, d, 5, &isnull));
+		w->multiplier = DatumGetFloat8(SPI_getbinval(t, d, 6, &isnull));
+		w->base_backoff_ms = DatumGetInt32(SPI_getbinval(t, d, 7, &isnull));
+		w->max_backoff_s = DatumGetInt32(SPI_getbinval(t, d, 8, &isnull));
+		w->cb.failure_rate = DatumGetFloat8(SPI_getbinval(t, d, 9, &isnull));
+		w->cb.min_volume = DatumGetInt32(SPI_getbinval(t, d, 10, &isnull));
+		w->cb.window_s = DatumGetInt32(SPI_getbinval(t, d, 11, &isnull));
+		w->cb.reset_s = DatumGetInt32(SPI_getbinval(t, d, 12, &isnull));
+		w->cb.probes = DatumGetInt32(SPI_getbinval(t, d, 13, &isnull));
+		w->enabled = DatumGetBool(SPI_getbinval(t, d, 14, &isnull));
+		w->present = true;
+	}
+}
+
+/* wk_backoff_s: the delay before the next attempt, with jitter. */
+static double
+wk_backoff_s(const WkService *w, int attempt, int retry_after_s)
+{
+	double		ms = w->base_backoff_ms;
+	int			i;
+	double		cap = (double) w->max_backoff_s * 1000.0;
+
+	for (i = 1; i < attempt && ms < cap; i++)
+		ms *= w->multiplier;
+	ms = Min(ms, cap);
+	ms = ms * (0.5 + 0.5 * pg_prng_double(&pg_global_prng_state));
+	if (retry_after_s > 0)
+		ms = Max(ms, retry_after_s * 1000.0);
+	return ms / 1000.0;
+}
+
+static void
+wk_note_transition(const CbTransition *tr)
+{
+	Datum		args[4];
+
+	args[0] = CStringGetTextDatum(saas_service_names[tr->service]);
+	args[1] = CStringGetTextDatum(saas_breaker_state_name(tr->from));
+	args[2] = CStringGetTextDatum(saas_breaker_state_name(tr->to));
+	args[3] = CStringGetTextDatum(tr->reason);
+	(void) saas_exec(&plan_transition, args, NULL, false, 0);
+	elog(LOG, "pg_saas worker: circuit of %s %s -> %s (%s)", saas_service_names[tr->service],
+		 saas_breaker_state_name(tr->from), saas_breaker_state_name(tr->to), tr->reason);
+}
+
+/*
+ * wk_run_jobs_round: claim, call, record. Returns how many jobs it
+ * finished; sets *sleep_ms to when the next job is due (capped).
+ */
+int
+wk_run_jobs_round(long *sleep_ms)
+{
+	WkService	svcs[SAAS_NSERVICES];
+	WkCall	   *calls = palloc0(sizeof(WkCall) * WK_MAX_CALLS);
+	WkJob	   *jobs = palloc0(sizeof(WkJob) * WK_MAX_CALLS);
+	CbTransition pending_tr[SAAS_NSERVICES * 2];
+	int			ntr = 0;
+	int			n = 0;
+	int			s,
+				i;
+	int64		now;
+	bool		isnull;
+	MemoryContext keep = CurrentMemoryContext;	/* outlives SPI_finish */
+
+	/* Claim, and commit the claim, before any call. */
+	wk_begin();
+	pgstat_report_activity(STATE_RUNNING, "pg_saas worker: claiming jobs");
+	wk_load_settings(svcs);
+	now = GetCurrentTimestamp();
+	for (s = 0; s < SAAS_NSERVICES; s++)
+	{
+		WkService  *w = &svcs[s];
+		int			want,
+					allowed;
+		bool		moved;
+		Datum		args[3];
+		uint64		k;
+
+		if (!w->present || !w->enabled)
+			continue;
+		want = Min(w->max_in_flight, WK_MAX_CALLS - n);
+		if (want <= 0)
+			break;
+		allowed = cb_acquire(s, &w->cb, now, want, &pending_tr[ntr], &moved);
+		if (moved)
+			ntr++;
+		if (allowed == 0)
+			continue;
+		args[0] = CStringGetTextDatum(saas_service_names[s]);
+		args[1] = Int32GetDatum(allowed);
+		args[2] = Float8GetDatum(w->timeout_ms / 1000.0 * 2 + 30);
+		if (saas_exec(&plan_claim, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "could not claim jobs");
+		for (k = 0; k < SPI_processed; k++)
+		{
+			HeapTuple	t = SPI_tuptable->vals[k];
+			TupleDesc	d = SPI_tuptable->tupdesc;
+			char	   *method = SPI_getvalue(t, d, 3);
+			char	   *path = SPI_getvalue(t, d, 4);
+			char	   *body = SPI_getvalue(t, d, 5);
+			WkCall	   *c = &calls[n];
+			WkJob	   *j = &jobs[n];
+
+			j->org_id = *DatumGetUUIDP(SPI_getbinval(t, d, 1, &isnull));
+			j->id = *DatumGetUUIDP(SPI_getbinval(t, d, 2, &isnull));
+			j->attempt = DatumGetInt32(SPI_getbinval(t, d, 6, &isnull));
+			j->max_attempts = DatumGetInt32(SPI_getbinval(t, d, 7, &isnull));
+			j->on_success = SPI_getvalue(t, d, 9);
+			if (j->on_success)
+				j->on_success = MemoryContextStrdup(keep, j->on_success);
+			c->svc = s;
+			c->method = MemoryContextStrdup(keep, method ? method : "POST");
+			c->url = MemoryContextStrdup(keep, psprintf("%s%s", w->base_url, path ? path : ""));
+			c->body = body ? MemoryContextStrdup(keep, body) : NULL;
+			c->idempotency_key = MemoryContextStrdup(keep, SPI_getvalue(t, d, 8));
+			c->timeout_ms = w->timeout_ms;
+			n++;
+		}
+		/* Probes granted but not used go back. */
+		if ((int) SPI_processed < allowed && cb_state(s) == CB_HALF_OPEN)
+		{
+			LWLockAcquire(saas_worker_lock(), LW_EXCLUSIVE);
+			saas_worker_shared->breakers[s].probes_in_flight =
+				Max(0, saas_worker_shared->breakers[s].probes_in_flight - (allowed - (int) SPI_processed));
+			LWLockRelease(saas_worker_lock());
+		}
+	}
+	for (i = 0; i < ntr; i++)
+		wk_note_transition(&pending_tr[i]);
+	ntr = 0;
+	wk_commit();
+
+	if (n > 0)
+	{
+		pgstat_report_activity(STATE_RUNNING, "pg_saas worker: calling services");
+		wk_http_run(calls, n);
+		pg_atomic_fetch_add_u64(&saas_worker_shared->calls, n);
+	}
+
+	/* Record every outcome in one transaction. */
+	wk_begin();
+	pgstat_report_activity(STATE_RUNNING, "pg_saas worker: recording outcomes");
+	now = GetCurrentTimestamp();
+	for (i = 0; i < n; i++)
+	{
+		WkCall	   *c = &calls[i];
+		WkJob	   *j = &jobs[i];
+		WkService  *w = &svcs[c->svc];
+		bool		ok = (c->status >= 200 && c->status < 300);
+		bool		retryable = (c->status == 0 || c->status == 408 || c->status == 429 ||
+								 c->status >= 500);
+		bool		service_failed = (c->status == 0 || c->status == 408 || c->status >= 500);
+		char		err[400];
+		bool		moved;
+		Datum		args[5];
+		char		nulls[6] = "     ";
+
+		if (c->status == 0)
+			snprintf(err, sizeof(err), "%s", c->error[0] ? c->error : "no answer");
+		else
+			snprintf(err, sizeof(err), "HTTP %ld: %.300s", c->status, c->resp ? c->resp : "");
+
+		if (c->status != 429 &&
+			(ok || service_failed || (c->status >= 400 && c->status < 500)))
+		{
+			cb_record(c->svc, &w->cb, !service_failed, c->latency_ms, service_failed ? err : NULL,
+					  now, &pending_tr[ntr], &moved);
+			if (moved && ntr < (int) lengthof(pending_tr) - 1)
+				ntr++;
+		}
+
+		args[0] = wk_uuid(&j->org_id);
+		args[1] = wk_uuid(&j->id);
+		if (ok)
+		{
+			args[2] = Int32GetDatum((int32) c->status);
+			(void) saas_exec(&plan_done, args, NULL, false, 0);
+			if (j->on_success)
+			{
+				Datum		a2[4];
+				char		n2[5] = "    ";
+
+				a2[0] = args[0];
+				a2[1] = args[1];
+				a2[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum(j->on_success));
+				a2[3] = CStringGetTextDatum(c->resp ? c->resp : "");
+				(void) saas_exec(&plan_on_success, a2, n2, false, 0);
+			}
+		}
+		else if (retryable && j->attempt < j->max_attempts)
+		{
+			args[2] = Float8GetDatum(wk_backoff_s(w, j->attempt, c->retry_after_s));
+			args[3] = Int32GetDatum((int32) c->status);
+			if (c->status == 0)
+				nulls[3] = 'n';
+			args[4] = CStringGetTextDatum(err);
+			(void) saas_exec(&plan_retry, args, nulls, false, 0);
+		}
+		else
+		{
+			char		why[480];
+
+			snprintf(why, sizeof(why), "%s%s", err,
+					 retryable ? " (attempts exhausted)" : " (not retryable)");
+			args[2] = Int32GetDatum((int32) c->status);
+			if (c->status == 0)
+				nulls[2] = 'n';
+			args[3] = CStringGetTextDatum(why);
+			(void) saas_exec(&plan_dead, args, nulls, false, 0);
+		}
+	}
+	for (i = 0; i < ntr; i++)
+		wk_note_transition(&pending_tr[i]);
+
+	/* Sleep until the next due job (at most a second: the safety net). */
+	if (saas_exec(&plan_next_due, NULL, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+		{
+			double		secs = DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
+
+			/* Due now but not claimed means a breaker holds them: poll gently. */
+			if (secs <= 0 && n == 0)
+				*sleep_ms = 1000;
+			else
+				*sleep_ms = (long) Min(1000.0, Max(10.0, secs * 1000.0));
+		}
+	}
+	wk_commit();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return n;
+}
+
+/* ---- SQL-callable pieces of the worker ---- */
+
+PG_FUNCTION_INFO_V1(saas_in_sync);
+PG_FUNCTION_INFO_V1(saas_wake_worker);
+
+/* SQL: saas._in_sync(): true while this process applies a service's change. */
+Datum
+saas_in_sync(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(wk_in_sync);
+}
+
+/* SQL: saas._wake_worker(): wake the worker when this transaction commits. */
+Datum
+saas_wake_worker(PG_FUNCTION_ARGS)
+{
+	saas_worker_wake_at_commit();
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,15 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker_jobs.h
+ *	  The worker's units of work: applying events, and rounds of jobs.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SAAS_WORKER_JOBS_H
+#define SAAS_WORKER_JOBS_H
+
+extern int	wk_apply_events(int batch);
+extern void wk_reclaim_expired_leases(void);
+extern int	wk_run_jobs_round(long *sleep_ms);
+
+#endif

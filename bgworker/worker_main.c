@@ -1,0 +1,200 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker_main.c
+ *	  The pg_saas background worker: applies ingested webhook events and
+ *	  drains the job queue of outbound calls, behind circuit breakers.
+ *
+ * One round: (1) in a transaction, apply pending events; (2) in a
+ * transaction, claim due jobs (FOR UPDATE SKIP LOCKED, with a lease) for
+ * each service whose breaker lets calls through, and commit; (3) with no
+ * transaction open, perform the calls concurrently (http_client.c); (4) in
+ * a new transaction, record every outcome: done, retry at a backed-off
+ * time, or dead. Jobs whose lease ran out (a worker died mid-call) are
+ * made due again. Between rounds the worker sleeps on its latch, woken by
+ * committing transactions that gave it work, or by a timeout.
+ *
+ * The worker never crashes on a missing extension: each round first checks
+ * that pg_saas exists, and takes its tables with conditional locks, so
+ * DROP EXTENSION neither fails nor waits for it. It exits 1 on errors so
+ * the postmaster restarts it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "pg_saas.h"
+#include "breaker.h"
+#include "http_client.h"
+#include "worker_jobs.h"
+#include "worker_shmem.h"
+
+PGDLLEXPORT void saas_worker_main(Datum arg);
+
+#define WK_IDLE_MS			1000
+#define WK_EVENT_BATCH		500
+
+/* saas_worker_register: from _PG_init while preloading. */
+void
+saas_worker_register(void)
+{
+	BackgroundWorker w;
+
+	memset(&w, 0, sizeof(w));
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = 5;
+	snprintf(w.bgw_library_name, BGW_MAXLEN, "pg_saas");
+	snprintf(w.bgw_function_name, BGW_MAXLEN, "saas_worker_main");
+	snprintf(w.bgw_name, BGW_MAXLEN, "pg_saas worker");
+	snprintf(w.bgw_type, BGW_MAXLEN, "pg_saas worker");
+	RegisterBackgroundWorker(&w);
+}
+
+/* Cleared at exit, so nobody sets a latch of a dead process. */
+static void
+wk_detach(int code, Datum arg)
+{
+	LWLockAcquire(saas_worker_lock(), LW_EXCLUSIVE);
+	if (saas_worker_shared->worker_pid == MyProcPid)
+		saas_worker_shared->worker_pid = 0;
+	LWLockRelease(saas_worker_lock());
+}
+
+/* wk_begin / wk_commit: the worker_spi transaction sequence. */
+static void
+wk_begin(const char *what)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, what);
+}
+
+static void
+wk_commit(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * wk_extension_ready: pg_saas is installed and its queue can be locked
+ * without waiting (DROP EXTENSION in progress holds it exclusively).
+ */
+static bool
+wk_extension_ready(void)
+{
+	Oid			nsp;
+	Oid			jobs,
+				events;
+
+	if (!OidIsValid(get_extension_oid("pg_saas", true)))
+		return false;
+	nsp = get_namespace_oid("saas", true);
+	if (!OidIsValid(nsp))
+		return false;
+	jobs = get_relname_relid("jobs", nsp);
+	events = get_relname_relid("webhook_events", nsp);
+	if (!OidIsValid(jobs) || !OidIsValid(events))
+		return false;
+	if (!ConditionalLockRelationOid(jobs, RowExclusiveLock))
+		return false;
+	if (!ConditionalLockRelationOid(events, RowExclusiveLock))
+		return false;
+	return true;
+}
+
+void
+saas_worker_main(Datum arg)
+{
+	MemoryContext round_cxt;
+	bool		warned_missing = false;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(saas_database, NULL, 0);
+
+	LWLockAcquire(saas_worker_lock(), LW_EXCLUSIVE);
+	saas_worker_shared->worker_pid = MyProcPid;
+	saas_worker_shared->worker_pgprocno = MyProc->pgprocno;
+	LWLockRelease(saas_worker_lock());
+	before_shmem_exit(wk_detach, (Datum) 0);
+
+	wk_http_init();
+	round_cxt = AllocSetContextCreate(TopMemoryContext, "pg_saas worker round",
+									  ALLOCSET_DEFAULT_SIZES);
+	elog(LOG, "pg_saas worker started in database \"%s\"", saas_database);
+
+	for (;;)
+	{
+		long		sleep_ms = WK_IDLE_MS;
+		bool		ready;
+		int			did = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		MemoryContextReset(round_cxt);
+		MemoryContextSwitchTo(round_cxt);
+
+		wk_begin("pg_saas worker: checking extension");
+		ready = wk_extension_ready();
+		if (ready)
+		{
+			did += wk_apply_events(WK_EVENT_BATCH);
+			wk_reclaim_expired_leases();
+		}
+		wk_commit();
+
+		if (!ready)
+		{
+			if (!warned_missing)
+				elog(LOG, "pg_saas worker: extension pg_saas is not installed in \"%s\"; waiting",
+					 saas_database);
+			warned_missing = true;
+			sleep_ms = 5000;
+		}
+		else
+		{
+			warned_missing = false;
+			did += wk_run_jobs_round(&sleep_ms);
+		}
+		MemoryContextSwitchTo(TopMemoryContext);
+
+		if (did > 0)
+			continue;			/* more may be waiting: go again at once */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(sleep_ms, 10), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}

@@ -1,0 +1,55 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker_shmem.h
+ *	  The worker's shared state: who it is (to wake it), and one circuit
+ *	  breaker per service with its rolling window and latency samples.
+ *
+ * Locking: everything below is guarded by the LWLock at index
+ * SAAS_RL_PARTITIONS of the pg_saas tranche. Only the worker writes the
+ * breakers; backends read them for the status view. worker_pgprocno is an
+ * index into ProcGlobal (shared), never a pointer of one process.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SAAS_WORKER_SHMEM_H
+#define SAAS_WORKER_SHMEM_H
+
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+
+#include "worker_api.h"
+
+#define CB_BUCKETS		120		/* one per second: windows up to two minutes */
+#define CB_LAT_SAMPLES	256
+
+typedef struct SaasBreaker
+{
+	int			state;
+	int64		opened_at;		/* µs; when it last opened */
+	int			probes_in_flight;
+	int			probe_successes;
+	int64		bucket_sec[CB_BUCKETS];
+	uint32		ok[CB_BUCKETS];
+	uint32		fail[CB_BUCKETS];
+	uint32		lat_ms[CB_LAT_SAMPLES];
+	uint32		lat_count;
+	int64		last_success;
+	int64		last_failure;
+	char		last_error[256];
+	uint64		transitions;
+} SaasBreaker;
+
+typedef struct SaasWorkerShared
+{
+	int			worker_pid;		/* 0: not running */
+	int			worker_pgprocno;
+	pg_atomic_uint64 wakeups;
+	pg_atomic_uint64 calls;
+	pg_atomic_uint64 events_applied;
+	SaasBreaker breakers[SAAS_NSERVICES];
+} SaasWorkerShared;
+
+extern SaasWorkerShared *saas_worker_shared;
+extern LWLock *saas_worker_lock(void);
+
+#endif

@@ -1,0 +1,121 @@
+-- Part 65: applying webhook events to internal state. Called by the worker,
+-- one event at a time, under a trusted context for the event's organization.
+-- An event older (by its timestamp) than the newest one already applied to
+-- the same entity changes nothing. Errors are caught and recorded on the
+-- event, so one bad event never blocks the queue.
+
+CREATE FUNCTION saas._apply_event(p_org uuid, p_service text, p_event text) RETURNS text
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+DECLARE
+	ev saas.webhook_events;
+	d jsonb;
+	newer timestamptz;
+	uid uuid;
+	result text := 'applied';
+	ch jsonb;
+BEGIN
+	SELECT * INTO ev FROM saas.webhook_events
+	 WHERE org_id = p_org AND service = p_service AND event_id = p_event FOR UPDATE;
+	IF NOT FOUND OR ev.applied_at IS NOT NULL THEN
+		RETURN 'skipped';
+	END IF;
+	d := ev.payload -> 'data';
+
+	BEGIN
+		IF ev.entity_ref IS NOT NULL THEN
+			SELECT last_event_at INTO newer FROM saas.entity_versions
+			 WHERE org_id = p_org AND service = p_service AND entity_ref = ev.entity_ref FOR UPDATE;
+			IF newer IS NOT NULL AND newer > ev.occurred_at THEN
+				UPDATE saas.webhook_events SET applied_at = now(), apply_result = 'stale: newer state already applied'
+				 WHERE org_id = p_org AND service = p_service AND event_id = p_event;
+				RETURN 'stale';
+			END IF;
+			INSERT INTO saas.entity_versions (org_id, service, entity_ref, last_event_at)
+			VALUES (p_org, p_service, ev.entity_ref, ev.occurred_at)
+			ON CONFLICT (org_id, service, entity_ref) DO UPDATE SET last_event_at = EXCLUDED.last_event_at;
+		END IF;
+
+		CASE ev.event_type
+		WHEN 'user.created' THEN
+			SELECT id INTO uid FROM saas.users
+			 WHERE org_id = p_org AND (external_user_ids ->> 'user_service' = d ->> 'user_id'
+									   OR email = lower(d ->> 'email'))
+			 LIMIT 1;
+			IF uid IS NULL THEN
+				INSERT INTO saas.users (org_id, email, first_name, last_name, role, status, external_user_ids)
+				VALUES (p_org, lower(d ->> 'email'), coalesce(d ->> 'first_name', '-'), coalesce(d ->> 'last_name', '-'),
+						'user', CASE WHEN d ->> 'status' IN ('active', 'inactive', 'suspended') THEN d ->> 'status' ELSE 'active' END,
+						jsonb_build_object('user_service', d ->> 'user_id'));
+			ELSE
+				UPDATE saas.users SET
+					external_user_ids = external_user_ids || jsonb_build_object('user_service', d ->> 'user_id'),
+					first_name = coalesce(d ->> 'first_name', first_name),
+					last_name = coalesce(d ->> 'last_name', last_name)
+				 WHERE org_id = p_org AND id = uid;
+			END IF;
+		WHEN 'user.updated' THEN
+			ch := coalesce(d -> 'changes', d);
+			UPDATE saas.users SET
+				first_name = coalesce(ch ->> 'first_name', first_name),
+				last_name = coalesce(ch ->> 'last_name', last_name),
+				email = coalesce(lower(ch ->> 'email'), email),
+				status = CASE WHEN ch ->> 'status' IN ('active', 'inactive', 'suspended') THEN ch ->> 'status' ELSE status END
+			 WHERE org_id = p_org AND external_user_ids ->> 'user_service' = d ->> 'user_id';
+			IF NOT FOUND THEN result := 'ignored: unknown user'; END IF;
+		WHEN 'user.deleted' THEN
+			DELETE FROM saas.users WHERE org_id = p_org AND external_user_ids ->> 'user_service' = d ->> 'user_id'
+			   AND role <> 'super_admin';
+			IF NOT FOUND THEN result := 'ignored: unknown user'; END IF;
+		WHEN 'user.activated', 'user.deactivated' THEN
+			UPDATE saas.users SET status = CASE ev.event_type WHEN 'user.activated' THEN 'active' ELSE 'inactive' END
+			 WHERE org_id = p_org AND external_user_ids ->> 'user_service' = d ->> 'user_id';
+			IF NOT FOUND THEN result := 'ignored: unknown user'; END IF;
+		WHEN 'subscription.created', 'subscription.updated', 'subscription.canceled' THEN
+			INSERT INTO saas.subscriptions (org_id, subscription_ref, customer_ref, plan, status, amount, currency, last_event_at, details)
+			VALUES (p_org, d ->> 'subscription_id', d ->> 'customer_id', d ->> 'plan',
+					CASE WHEN ev.event_type = 'subscription.canceled' THEN 'canceled' ELSE coalesce(d ->> 'status', 'active') END,
+					(d ->> 'amount')::numeric, d ->> 'currency', ev.occurred_at, d)
+			ON CONFLICT (org_id, subscription_ref) DO UPDATE SET
+				customer_ref = coalesce(EXCLUDED.customer_ref, saas.subscriptions.customer_ref),
+				plan = coalesce(EXCLUDED.plan, saas.subscriptions.plan),
+				status = EXCLUDED.status,
+				amount = coalesce(EXCLUDED.amount, saas.subscriptions.amount),
+				currency = coalesce(EXCLUDED.currency, saas.subscriptions.currency),
+				last_event_at = EXCLUDED.last_event_at, updated_at = now(),
+				details = saas.subscriptions.details || EXCLUDED.details;
+			IF ev.event_type <> 'subscription.canceled' AND d ->> 'plan' IN ('free', 'starter', 'professional', 'enterprise') THEN
+				UPDATE saas.organizations SET subscription_tier = d ->> 'plan'
+				 WHERE id = p_org AND subscription_tier IS DISTINCT FROM d ->> 'plan';
+			END IF;
+		WHEN 'payment.succeeded', 'payment.failed', 'invoice.created' THEN
+			UPDATE saas.subscriptions SET
+				billing_status = CASE ev.event_type WHEN 'payment.succeeded' THEN 'paid'
+							WHEN 'payment.failed' THEN 'past_due' ELSE 'invoiced' END,
+				last_event_at = greatest(last_event_at, ev.occurred_at), updated_at = now(),
+				details = details || jsonb_build_object(replace(ev.event_type, '.', '_'), d)
+			 WHERE org_id = p_org
+			   AND subscription_ref = coalesce(d ->> 'subscription_id',
+					(SELECT s.subscription_ref FROM saas.subscriptions s WHERE s.org_id = p_org
+					  ORDER BY s.last_event_at DESC LIMIT 1));
+			IF NOT FOUND THEN result := 'ignored: no subscription'; END IF;
+		WHEN 'message.sent', 'message.delivered', 'message.bounced', 'message.opened', 'message.clicked' THEN
+			INSERT INTO saas.notifications (org_id, message_ref, kind, status, last_event_at, details)
+			VALUES (p_org, d ->> 'message_id', d ->> 'template', split_part(ev.event_type, '.', 2), ev.occurred_at, d)
+			ON CONFLICT (org_id, message_ref) DO UPDATE SET
+				status = EXCLUDED.status, last_event_at = EXCLUDED.last_event_at, updated_at = now(),
+				details = saas.notifications.details || EXCLUDED.details;
+		ELSE
+			result := 'ignored: unknown event type';
+		END CASE;
+	EXCEPTION WHEN OTHERS THEN
+		result := 'failed: ' || SQLERRM;
+	END;
+
+	UPDATE saas.webhook_events SET applied_at = now(), apply_result = result
+	 WHERE org_id = p_org AND service = p_service AND event_id = p_event;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION saas._apply_event(uuid, text, text) IS
+	'Applies one ingested webhook event to internal state (users, subscriptions, notifications); called by the worker (private).';

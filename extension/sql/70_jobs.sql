@@ -1,0 +1,230 @@
+-- Part 70: the job queue's API, integration status, and the outbound flows
+-- that enqueue jobs when users and organizations change through the API.
+
+CREATE FUNCTION saas._breaker_status(OUT service text, OUT circuit text, OUT calls_1m integer,
+	OUT failures_1m integer, OUT last_error text, OUT p50_ms integer, OUT p95_ms integer,
+	OUT last_success timestamptz, OUT last_failure timestamptz, OUT worker_running boolean)
+	RETURNS SETOF record AS 'MODULE_PATHNAME', 'saas_breaker_status' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION saas._breaker_status() IS 'Circuit breakers'' shared state per service (private).';
+
+CREATE FUNCTION saas._in_sync() RETURNS boolean
+	AS 'MODULE_PATHNAME', 'saas_in_sync' LANGUAGE C STABLE;
+COMMENT ON FUNCTION saas._in_sync() IS 'True while the worker applies changes that came from a service (so they are not pushed back).';
+
+-- Status per service: OK, DEGRADED (recent failures or dead jobs), RETRYING
+-- (jobs waiting to be retried, or probing), DOWN (circuit open).
+CREATE FUNCTION saas._integration_status_rows(p_org uuid)
+	RETURNS TABLE (service text, status text, last_sync timestamptz, circuit text, queued bigint,
+				   retrying bigint, dead bigint, last_error text, p50_ms integer, p95_ms integer)
+	LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+	SELECT i.service,
+		   CASE WHEN b.circuit = 'open' THEN 'DOWN'
+				WHEN b.circuit = 'half_open' OR coalesce(q.retrying, 0) > 0 THEN 'RETRYING'
+				WHEN coalesce(b.failures_1m, 0) > 0 OR coalesce(q.dead, 0) > 0 THEN 'DEGRADED'
+				ELSE 'OK' END,
+		   (SELECT max(s.last_sync) FROM saas.sync_state s
+			 WHERE s.service = i.service AND (p_org IS NULL OR s.org_id = p_org)),
+		   coalesce(b.circuit, 'closed'),
+		   coalesce(q.queued, 0), coalesce(q.retrying, 0), coalesce(q.dead, 0),
+		   b.last_error, coalesce(b.p50_ms, 0), coalesce(b.p95_ms, 0)
+	  FROM saas.integrations i
+	  LEFT JOIN saas._breaker_status() b ON b.service = i.service
+	  LEFT JOIN LATERAL (
+		SELECT count(*) FILTER (WHERE j.state IN ('available', 'running')) AS queued,
+			   count(*) FILTER (WHERE j.state = 'retryable') AS retrying,
+			   count(*) FILTER (WHERE j.state = 'dead') AS dead
+		  FROM saas.jobs j
+		 WHERE j.service = i.service AND j.state <> 'succeeded' AND (p_org IS NULL OR j.org_id = p_org)) q ON true
+$$;
+COMMENT ON FUNCTION saas._integration_status_rows(uuid) IS 'Integration status per service; queue counts of one organization, or of all when NULL (private).';
+
+CREATE VIEW saas.integration_status AS SELECT * FROM saas._integration_status_rows(NULL);
+COMMENT ON VIEW saas.integration_status IS
+	'Health of each external service for operators: status (OK, DEGRADED, RETRYING, DOWN), last sync, circuit, queue counts, last error, latency.';
+
+-- GET /integrations/status: admins see their organization's queue, super_admin all.
+CREATE FUNCTION saas.integration_status_json() RETURNS jsonb
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+DECLARE
+	r record;
+	out jsonb := '{}';
+	scope uuid;
+BEGIN
+	IF saas.current_role() IS NULL THEN
+		RAISE EXCEPTION 'authentication required' USING ERRCODE = 'SA401';
+	ELSIF saas.current_role() NOT IN ('admin', 'super_admin') THEN
+		RAISE EXCEPTION 'role "%" may not read integration status', saas.current_role() USING ERRCODE = 'SA403';
+	END IF;
+	scope := CASE WHEN saas.current_role() = 'super_admin' THEN NULL ELSE saas.current_org_id() END;
+	FOR r IN SELECT * FROM saas._integration_status_rows(scope) LOOP
+		out := out || jsonb_build_object(
+			CASE r.service WHEN 'user-service' THEN 'userService' WHEN 'payment-service' THEN 'paymentService'
+				ELSE 'communicationService' END,
+			jsonb_build_object('status', r.status,
+				'lastSync', to_char(r.last_sync AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+				'circuit', r.circuit, 'queued', r.queued, 'retrying', r.retrying, 'dead', r.dead,
+				'lastError', r.last_error, 'latencyMs', jsonb_build_object('p50', r.p50_ms, 'p95', r.p95_ms)));
+	END LOOP;
+	RETURN out;
+END
+$$;
+COMMENT ON FUNCTION saas.integration_status_json() IS 'GET /integrations/status: the status document (admin: own queue counts; super_admin: all).';
+
+-- Revive a dead job (admin of its organization, or the owner).
+CREATE FUNCTION saas.retry_job(id uuid) RETURNS jsonb
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+DECLARE
+	j saas.jobs;
+	owner_call boolean := saas.current_role() IS NULL
+		AND pg_catalog.pg_has_role(session_user, (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_saas'), 'MEMBER');
+BEGIN
+	IF NOT owner_call AND coalesce(saas.current_role(), '') NOT IN ('admin', 'super_admin') THEN
+		RAISE EXCEPTION 'only an admin may retry jobs' USING ERRCODE = CASE WHEN saas.current_role() IS NULL THEN 'SA401' ELSE 'SA403' END;
+	END IF;
+	SELECT * INTO j FROM saas.jobs x WHERE x.id = retry_job.id
+	   AND (owner_call OR x.org_id = saas.current_org_id()) FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'job not found' USING ERRCODE = 'SA404';
+	END IF;
+	IF j.state <> 'dead' THEN
+		RAISE EXCEPTION 'only a dead job can be retried; this one is %', j.state USING ERRCODE = 'SA409';
+	END IF;
+	UPDATE saas.jobs x SET state = 'available', attempt = 0, run_at = now(), last_error = NULL,
+		   finished_at = NULL, updated_at = now()
+	 WHERE x.org_id = j.org_id AND x.id = j.id RETURNING * INTO j;
+	PERFORM saas._wake_worker();
+	RETURN jsonb_build_object('id', j.id, 'service', j.service, 'kind', j.kind, 'state', j.state, 'attempt', j.attempt);
+END
+$$;
+COMMENT ON FUNCTION saas.retry_job(uuid) IS 'POST /jobs/:id/retry: revives a dead job (attempts reset) and wakes the worker.';
+
+CREATE FUNCTION saas._wake_worker() RETURNS void
+	AS 'MODULE_PATHNAME', 'saas_wake_worker' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION saas._wake_worker() IS 'Wakes the worker when the current transaction commits (private).';
+
+-- Enqueue a call (private): idempotent by (org, idempotency key).
+CREATE FUNCTION saas._enqueue(p_org uuid, p_service text, p_kind text, p_method text, p_path text,
+							  p_body jsonb, p_key text, p_on_success jsonb DEFAULT NULL) RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+BEGIN
+	INSERT INTO saas.jobs (org_id, service, kind, payload, max_attempts, idempotency_key)
+	SELECT p_org, p_service, p_kind,
+		   jsonb_strip_nulls(jsonb_build_object('method', p_method, 'path', p_path, 'body', p_body, 'on_success', p_on_success)),
+		   i.max_retries + 1, p_key
+	  FROM saas.integrations i WHERE i.service = p_service AND i.enabled
+	ON CONFLICT (org_id, idempotency_key) DO NOTHING;
+	IF FOUND THEN
+		PERFORM saas._wake_worker();
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION saas._enqueue(uuid, text, text, text, text, jsonb, text, jsonb) IS 'Adds a job to the queue, once per idempotency key (private).';
+
+-- After a successful call: remember the service's ids, chain the next call.
+CREATE FUNCTION saas._job_succeeded(p_org uuid, p_job uuid, p_on_success jsonb, p_response text) RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+DECLARE
+	resp jsonb;
+	ref text;
+BEGIN
+	BEGIN
+		resp := p_response::jsonb;
+	EXCEPTION WHEN OTHERS THEN
+		RETURN;
+	END;
+	ref := coalesce(resp -> 'data' ->> (p_on_success ->> 'from'), resp ->> (p_on_success ->> 'from'));
+	IF ref IS NULL THEN
+		RETURN;
+	END IF;
+	IF p_on_success ? 'set_org_ref' THEN
+		UPDATE saas.organizations SET external_ids = external_ids || jsonb_build_object(p_on_success ->> 'set_org_ref', ref)
+		 WHERE id = p_org AND external_ids ->> (p_on_success ->> 'set_org_ref') IS DISTINCT FROM ref;
+	END IF;
+	IF p_on_success ? 'set_org_ref_from' AND resp -> 'data' ->> (p_on_success ->> 'set_org_ref_from') IS NOT NULL THEN
+		UPDATE saas.organizations
+		   SET external_ids = external_ids || jsonb_build_object(p_on_success ->> 'org_ref_key',
+										resp -> 'data' ->> (p_on_success ->> 'set_org_ref_from'))
+		 WHERE id = p_org AND NOT external_ids ? (p_on_success ->> 'org_ref_key');
+	END IF;
+	IF p_on_success ? 'set_user_ref' THEN
+		UPDATE saas.users SET external_user_ids = external_user_ids || jsonb_build_object(p_on_success ->> 'set_user_ref', ref)
+		 WHERE org_id = p_org AND id = (p_on_success ->> 'user_id')::uuid;
+	END IF;
+	IF p_on_success ? 'then' THEN
+		PERFORM saas._enqueue(p_org, p_on_success -> 'then' ->> 'service', p_on_success -> 'then' ->> 'kind', 'POST',
+			p_on_success -> 'then' ->> 'path',
+			(p_on_success -> 'then' -> 'body') || jsonb_build_object(p_on_success ->> 'from', ref),
+			p_on_success -> 'then' ->> 'key');
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION saas._job_succeeded(uuid, uuid, jsonb, text) IS 'Records what a successful call returned (service ids) and chains follow-up calls (private).';
+
+-- Outbound flows. Changes the worker applies from a service are not pushed back.
+CREATE FUNCTION saas._users_outbound() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+DECLARE
+	org_ref text;
+	ref text;
+BEGIN
+	IF saas._in_sync() THEN
+		RETURN NULL;
+	END IF;
+	IF TG_OP = 'INSERT' THEN
+		SELECT coalesce(o.external_ids ->> 'user_service', o.id::text) INTO org_ref FROM saas.organizations o WHERE o.id = NEW.org_id;
+		PERFORM saas._enqueue(NEW.org_id, 'user-service', 'user.push', 'POST', '/users',
+			jsonb_build_object('organization_id', org_ref, 'email', NEW.email, 'first_name', NEW.first_name,
+							   'last_name', NEW.last_name, 'status', NEW.status),
+			'user-create:' || NEW.id,
+			jsonb_build_object('set_user_ref', 'user_service', 'user_id', NEW.id, 'from', 'user_id',
+							   'set_org_ref_from', 'organization_id', 'org_ref_key', 'user_service'));
+		SELECT coalesce(o.external_ids ->> 'communication_service', o.id::text) INTO org_ref FROM saas.organizations o WHERE o.id = NEW.org_id;
+		PERFORM saas._enqueue(NEW.org_id, 'communication-service', 'message.welcome', 'POST', '/messages',
+			jsonb_build_object('organization_id', org_ref, 'recipient', NEW.email, 'template', 'welcome'),
+			'welcome:' || NEW.id,
+			jsonb_build_object('from', 'message_id', 'set_org_ref_from', 'organization_id',
+							   'org_ref_key', 'communication_service'));
+		-- The organization's first admin becomes its billing contact at the payment service.
+		IF NEW.role = 'admin' AND NOT EXISTS (SELECT 1 FROM saas.organizations o
+											   WHERE o.id = NEW.org_id AND o.external_ids ? 'payment_service') THEN
+			PERFORM saas._enqueue(NEW.org_id, 'payment-service', 'customer.create', 'POST', '/customers',
+				jsonb_build_object('organization_id', NEW.org_id, 'email', NEW.email,
+								   'name', (SELECT o.name FROM saas.organizations o WHERE o.id = NEW.org_id)),
+				'customer:' || NEW.org_id,
+				jsonb_build_object('set_org_ref', 'payment_service', 'from', 'customer_id',
+					'then', jsonb_build_object('service', 'payment-service', 'kind', 'subscription.create',
+						'path', '/subscriptions', 'key', 'subscription:' || NEW.org_id,
+						'body', (SELECT CASE WHEN o.subscription_tier = 'free'
+											 THEN jsonb_build_object('plan', 'free', 'amount', 0)
+											 ELSE jsonb_build_object('plan', o.subscription_tier) END
+								   FROM saas.organizations o WHERE o.id = NEW.org_id))));
+		END IF;
+	ELSIF TG_OP = 'UPDATE' THEN
+		ref := NEW.external_user_ids ->> 'user_service';
+		IF ref IS NOT NULL AND (NEW.email, NEW.first_name, NEW.last_name, NEW.status)
+				IS DISTINCT FROM (OLD.email, OLD.first_name, OLD.last_name, OLD.status) THEN
+			PERFORM saas._enqueue(NEW.org_id, 'user-service', 'user.push', 'PUT', '/users/' || ref,
+				jsonb_build_object('email', NEW.email, 'first_name', NEW.first_name, 'last_name', NEW.last_name,
+								   'status', NEW.status),
+				'user-update:' || NEW.id || ':' || NEW.version);
+		END IF;
+	ELSE
+		ref := OLD.external_user_ids ->> 'user_service';
+		IF ref IS NOT NULL THEN
+			PERFORM saas._enqueue(OLD.org_id, 'user-service', 'user.delete', 'DELETE', '/users/' || ref, NULL,
+				'user-delete:' || OLD.id);
+		END IF;
+	END IF;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION saas._users_outbound() IS 'Enqueues pushes of API changes to the user service and the welcome message (private).';
+CREATE TRIGGER users_outbound AFTER INSERT OR UPDATE OR DELETE ON saas.users
+	FOR EACH ROW EXECUTE FUNCTION saas._users_outbound();
+
