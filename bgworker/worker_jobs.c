@@ -477,6 +477,13 @@ wk_run_jobs_round(long *sleep_ms)
 	return n;
 }
 
+/* wk_set_in_sync: mark changes as coming from a service (sync.c). */
+void
+wk_set_in_sync(bool on)
+{
+	wk_in_sync = on;
+}
+
 /* ---- SQL-callable pieces of the worker ---- */
 
 PG_FUNCTION_INFO_V1(saas_in_sync);

@@ -11,5 +11,7 @@
 extern int	wk_apply_events(int batch);
 extern void wk_reclaim_expired_leases(void);
 extern int	wk_run_jobs_round(long *sleep_ms);
+extern int	wk_sync_round(void);
+extern void wk_set_in_sync(bool on);
 
 #endif

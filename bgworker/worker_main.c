@@ -188,6 +188,7 @@ saas_worker_main(Datum arg)
 		{
 			warned_missing = false;
 			did += wk_run_jobs_round(&sleep_ms);
+			(void) wk_sync_round();
 		}
 		MemoryContextSwitchTo(TopMemoryContext);
 

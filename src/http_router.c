@@ -556,6 +556,35 @@ router_dispatch(SaasRequest *req, SaasResponse *r)
 		r->status = 202;
 		return;
 	}
+	if (strcmp(s0, "integrations") == 0 && req->nsegs == 2 && strcmp(req->segs[1], "status") == 0)
+	{
+		if (!is_get)
+			method_not_allowed(r, "GET");
+		req_authenticate_limited(req, r);
+		no_params(req);
+		saas_op_integration_status(&r->body);
+		return;
+	}
+	if (strcmp(s0, "jobs") == 0 && req->nsegs == 1)
+	{
+		if (!is_get)
+			method_not_allowed(r, "GET");
+		req_authenticate_limited(req, r);
+		saas_op_list_jobs(&req->params, &r->body);
+		return;
+	}
+	if (strcmp(s0, "jobs") == 0 && req->nsegs == 3 && strcmp(req->segs[2], "retry") == 0)
+	{
+		pg_uuid_t	id;
+
+		if (!is_post)
+			method_not_allowed(r, "POST");
+		req_authenticate_limited(req, r);
+		no_params(req);
+		id = route_id(req, "job");
+		saas_op_retry_job(&id, &r->body);
+		return;
+	}
 	if (strcmp(s0, "audit-logs") == 0 && req->nsegs == 1)
 	{
 		if (!is_get)

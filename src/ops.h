@@ -57,6 +57,11 @@ extern void saas_op_list_audit_logs(const SaasParams *p, StringInfo out);
 extern void saas_op_ingest_webhook(const char *service, Jsonb *headers, const char *body,
 								   int body_len, StringInfo out);
 
+/* integration_ops.c */
+extern void saas_op_integration_status(StringInfo out);
+extern void saas_op_list_jobs(const SaasParams *p, StringInfo out);
+extern void saas_op_retry_job(const pg_uuid_t *id, StringInfo out);
+
 /* health */
 extern void saas_op_health(StringInfo out, int *status);
 

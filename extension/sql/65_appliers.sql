@@ -119,3 +119,58 @@ END
 $$;
 COMMENT ON FUNCTION saas._apply_event(uuid, text, text) IS
 	'Applies one ingested webhook event to internal state (users, subscriptions, notifications); called by the worker (private).';
+
+-- Pull sync: one page of the user service's users for an organization.
+-- Returns the newest last_updated seen, for the next sync's cursor.
+CREATE FUNCTION saas._sync_users(p_org uuid, p_page jsonb) RETURNS timestamptz
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+DECLARE
+	u jsonb;
+	uid uuid;
+	newest timestamptz;
+	st text;
+BEGIN
+	FOR u IN SELECT * FROM jsonb_array_elements(coalesce(p_page -> 'data' -> 'users', p_page -> 'users', '[]')) LOOP
+		BEGIN
+			st := CASE WHEN u ->> 'status' IN ('active', 'inactive', 'suspended') THEN u ->> 'status' ELSE 'active' END;
+			SELECT id INTO uid FROM saas.users
+			 WHERE org_id = p_org AND (external_user_ids ->> 'user_service' = u ->> 'user_id' OR email = lower(u ->> 'email'))
+			 ORDER BY (external_user_ids ->> 'user_service' = u ->> 'user_id') DESC LIMIT 1;
+			IF uid IS NULL THEN
+				INSERT INTO saas.users (org_id, email, first_name, last_name, role, status, external_user_ids)
+				VALUES (p_org, lower(u ->> 'email'), coalesce(u ->> 'first_name', '-'), coalesce(u ->> 'last_name', '-'),
+						'user', st, jsonb_build_object('user_service', u ->> 'user_id'));
+			ELSE
+				UPDATE saas.users SET
+					external_user_ids = external_user_ids || jsonb_build_object('user_service', u ->> 'user_id'),
+					email = coalesce(lower(u ->> 'email'), email),
+					first_name = coalesce(u ->> 'first_name', first_name),
+					last_name = coalesce(u ->> 'last_name', last_name),
+					status = CASE WHEN role = 'user' THEN st ELSE status END
+				 WHERE org_id = p_org AND id = uid
+				   AND (external_user_ids ->> 'user_service', email, first_name, last_name, status)
+					   IS DISTINCT FROM (u ->> 'user_id', coalesce(lower(u ->> 'email'), email),
+										 coalesce(u ->> 'first_name', first_name), coalesce(u ->> 'last_name', last_name),
+										 CASE WHEN role = 'user' THEN st ELSE status END);
+			END IF;
+			newest := greatest(newest, (u ->> 'last_updated')::timestamptz);
+		EXCEPTION WHEN OTHERS THEN
+			RAISE WARNING 'pg_saas sync: user % of organization % not applied: %', u ->> 'user_id', p_org, SQLERRM;
+		END;
+	END LOOP;
+	RETURN newest;
+END
+$$;
+COMMENT ON FUNCTION saas._sync_users(uuid, jsonb) IS 'Upserts one page of users read from the user service (pull sync, private).';
+
+CREATE FUNCTION saas._sync_done(p_org uuid, p_service text, p_cursor timestamptz) RETURNS void
+	LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+	INSERT INTO saas.sync_state (org_id, service, last_sync, cursor_time)
+	VALUES (p_org, p_service, pg_catalog.now(), p_cursor)
+	ON CONFLICT (org_id, service) DO UPDATE
+	   SET last_sync = EXCLUDED.last_sync,
+		   cursor_time = coalesce(EXCLUDED.cursor_time, saas.sync_state.cursor_time)
+$$;
+COMMENT ON FUNCTION saas._sync_done(uuid, text, timestamptz) IS 'Marks a completed pull sync: lastSync moves only here (private).';
