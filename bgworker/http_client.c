@@ -19,11 +19,21 @@
 
 #include "http_client.h"
 
+/*
+ * One multi handle for the worker's life: it keeps the connection cache,
+ * so consecutive rounds reuse connections to the same service.
+ */
+static CURLM *wk_multi = NULL;
+
 void
 wk_http_init(void)
 {
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		elog(ERROR, "could not initialize libcurl");
+	wk_multi = curl_multi_init();
+	if (wk_multi == NULL)
+		elog(ERROR, "could not create a libcurl multi handle");
+	curl_multi_setopt(wk_multi, CURLMOPT_MAXCONNECTS, 256L);
 }
 
 static size_t
@@ -115,12 +125,13 @@ wk_prepare(WkCall *c)
 void
 wk_http_run(WkCall *calls, int n)
 {
-	CURLM	   *m = curl_multi_init();
+	CURLM	   *m = wk_multi;
 	int			i,
 				running = 0;
 
 	if (m == NULL)
-		elog(ERROR, "could not create a libcurl multi handle");
+		wk_http_init();
+	m = wk_multi;
 	for (i = 0; i < n; i++)
 	{
 		CURL	   *e = wk_prepare(&calls[i]);
@@ -173,5 +184,4 @@ wk_http_run(WkCall *calls, int n)
 			calls[i].headers = NULL;
 		}
 	}
-	curl_multi_cleanup(m);
 }

@@ -22,6 +22,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/snapmgr.h"
@@ -80,10 +81,13 @@ static SaasPlan plan_claim = {
 	3, {TEXTOID, INT4OID, FLOAT8OID}
 };
 
+/* All successes of a round in one statement. */
 static SaasPlan plan_done = {
-	"UPDATE saas.jobs SET state = 'succeeded', finished_at = now(), updated_at = now(),"
-	" lease_until = NULL, last_status = $3, last_error = NULL WHERE org_id = $1 AND id = $2",
-	3, {UUIDOID, UUIDOID, INT4OID}
+	"UPDATE saas.jobs j SET state = 'succeeded', finished_at = now(), updated_at = now(),"
+	" lease_until = NULL, last_status = u.status, last_error = NULL"
+	" FROM unnest($1::uuid[], $2::uuid[], $3::int[]) AS u(org_id, id, status)"
+	" WHERE j.org_id = u.org_id AND j.id = u.id",
+	3, {UUIDARRAYOID, UUIDARRAYOID, INT4ARRAYOID}
 };
 
 static SaasPlan plan_retry = {
@@ -305,6 +309,10 @@ wk_run_jobs_round(long *sleep_ms)
 	int64		now;
 	bool		isnull;
 	MemoryContext keep = CurrentMemoryContext;	/* outlives SPI_finish */
+	Datum	   *done_org,
+			   *done_id,
+			   *done_status;
+	int			ndone = 0;
 
 	/* Claim, and commit the claim, before any call. */
 	wk_begin();
@@ -382,6 +390,9 @@ wk_run_jobs_round(long *sleep_ms)
 	}
 
 	/* Record every outcome in one transaction. */
+	done_org = palloc(sizeof(Datum) * Max(n, 1));
+	done_id = palloc(sizeof(Datum) * Max(n, 1));
+	done_status = palloc(sizeof(Datum) * Max(n, 1));
 	wk_begin();
 	pgstat_report_activity(STATE_RUNNING, "pg_saas worker: recording outcomes");
 	now = GetCurrentTimestamp();
@@ -417,8 +428,10 @@ wk_run_jobs_round(long *sleep_ms)
 		args[1] = wk_uuid(&j->id);
 		if (ok)
 		{
-			args[2] = Int32GetDatum((int32) c->status);
-			(void) saas_exec(&plan_done, args, NULL, false, 0);
+			done_org[ndone] = args[0];
+			done_id[ndone] = args[1];
+			done_status[ndone] = Int32GetDatum((int32) c->status);
+			ndone++;
 			if (j->on_success)
 			{
 				Datum		a2[4];
@@ -452,6 +465,16 @@ wk_run_jobs_round(long *sleep_ms)
 			args[3] = CStringGetTextDatum(why);
 			(void) saas_exec(&plan_dead, args, nulls, false, 0);
 		}
+	}
+	if (ndone > 0)
+	{
+		Datum		arrs[3];
+
+		arrs[0] = PointerGetDatum(construct_array(done_org, ndone, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+		arrs[1] = PointerGetDatum(construct_array(done_id, ndone, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+		arrs[2] = PointerGetDatum(construct_array(done_status, ndone, INT4OID, 4, true, TYPALIGN_INT));
+		if (saas_exec(&plan_done, arrs, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not record finished jobs");
 	}
 	for (i = 0; i < ntr; i++)
 		wk_note_transition(&pending_tr[i]);

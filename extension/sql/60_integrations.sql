@@ -15,7 +15,7 @@ CREATE TABLE saas.integrations (
 	base_backoff_ms				integer		NOT NULL DEFAULT 500,
 	max_backoff_seconds			integer		NOT NULL,
 	timeout_ms					integer		NOT NULL DEFAULT 5000,
-	max_in_flight				integer		NOT NULL DEFAULT 16,
+	max_in_flight				integer		NOT NULL DEFAULT 32,
 	breaker_failure_rate		float8		NOT NULL DEFAULT 0.5,
 	breaker_min_volume			integer		NOT NULL DEFAULT 10,
 	breaker_window_seconds		integer		NOT NULL DEFAULT 30,
