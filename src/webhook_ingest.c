@@ -27,6 +27,7 @@
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -165,11 +166,17 @@ wh_rfc3339_ok(const char *s, int len)
 		else if (c < '0' || c > '9')
 			return false;
 	}
-	if (atoi(pnstrdup(s + 5, 2)) < 1 || atoi(pnstrdup(s + 5, 2)) > 12 ||
-		atoi(pnstrdup(s + 8, 2)) < 1 || atoi(pnstrdup(s + 8, 2)) > 31 ||
-		atoi(pnstrdup(s + 11, 2)) > 23 || atoi(pnstrdup(s + 14, 2)) > 59 ||
-		atoi(pnstrdup(s + 17, 2)) > 60 || atoi(pnstrdup(s, 4)) < 1970)
-		return false;
+	{
+		int			year = atoi(pnstrdup(s, 4)),
+					mon = atoi(pnstrdup(s + 5, 2)),
+					day = atoi(pnstrdup(s + 8, 2));
+
+		if (year < 1970 || mon < 1 || mon > 12 || day < 1 ||
+			day > day_tab[isleap(year)][mon - 1] ||
+			atoi(pnstrdup(s + 11, 2)) > 23 || atoi(pnstrdup(s + 14, 2)) > 59 ||
+			atoi(pnstrdup(s + 17, 2)) > 60)
+			return false;
+	}
 	if (s[i] == '.')
 	{
 		i++;

@@ -216,7 +216,8 @@ BEGIN
 		END IF;
 	ELSE
 		ref := OLD.external_user_ids ->> 'user_service';
-		IF ref IS NOT NULL THEN
+		-- When the whole organization is deleted its queue goes with it: nothing to push.
+		IF ref IS NOT NULL AND EXISTS (SELECT 1 FROM saas.organizations o WHERE o.id = OLD.org_id) THEN
 			PERFORM saas._enqueue(OLD.org_id, 'user-service', 'user.delete', 'DELETE', '/users/' || ref, NULL,
 				'user-delete:' || OLD.id);
 		END IF;
