@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * audit.h
- *	  The audit log: what one entry holds, how its hash is computed, and the
- *	  names the log uses for entities and actions.
+ *	  The audit log: what one entry holds, how its hash is computed, the
+ *	  names the log uses for entities and actions, and what the audit files
+ *	  (audit.c, audit_hash.c, audit_chain.c, audit_verify.c) share.
  *
  * Each organization's entries form a hash chain: entry n stores the hash of
  * entry n-1 (prev_hash) and its own hash, SHA-256 over prev_hash and a
@@ -15,7 +16,10 @@
 #ifndef SAAS_AUDIT_H
 #define SAAS_AUDIT_H
 
+#include "access/xact.h"
 #include "datatype/timestamp.h"
+#include "executor/spi.h"
+#include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
 
@@ -50,12 +54,35 @@ typedef struct SaasAuditEntry
 	const char *request_id;
 } SaasAuditEntry;
 
-/* audit.c */
+/*
+ * An entry not written yet, and the subtransaction that made it: when that
+ * subtransaction aborts, the entry goes with it.
+ */
+typedef struct AuditPending
+{
+	SubTransactionId subid;
+	SaasAuditEntry e;
+} AuditPending;
+
+/* audit_hash.c */
 extern void saas_audit_hash(const unsigned char *prev_hash,
 							const SaasAuditEntry *entry,
 							unsigned char *out);
 
+/* audit.c */
 /* Entities that the audit trigger is attached for (GET /audit-logs?entity=). */
 extern const char *const saas_audit_entities[];
+/* This transaction's pending entries (AuditPending *), in the order made. */
+extern List *audit_pending;
+extern void audit_forget_pending(bool free_memory);
+
+/* audit_chain.c */
+/* True only while audit_write_out writes (the guard lets those writes pass). */
+extern bool audit_appending;
+extern SPIPlanPtr audit_keep(const char *sql, int nargs, Oid *argtypes);
+extern void audit_write_out(void);
+extern void audit_xact_callback(XactEvent event, void *arg);
+extern void audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								   SubTransactionId parentSubid, void *arg);
 
 #endif							/* SAAS_AUDIT_H */
