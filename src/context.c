@@ -49,6 +49,7 @@ typedef struct CtxCacheEntry
 	uint64		keys_gen;
 	int64		nbf;
 	SaasContext ctx;
+	Jsonb	   *claims;			/* TopMemoryContext copy, or NULL */
 } CtxCacheEntry;
 
 static CtxCacheEntry ctx_cache[CTX_CACHE_SIZE];
@@ -173,18 +174,45 @@ saas_context_verify(const char *token, SaasContext *ctx, int64 *nbf_out,
 
 /* ctx_cache_store: remember a verified token (round robin). */
 static const SaasContext *
-ctx_cache_store(const char *token, const SaasContext *ctx, int64 nbf)
+ctx_cache_store(const char *token, const SaasContext *ctx, int64 nbf, Jsonb *claims)
 {
 	CtxCacheEntry *e = &ctx_cache[ctx_cache_next];
 
 	ctx_cache_next = (ctx_cache_next + 1) % CTX_CACHE_SIZE;
 	if (e->token)
 		pfree(e->token);
+	if (e->claims)
+		pfree(e->claims);
 	e->token = MemoryContextStrdup(TopMemoryContext, token);
 	e->keys_gen = saas_keys_generation;
 	e->nbf = nbf;
 	e->ctx = *ctx;
+	e->claims = NULL;
+	if (claims)
+	{
+		e->claims = MemoryContextAlloc(TopMemoryContext, VARSIZE(claims));
+		memcpy(e->claims, claims, VARSIZE(claims));
+	}
 	return &e->ctx;
+}
+
+/*
+ * ctx_cache_lookup: the cached entry for exactly this token, verified under
+ * the current keys, or NULL. Time claims are checked by the caller.
+ */
+static CtxCacheEntry *
+ctx_cache_lookup(const char *token)
+{
+	int			i;
+
+	for (i = 0; i < CTX_CACHE_SIZE; i++)
+	{
+		CtxCacheEntry *e = &ctx_cache[i];
+
+		if (e->token && e->keys_gen == saas_keys_generation && strcmp(e->token, token) == 0)
+			return e;
+	}
+	return NULL;
 }
 
 /*
@@ -195,7 +223,6 @@ const SaasContext *
 saas_context_get(void)
 {
 	const char *token = GetConfigOption("saas.context", true, false);
-	int			i;
 	SaasContext ctx;
 	int64		nbf;
 	int64		now;
@@ -204,14 +231,11 @@ saas_context_get(void)
 		return NULL;
 
 	now = ctx_now();
-	for (i = 0; i < CTX_CACHE_SIZE; i++)
 	{
-		CtxCacheEntry *e = &ctx_cache[i];
+		CtxCacheEntry *e = ctx_cache_lookup(token);
 
-		if (e->token && strcmp(e->token, token) == 0)
+		if (e != NULL)
 		{
-			if (e->keys_gen != saas_keys_generation)
-				break;			/* keys changed: verify again */
 			if (now > e->ctx.exp + saas_jwt_leeway_s ||
 				now + saas_jwt_leeway_s < e->nbf)
 				return NULL;
@@ -220,7 +244,7 @@ saas_context_get(void)
 	}
 	if (saas_context_verify(token, &ctx, &nbf, NULL) != SAAS_JWT_OK)
 		return NULL;
-	return ctx_cache_store(token, &ctx, nbf);
+	return ctx_cache_store(token, &ctx, nbf, NULL);
 }
 
 /* saas_context_require: the context, or 401 for the API's handlers. */
@@ -281,6 +305,26 @@ saas_context_adopt(const char *token, int action)
 	int64		nbf;
 	Jsonb	   *claims;
 	SaasJwtStatus st;
+	CtxCacheEntry *e = ctx_cache_lookup(token);
+
+	/* A token verified before under the same keys: only its times can have changed. */
+	if (e != NULL && e->claims != NULL && !e->ctx.trusted)
+	{
+		int64		now = ctx_now();
+
+		if (now > e->ctx.exp + saas_jwt_leeway_s)
+			ereport(ERROR,
+					(errcode(ERRCODE_SAAS_UNAUTHORIZED),
+					 errmsg("invalid token: %s", saas_jwt_error_message(SAAS_JWT_EXPIRED))));
+		if (now + saas_jwt_leeway_s < e->nbf)
+			ereport(ERROR,
+					(errcode(ERRCODE_SAAS_UNAUTHORIZED),
+					 errmsg("invalid token: %s", saas_jwt_error_message(SAAS_JWT_NOT_YET_VALID))));
+		ctx_set(token, (GucAction) action);
+		claims = palloc(VARSIZE(e->claims));
+		memcpy(claims, e->claims, VARSIZE(e->claims));
+		return claims;
+	}
 
 	st = saas_context_verify(token, &ctx, &nbf, &claims);
 	if (st != SAAS_JWT_OK)
@@ -292,7 +336,7 @@ saas_context_adopt(const char *token, int action)
 				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
 				 errmsg("invalid token: internal tokens cannot be presented")));
 	ctx_set(token, (GucAction) action);
-	ctx_cache_store(token, &ctx, nbf);
+	ctx_cache_store(token, &ctx, nbf, claims);
 	return claims;
 }
 

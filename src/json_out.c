@@ -66,9 +66,35 @@ saas_json_timestamptz(StringInfo out, TimestampTz ts)
 		appendStringInfoString(out, "null");
 		return;
 	}
-	appendStringInfo(out, "\"%04d-%02d-%02dT%02d:%02d:%02d.%06dZ\"",
-					 tm.tm_year, tm.tm_mon, tm.tm_mday,
-					 tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+	if (tm.tm_year < 0 || tm.tm_year > 9999)
+	{
+		appendStringInfoString(out, "null");
+		return;
+	}
+	{
+		/* "YYYY-MM-DDTHH:MM:SS.ffffffZ" without the cost of a format string */
+		char		b[30];
+		int			v[7] = {tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec};
+		static const int width[7] = {4, 2, 2, 2, 2, 2, 6};
+		static const char sep[7] = {'-', '-', 'T', ':', ':', '.', 'Z'};
+		char	   *p = b;
+		int			f,
+					k;
+
+		*p++ = '"';
+		for (f = 0; f < 7; f++)
+		{
+			for (k = width[f] - 1; k >= 0; k--)
+			{
+				p[k] = '0' + v[f] % 10;
+				v[f] /= 10;
+			}
+			p += width[f];
+			*p++ = sep[f];
+		}
+		*p++ = '"';
+		appendBinaryStringInfo(out, b, p - b);
+	}
 }
 
 /* json_text_array: a one-dimensional text[] as a JSON array of strings. */
@@ -100,8 +126,14 @@ saas_json_column(StringInfo out, HeapTuple tup, TupleDesc desc, int attno)
 {
 	bool		isnull;
 	Datum		d = SPI_getbinval(tup, desc, attno, &isnull);
-	Oid			typ = SPI_gettypeid(desc, attno);
 
+	saas_json_datum(out, d, isnull, SPI_gettypeid(desc, attno));
+}
+
+/* saas_json_datum: one value as JSON, by its type. */
+void
+saas_json_datum(StringInfo out, Datum d, bool isnull, Oid typ)
+{
 	if (isnull)
 	{
 		appendStringInfoString(out, "null");
@@ -165,20 +197,55 @@ saas_json_column(StringInfo out, HeapTuple tup, TupleDesc desc, int attno)
 void
 saas_json_row(StringInfo out, HeapTuple tup, TupleDesc desc)
 {
-	int			i;
-	bool		first = true;
+	saas_json_rows(out, &tup, 1, desc, false);
+}
 
-	appendStringInfoChar(out, '{');
-	for (i = 1; i <= desc->natts; i++)
+/*
+ * saas_json_rows: n tuples as JSON objects, comma-separated (as an array's
+ * body when as_list). Each tuple is deformed once, and the escaped keys are
+ * made once for all rows.
+ */
+void
+saas_json_rows(StringInfo out, HeapTuple *tups, int n, TupleDesc desc, bool as_list)
+{
+	int			natts = desc->natts;
+	char	  **keys = palloc(sizeof(char *) * natts);
+	Datum	   *values = palloc(sizeof(Datum) * natts);
+	bool	   *nulls = palloc(sizeof(bool) * natts);
+	int			i,
+				r;
+
+	for (i = 0; i < natts; i++)
 	{
-		Form_pg_attribute att = TupleDescAttr(desc, i - 1);
+		StringInfoData k;
 
-		if (att->attisdropped)
-			continue;
-		saas_json_key(out, &first, NameStr(att->attname));
-		saas_json_column(out, tup, desc, i);
+		initStringInfo(&k);
+		escape_json(&k, NameStr(TupleDescAttr(desc, i)->attname));
+		appendStringInfoChar(&k, ':');
+		keys[i] = k.data;
 	}
-	appendStringInfoChar(out, '}');
+	for (r = 0; r < n; r++)
+	{
+		bool		first = true;
+
+		if (as_list && r > 0)
+			appendStringInfoChar(out, ',');
+		heap_deform_tuple(tups[r], desc, values, nulls);
+		appendStringInfoChar(out, '{');
+		for (i = 0; i < natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (att->attisdropped)
+				continue;
+			if (!first)
+				appendStringInfoChar(out, ',');
+			first = false;
+			appendStringInfoString(out, keys[i]);
+			saas_json_datum(out, values[i], nulls[i], att->atttypid);
+		}
+		appendStringInfoChar(out, '}');
+	}
 }
 
 /*

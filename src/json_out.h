@@ -27,6 +27,8 @@ extern void saas_json_column(StringInfo out, HeapTuple tup, TupleDesc desc, int 
 
 /* saas_json_row: {"name":value,...} of every column, names as in desc. */
 extern void saas_json_row(StringInfo out, HeapTuple tup, TupleDesc desc);
+extern void saas_json_rows(StringInfo out, HeapTuple *tups, int n, TupleDesc desc, bool as_list);
+extern void saas_json_datum(StringInfo out, Datum d, bool isnull, Oid typ);
 
 /* Cursor tokens for pagination: opaque base64url of the last key. */
 extern char *saas_cursor_encode(const char *key);

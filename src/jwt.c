@@ -125,9 +125,12 @@ saas_b64url_decode(const char *in, int len, StringInfo out)
 	uint32		acc = 0;
 	int			bits = 0;
 	int			i;
+	char	   *dst;
 
 	if (len % 4 == 1)
 		return false;
+	enlargeStringInfo(out, len * 3 / 4 + 1);
+	dst = out->data + out->len;
 	for (i = 0; i < len; i++)
 	{
 		int			v = b64url_value((unsigned char) in[i]);
@@ -139,9 +142,11 @@ saas_b64url_decode(const char *in, int len, StringInfo out)
 		if (bits >= 8)
 		{
 			bits -= 8;
-			appendStringInfoChar(out, (char) ((acc >> bits) & 0xFF));
+			*dst++ = (char) ((acc >> bits) & 0xFF);
 		}
 	}
+	out->len = dst - out->data;
+	out->data[out->len] = '\0';
 	/* leftover bits must be zero */
 	if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
 		return false;
@@ -298,22 +303,115 @@ saas_jsonb_get(Jsonb *jb, const char *key)
 	return findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k);
 }
 
-/* jwt_copy_str: a JSON string field of the header into buf, or false. */
-static bool
-jwt_header_str(Jsonb *h, const char *key, char *buf, int buflen, bool required)
+/*
+ * Header parsing in one pass of the JSON parser: only "alg", "typ" and
+ * "kid" may appear, once each, as strings; anything else is a bad header.
+ */
+typedef struct JwtHeaderState
 {
-	JsonbValue *v = saas_jsonb_get(h, key);
+	int			depth;
+	const char *field;			/* current top-level field, or NULL */
+	bool		bad;
+	bool		seen_alg,
+				seen_typ,
+				seen_kid;
+	SaasJwtParts *parts;
+	char		typ[16];
+} JwtHeaderState;
 
-	if (v == NULL)
+static void
+jh_object_start(void *state)
+{
+	JwtHeaderState *s = state;
+
+	if (++s->depth > 1)
+		s->bad = true;
+}
+
+static void
+jh_object_end(void *state)
+{
+	((JwtHeaderState *) state)->depth--;
+}
+
+static void
+jh_array_start(void *state)
+{
+	((JwtHeaderState *) state)->bad = true;
+}
+
+static void
+jh_field(void *state, char *fname, bool isnull)
+{
+	JwtHeaderState *s = state;
+	bool	   *seen = NULL;
+
+	if (s->depth != 1)
+		return;
+	if (strcmp(fname, "alg") == 0)
+		seen = &s->seen_alg;
+	else if (strcmp(fname, "typ") == 0)
+		seen = &s->seen_typ;
+	else if (strcmp(fname, "kid") == 0)
+		seen = &s->seen_kid;
+	if (seen == NULL || *seen)
+		s->bad = true;			/* unknown or repeated field */
+	else
+		*seen = true;
+	s->field = fname;
+}
+
+static void
+jh_scalar(void *state, char *token, JsonTokenType tokentype)
+{
+	JwtHeaderState *s = state;
+	char	   *dst;
+	size_t		dstlen;
+
+	if (s->depth != 1 || s->field == NULL)
 	{
-		buf[0] = '\0';
-		return !required;
+		s->bad = true;			/* a scalar document */
+		return;
 	}
-	if (v->type != jbvString || v->val.string.len == 0 ||
-		v->val.string.len >= buflen)
+	if (tokentype != JSON_TOKEN_STRING || token[0] == '\0')
+	{
+		s->bad = true;
+		return;
+	}
+	if (strcmp(s->field, "alg") == 0)
+		dst = s->parts->alg, dstlen = sizeof(s->parts->alg);
+	else if (strcmp(s->field, "kid") == 0)
+		dst = s->parts->kid, dstlen = sizeof(s->parts->kid);
+	else
+		dst = s->typ, dstlen = sizeof(s->typ);
+	if (strlen(token) >= dstlen)
+		s->bad = true;
+	else
+		strlcpy(dst, token, dstlen);
+}
+
+/* jwt_parse_header: fill parts->alg/kid from the decoded header. */
+static bool
+jwt_parse_header(const char *json, int len, SaasJwtParts *parts)
+{
+	JsonLexContext *lex;
+	JsonSemAction sem = {0};
+	JwtHeaderState st = {0};
+
+	if (len == 0 || json[0] != '{' || !pg_verifymbstr(json, len, true))
 		return false;
-	memcpy(buf, v->val.string.val, v->val.string.len);
-	buf[v->val.string.len] = '\0';
+	st.parts = parts;
+	sem.semstate = &st;
+	sem.object_start = jh_object_start;
+	sem.object_end = jh_object_end;
+	sem.array_start = jh_array_start;
+	sem.object_field_start = jh_field;
+	sem.scalar = jh_scalar;
+	lex = makeJsonLexContextCstringLen((char *) json, len, GetDatabaseEncoding(), true);
+	if (pg_parse_json(lex, &sem) != JSON_SUCCESS || st.bad || !st.seen_alg)
+		return false;
+	if (st.seen_typ && strcmp(st.typ, "JWT") != 0)
+		return false;
 	return true;
 }
 
@@ -330,10 +428,6 @@ saas_jwt_split(const char *token, SaasJwtParts *parts)
 	StringInfoData hdr,
 				pay,
 				sig;
-	Jsonb	   *hjb;
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken r;
 
 	memset(parts, 0, sizeof(*parts));
 	if (token == NULL)
@@ -358,32 +452,10 @@ saas_jwt_split(const char *token, SaasJwtParts *parts)
 		return SAAS_JWT_MALFORMED;
 
 	/* Header: an object with alg, optional typ "JWT", optional kid, nothing else. */
-	if (!saas_json_valid_strict(hdr.data, hdr.len, true))
+	if (!jwt_parse_header(hdr.data, hdr.len, parts))
 		return SAAS_JWT_BAD_HEADER;
-	hjb = saas_jsonb_from_text(hdr.data, hdr.len);
-	it = JsonbIteratorInit(&hjb->root);
-	while ((r = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		if (r == WJB_KEY)
-		{
-			if (!((v.val.string.len == 3 && memcmp(v.val.string.val, "alg", 3) == 0) ||
-				  (v.val.string.len == 3 && memcmp(v.val.string.val, "typ", 3) == 0) ||
-				  (v.val.string.len == 3 && memcmp(v.val.string.val, "kid", 3) == 0)))
-				return SAAS_JWT_BAD_HEADER;
-		}
-	}
-	if (!jwt_header_str(hjb, "alg", parts->alg, sizeof(parts->alg), true) ||
-		!jwt_header_str(hjb, "kid", parts->kid, sizeof(parts->kid), false))
-		return SAAS_JWT_BAD_HEADER;
-	{
-		char		typ[16];
 
-		if (!jwt_header_str(hjb, "typ", typ, sizeof(typ), false) ||
-			(typ[0] != '\0' && strcmp(typ, "JWT") != 0))
-			return SAAS_JWT_BAD_HEADER;
-	}
-
-	if (!saas_json_valid_strict(pay.data, pay.len, true))
+	if (pay.len == 0 || pay.data[0] != '{')
 		return SAAS_JWT_MALFORMED;
 	if (sig.len != SAAS_JWT_SIG_LEN)
 	{
@@ -599,6 +671,8 @@ saas_jwt_verify(PG_FUNCTION_ARGS)
 	st = saas_jwt_split(token, &parts);
 	if (st == SAAS_JWT_OK)
 		st = saas_jwt_check_sig(&parts, key, keylen);
+	if (st == SAAS_JWT_OK && !saas_json_valid_strict(parts.payload_json, parts.payload_len, true))
+		st = SAAS_JWT_MALFORMED;
 	if (st == SAAS_JWT_OK)
 	{
 		claims = saas_jsonb_from_text(parts.payload_json, parts.payload_len);

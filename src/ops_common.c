@@ -45,18 +45,13 @@ void
 saas_page_json(StringInfo out, int limit, const char *sort_col)
 {
 	uint64		n = SPI_processed;
-	uint64		i;
 	bool		more = n > (uint64) limit;
 
 	if (more)
 		n = limit;
 	appendStringInfoString(out, "{\"data\":[");
-	for (i = 0; i < n; i++)
-	{
-		if (i > 0)
-			appendStringInfoChar(out, ',');
-		saas_json_row(out, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
-	}
+	if (n > 0)
+		saas_json_rows(out, SPI_tuptable->vals, (int) n, SPI_tuptable->tupdesc, true);
 	appendStringInfoString(out, "],\"next_cursor\":");
 	if (more && n > 0)
 	{

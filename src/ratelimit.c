@@ -127,7 +127,7 @@ saas_rate_check(const char *scope, const char *key, int per_minute, int burst,
 		h = 1;
 	part = h % SAAS_RL_PARTITIONS;
 	base = part * RL_PER_PART;
-	T = (int64) 60 * USECS_PER_SEC / per_minute;
+	T = Max((int64) 60 * USECS_PER_SEC / per_minute, 1);	/* above 60M/min: 1 µs */
 	tau = T * (burst - 1);
 
 	lock = &saas_lwlocks()[part].lock;

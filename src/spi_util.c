@@ -34,7 +34,13 @@ saas_exec(SaasPlan *p, Datum *values, const char *nulls, bool read_only, long co
 {
 	if (p->plan == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(p->sql, p->nargs, p->types);
+		/*
+		 * Generic plans: the statements are short index lookups whose best
+		 * plan does not depend on the values, and "$n IS NULL OR ..." filters
+		 * would otherwise make the planner re-plan on every call.
+		 */
+		SPIPlanPtr	plan = SPI_prepare_cursor(p->sql, p->nargs, p->types,
+											  CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s", p->sql,
@@ -49,11 +55,15 @@ saas_exec(SaasPlan *p, Datum *values, const char *nulls, bool read_only, long co
 int
 saas_env_push(void)
 {
+	static const char *pinned = "pg_catalog, saas, pg_temp";
 	int			nest = NewGUCNestLevel();
+	const char *cur = GetConfigOption("search_path", false, false);
 
-	(void) set_config_option("search_path", "pg_catalog, saas, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
+	/* Already pinned (nested calls, the relay's sessions): nothing to do. */
+	if (cur == NULL || strcmp(cur, pinned) != 0)
+		(void) set_config_option("search_path", pinned,
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
 	return nest;
 }
 

@@ -187,9 +187,12 @@ wh_rfc3339_ok(const char *s, int len)
 	}
 	if (i == len - 1 && (s[i] == 'Z' || s[i] == 'z'))
 		return true;
+	/* An offset PostgreSQL can represent (real ones stay within ±14:00). */
 	if (i == len - 6 && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':' &&
 		isdigit((unsigned char) s[i + 1]) && isdigit((unsigned char) s[i + 2]) &&
-		isdigit((unsigned char) s[i + 4]) && isdigit((unsigned char) s[i + 5]))
+		isdigit((unsigned char) s[i + 4]) && isdigit((unsigned char) s[i + 5]) &&
+		(s[i + 1] - '0') * 10 + (s[i + 2] - '0') <= 15 &&
+		(s[i + 4] - '0') * 10 + (s[i + 5] - '0') <= 59)
 		return true;
 	return false;
 }
@@ -250,6 +253,7 @@ wh_check_event(WhEvent *e, Datum event_types)
 		e->error = "event must be a JSON object";
 		return;
 	}
+	e->event_id = wh_str(e->obj, "event_id", 200);
 	it = JsonbIteratorInit(e->obj->val.binary.data);
 	while ((r = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
@@ -273,7 +277,6 @@ wh_check_event(WhEvent *e, Datum event_types)
 			}
 		}
 	}
-	e->event_id = wh_str(e->obj, "event_id", 200);
 	e->event_type = wh_str(e->obj, "event_type", 64);
 	e->timestamp = wh_str(e->obj, "timestamp", 40);
 	e->org_ref = wh_str(e->obj, "organization_id", 200);
@@ -341,8 +344,7 @@ saas_op_ingest_webhook(const char *service, Jsonb *headers, const char *body,
 				i,
 				valid = 0;
 	uint64		inserted = 0;
-	StringInfoData rows,
-				rejected;
+	StringInfoData rows;
 	int			nrejected = 0;
 
 	saas_spi_connect();
@@ -488,24 +490,28 @@ saas_op_ingest_webhook(const char *service, Jsonb *headers, const char *body,
 			saas_worker_wake_at_commit();
 	}
 	saas_unelevate(&elev);
-	SPI_finish();
 
-	initStringInfo(&rejected);
+	/*
+	 * The answer, written before SPI_finish: the events and their strings
+	 * live in SPI's memory, which SPI_finish releases.
+	 */
+	appendStringInfo(out, "{\"received\":%d,\"accepted\":" UINT64_FORMAT ",\"duplicates\":" UINT64_FORMAT
+					 ",\"rejected\":[",
+					 n, inserted, (uint64) valid - inserted);
 	for (i = 0; i < n; i++)
 	{
 		if (events[i].error == NULL)
 			continue;
 		if (nrejected++ > 0)
-			appendStringInfoChar(&rejected, ',');
-		appendStringInfo(&rejected, "{\"index\":%d,\"event_id\":", i);
-		saas_json_string(&rejected, events[i].event_id);
-		appendStringInfoString(&rejected, ",\"error\":");
-		escape_json(&rejected, events[i].error);
-		appendStringInfoChar(&rejected, '}');
+			appendStringInfoChar(out, ',');
+		appendStringInfo(out, "{\"index\":%d,\"event_id\":", i);
+		saas_json_string(out, events[i].event_id);
+		appendStringInfoString(out, ",\"error\":");
+		escape_json(out, events[i].error);
+		appendStringInfoChar(out, '}');
 	}
-	appendStringInfo(out, "{\"received\":%d,\"accepted\":" UINT64_FORMAT ",\"duplicates\":" UINT64_FORMAT
-					 ",\"rejected\":[%s]}",
-					 n, inserted, (uint64) valid - inserted, rejected.data);
+	appendStringInfoString(out, "]}");
+	SPI_finish();
 }
 
 /* SQL: saas.ingest_webhook(service text, headers jsonb, body text) RETURNS jsonb */
