@@ -25,6 +25,8 @@
 
 #include "access/xact.h"
 #include "fmgr.h"
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -68,50 +70,179 @@ ctx_now(void)
 	return (int64) timestamptz_to_time_t(GetCurrentTransactionStartTimestamp());
 }
 
-/* ctx_claim_uuid: a claim that must be a UUID string. */
-static bool
-ctx_claim_uuid(Jsonb *claims, const char *key, pg_uuid_t *out)
+/*
+ * The claims of a context token, read in one pass of the JSON parser (no
+ * jsonb is built on this path: it runs once per token per backend, and for
+ * every request of the relay). Repeated claims make the token invalid.
+ */
+typedef struct CtxClaims
 {
-	JsonbValue *v = saas_jsonb_get(claims, key);
-	char		buf[37];
+	int			depth;
+	int			in_array;		/* inside the aud array */
+	const char *field;
+	bool		bad;
+	uint32		seen;			/* bit per claim below */
+	char		sub[40];
+	char		org[40];
+	char		role[16];
+	bool		iss_ok;
+	bool		aud_ok;
+	bool		trusted;
+	int64		exp,
+				nbf,
+				iat;
+} CtxClaims;
 
-	if (v == NULL || v->type != jbvString || v->val.string.len != 36)
-		return false;
-	memcpy(buf, v->val.string.val, 36);
-	buf[36] = '\0';
-	return saas_uuid_from_cstr(buf, out);
+enum
+{
+	CL_ISS = 1, CL_AUD = 2, CL_SUB = 4, CL_ORG = 8, CL_ROLE = 16,
+	CL_EXP = 32, CL_NBF = 64, CL_IAT = 128, CL_TRUSTED = 256
+};
+
+static uint32
+cl_bit(const char *f)
+{
+	if (f == NULL)
+		return 0;
+	if (strcmp(f, "iss") == 0)
+		return CL_ISS;
+	if (strcmp(f, "aud") == 0)
+		return CL_AUD;
+	if (strcmp(f, "sub") == 0)
+		return CL_SUB;
+	if (strcmp(f, "org_id") == 0)
+		return CL_ORG;
+	if (strcmp(f, "role") == 0)
+		return CL_ROLE;
+	if (strcmp(f, "exp") == 0)
+		return CL_EXP;
+	if (strcmp(f, "nbf") == 0)
+		return CL_NBF;
+	if (strcmp(f, "iat") == 0)
+		return CL_IAT;
+	if (strcmp(f, "trusted") == 0)
+		return CL_TRUSTED;
+	return 0;
 }
 
-/* ctx_claim_equals: a string claim equal to want (aud may be an array). */
-static bool
-ctx_claim_matches(Jsonb *claims, const char *key, const char *want)
+static void
+cl_object_start(void *state)
 {
-	JsonbValue *v = saas_jsonb_get(claims, key);
-	int			wl = strlen(want);
+	CtxClaims  *c = state;
 
-	if (v == NULL)
+	c->depth++;
+}
+
+static void
+cl_object_end(void *state)
+{
+	((CtxClaims *) state)->depth--;
+}
+
+static void
+cl_array_start(void *state)
+{
+	CtxClaims  *c = state;
+
+	if (c->depth == 1 && cl_bit(c->field) == CL_AUD)
+		c->in_array++;
+	c->depth++;
+}
+
+static void
+cl_array_end(void *state)
+{
+	CtxClaims  *c = state;
+
+	c->depth--;
+	if (c->depth == 1 && c->in_array)
+		c->in_array--;
+}
+
+static void
+cl_field(void *state, char *fname, bool isnull)
+{
+	CtxClaims  *c = state;
+	uint32		bit;
+
+	if (c->depth != 1)
+		return;
+	bit = cl_bit(fname);
+	if (bit & c->seen)
+		c->bad = true;
+	c->seen |= bit;
+	c->field = fname;
+}
+
+static bool
+cl_int(const char *token, int64 *out)
+{
+	char	   *end;
+	long long	v;
+
+	errno = 0;
+	v = strtoll(token, &end, 10);
+	if (end == token || *end != '\0' || errno != 0)
 		return false;
-	if (v->type == jbvString)
-		return v->val.string.len == wl && memcmp(v->val.string.val, want, wl) == 0;
-	if (v->type == jbvBinary && strcmp(key, "aud") == 0)
-	{
-		JsonbIterator *it = JsonbIteratorInit(v->val.binary.data);
-		JsonbValue	e;
-		JsonbIteratorToken r;
-		bool		found = false;
+	*out = (int64) v;
+	return true;
+}
 
-		while ((r = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
-			if (r == WJB_ELEM && e.type == jbvString &&
-				e.val.string.len == wl && memcmp(e.val.string.val, want, wl) == 0)
-				found = true;
-		return found;
+static void
+cl_scalar(void *state, char *token, JsonTokenType type)
+{
+	CtxClaims  *c = state;
+	uint32		bit;
+	bool		str = (type == JSON_TOKEN_STRING);
+
+	if (c->depth == 2 && c->in_array)
+	{
+		if (str && strcmp(token, saas_jwt_audience) == 0)
+			c->aud_ok = true;
+		return;
 	}
-	return false;
+	if (c->depth != 1)
+		return;
+	bit = cl_bit(c->field);
+	switch (bit)
+	{
+		case CL_ISS:
+			c->iss_ok = str && strcmp(token, saas_jwt_issuer) == 0;
+			break;
+		case CL_AUD:
+			c->aud_ok = str && strcmp(token, saas_jwt_audience) == 0;
+			break;
+		case CL_SUB:
+		case CL_ORG:
+		case CL_ROLE:
+			{
+				char	   *dst = bit == CL_SUB ? c->sub : bit == CL_ORG ? c->org : c->role;
+				size_t		n = bit == CL_ROLE ? sizeof(c->role) : sizeof(c->sub);
+
+				if (!str || strlen(token) >= n)
+					c->bad = true;
+				else
+					strlcpy(dst, token, n);
+			}
+			break;
+		case CL_EXP:
+		case CL_NBF:
+		case CL_IAT:
+			if (type != JSON_TOKEN_NUMBER ||
+				!cl_int(token, bit == CL_EXP ? &c->exp : bit == CL_NBF ? &c->nbf : &c->iat))
+				c->bad = true;
+			break;
+		case CL_TRUSTED:
+			c->trusted = (type == JSON_TOKEN_TRUE);
+			break;
+		default:
+			break;
+	}
 }
 
 /*
  * saas_context_verify: full verification of a context token. On success
- * fills *ctx (and *claims_out when asked); otherwise says why.
+ * fills *ctx (and *claims_out, as jsonb, when asked); otherwise says why.
  */
 static SaasJwtStatus
 saas_context_verify(const char *token, SaasContext *ctx, int64 *nbf_out,
@@ -120,10 +251,11 @@ saas_context_verify(const char *token, SaasContext *ctx, int64 *nbf_out,
 	SaasJwtParts parts;
 	SaasJwtStatus st;
 	const SaasKey *key;
-	Jsonb	   *claims;
-	JsonbValue *v;
-	int64		exp = 0,
-				nbf = 0;
+	CtxClaims	c = {0};
+	JsonSemAction sem = {0};
+	JsonLexContext *lex;
+	int64		now = ctx_now();
+	int			leeway = saas_jwt_leeway_s;
 
 	memset(ctx, 0, sizeof(*ctx));
 	st = saas_jwt_split(token, &parts);
@@ -136,39 +268,44 @@ saas_context_verify(const char *token, SaasContext *ctx, int64 *nbf_out,
 	if (st != SAAS_JWT_OK)
 		return st;
 
-	claims = saas_jsonb_from_text(parts.payload_json, parts.payload_len);
-	st = saas_jwt_check_times(claims, ctx_now(), saas_jwt_leeway_s, true);
-	if (st != SAAS_JWT_OK)
-		return st;
-	if (!ctx_claim_matches(claims, "iss", saas_jwt_issuer))
+	/* Signed by one of our keys: now read the claims. */
+	if (!pg_verifymbstr(parts.payload_json, parts.payload_len, true))
+		return SAAS_JWT_MALFORMED;
+	sem.semstate = &c;
+	sem.object_start = cl_object_start;
+	sem.object_end = cl_object_end;
+	sem.array_start = cl_array_start;
+	sem.array_end = cl_array_end;
+	sem.object_field_start = cl_field;
+	sem.scalar = cl_scalar;
+	lex = makeJsonLexContextCstringLen(parts.payload_json, parts.payload_len,
+									   GetDatabaseEncoding(), true);
+	if (pg_parse_json(lex, &sem) != JSON_SUCCESS)
+		return SAAS_JWT_MALFORMED;
+	if (c.bad || !(c.seen & CL_EXP))
+		return SAAS_JWT_BAD_CLAIMS;
+	if (now > c.exp + leeway)
+		return SAAS_JWT_EXPIRED;
+	if (((c.seen & CL_NBF) && now + leeway < c.nbf) ||
+		((c.seen & CL_IAT) && now + leeway < c.iat))
+		return SAAS_JWT_NOT_YET_VALID;
+	if (!c.iss_ok)
 		return SAAS_JWT_WRONG_ISSUER;
-	if (!ctx_claim_matches(claims, "aud", saas_jwt_audience))
+	if (!c.aud_ok)
 		return SAAS_JWT_WRONG_AUDIENCE;
-	if (!ctx_claim_uuid(claims, "sub", &ctx->user_id) ||
-		!ctx_claim_uuid(claims, "org_id", &ctx->org_id))
+	if (!saas_uuid_from_cstr(c.sub, &ctx->user_id) ||
+		!saas_uuid_from_cstr(c.org, &ctx->org_id))
 		return SAAS_JWT_BAD_CLAIMS;
-	v = saas_jsonb_get(claims, "role");
-	if (v == NULL || v->type != jbvString ||
-		!((v->val.string.len == 11 && memcmp(v->val.string.val, SAAS_ROLE_SUPER_ADMIN, 11) == 0) ||
-		  (v->val.string.len == 5 && memcmp(v->val.string.val, SAAS_ROLE_ADMIN, 5) == 0) ||
-		  (v->val.string.len == 4 && memcmp(v->val.string.val, SAAS_ROLE_USER, 4) == 0)))
+	if (strcmp(c.role, SAAS_ROLE_SUPER_ADMIN) != 0 && strcmp(c.role, SAAS_ROLE_ADMIN) != 0 &&
+		strcmp(c.role, SAAS_ROLE_USER) != 0)
 		return SAAS_JWT_BAD_CLAIMS;
-	memcpy(ctx->role, v->val.string.val, v->val.string.len);
-	ctx->role[v->val.string.len] = '\0';
-
-	v = saas_jsonb_get(claims, "trusted");
-	ctx->trusted = (v != NULL && v->type == jbvBool && v->val.boolean);
-	/* both were range-checked by saas_jwt_check_times */
-	v = saas_jsonb_get(claims, "exp");
-	(void) saas_numeric_to_int64(v->val.numeric, &exp);
-	v = saas_jsonb_get(claims, "nbf");
-	if (v != NULL)
-		(void) saas_numeric_to_int64(v->val.numeric, &nbf);
-	ctx->exp = exp;
+	strlcpy(ctx->role, c.role, sizeof(ctx->role));
+	ctx->trusted = c.trusted;
+	ctx->exp = c.exp;
 	ctx->valid = true;
-	*nbf_out = nbf;
+	*nbf_out = (c.seen & CL_NBF) ? c.nbf : 0;
 	if (claims_out)
-		*claims_out = claims;
+		*claims_out = saas_jsonb_from_text(parts.payload_json, parts.payload_len);
 	return SAAS_JWT_OK;
 }
 
@@ -299,7 +436,7 @@ saas_context_pop(int nestlevel)
  * with 401 and the reason when it does not verify.
  */
 Jsonb *
-saas_context_adopt(const char *token, int action)
+saas_context_adopt(const char *token, int action, bool want_claims)
 {
 	SaasContext ctx;
 	int64		nbf;
@@ -308,7 +445,7 @@ saas_context_adopt(const char *token, int action)
 	CtxCacheEntry *e = ctx_cache_lookup(token);
 
 	/* A token verified before under the same keys: only its times can have changed. */
-	if (e != NULL && e->claims != NULL && !e->ctx.trusted)
+	if (e != NULL && (e->claims != NULL || !want_claims) && !e->ctx.trusted)
 	{
 		int64		now = ctx_now();
 
@@ -321,12 +458,15 @@ saas_context_adopt(const char *token, int action)
 					(errcode(ERRCODE_SAAS_UNAUTHORIZED),
 					 errmsg("invalid token: %s", saas_jwt_error_message(SAAS_JWT_NOT_YET_VALID))));
 		ctx_set(token, (GucAction) action);
+		if (!want_claims)
+			return NULL;
 		claims = palloc(VARSIZE(e->claims));
 		memcpy(claims, e->claims, VARSIZE(e->claims));
 		return claims;
 	}
 
-	st = saas_context_verify(token, &ctx, &nbf, &claims);
+	claims = NULL;
+	st = saas_context_verify(token, &ctx, &nbf, want_claims ? &claims : NULL);
 	if (st != SAAS_JWT_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
@@ -359,7 +499,7 @@ saas_authenticate(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
 				 errmsg("invalid token: token is missing")));
 	PG_RETURN_JSONB_P(saas_context_adopt(text_to_cstring(PG_GETARG_TEXT_PP(0)),
-										 GUC_ACTION_LOCAL));
+										 GUC_ACTION_LOCAL, true));
 }
 
 /* SQL: saas.current_org_id() RETURNS uuid, NULL without a verified context. */

@@ -268,7 +268,7 @@ req_authenticate(SaasRequest *req)
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
 				 errmsg("authentication required: send Authorization: Bearer <token>")));
-	(void) saas_context_adopt(h + 7, GUC_ACTION_SAVE);
+	(void) saas_context_adopt(h + 7, GUC_ACTION_SAVE, false);
 }
 
 /* req_authenticate_limited: authenticate, then the per-user limit of the org's tier. */

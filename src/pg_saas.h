@@ -67,7 +67,7 @@ extern int	saas_context_push_trusted(const pg_uuid_t *org_id,
 									  const char *role);
 extern void saas_context_pop(int nestlevel);
 extern void saas_context_init(void);
-extern Jsonb *saas_context_adopt(const char *token, int action);
+extern Jsonb *saas_context_adopt(const char *token, int action, bool want_claims);
 extern void saas_context_clear(void);
 
 /* keys.c: signing keys cached per backend, invalidated when the table changes. */
