@@ -386,6 +386,23 @@ router_org_tier(const pg_uuid_t *org)
 	return tier_cache[slot].tier;
 }
 
+/* The per-service webhook limit, counted once the signature is verified. */
+typedef struct WebhookLimitArg
+{
+	SaasResponse *r;
+	const char *service;
+} WebhookLimitArg;
+
+static WebhookLimitArg webhook_limit_arg;
+
+static void
+router_webhook_limit(void *arg)
+{
+	WebhookLimitArg *a = arg;
+
+	router_limit(a->r, "webhook", a->service, NULL);
+}
+
 /*
  * router_dispatch: match the route, check method, authenticate, run the
  * operation. Errors propagate to the caller's catch block.
@@ -543,7 +560,6 @@ router_dispatch(SaasRequest *req, SaasResponse *r)
 		if (!is_post)
 			method_not_allowed(r, "POST");
 		no_params(req);
-		router_limit(r, "webhook", svc, NULL);
 		{
 			char	   *ct = req_header(req, "content-type");
 
@@ -552,7 +568,10 @@ router_dispatch(SaasRequest *req, SaasResponse *r)
 						(errcode(ERRCODE_SAAS_UNSUPPORTED_MEDIA),
 						 errmsg("webhook body must be JSON (Content-Type: application/json)")));
 		}
-		saas_op_ingest_webhook(svc, req->headers, req->body ? req->body : "", req->body_len, &r->body);
+		webhook_limit_arg.r = r;
+		webhook_limit_arg.service = svc;
+		saas_op_ingest_webhook(svc, req->headers, req->body ? req->body : "", req->body_len, &r->body,
+							   router_webhook_limit, &webhook_limit_arg);
 		r->status = 202;
 		return;
 	}

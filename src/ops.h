@@ -55,7 +55,8 @@ extern void saas_op_list_audit_logs(const SaasParams *p, StringInfo out);
 
 /* webhook_ingest.c */
 extern void saas_op_ingest_webhook(const char *service, Jsonb *headers, const char *body,
-								   int body_len, StringInfo out);
+								   int body_len, StringInfo out,
+								   void (*on_verified) (void *arg), void *arg);
 
 /* integration_ops.c */
 extern void saas_op_integration_status(StringInfo out);

@@ -328,7 +328,8 @@ wh_check_event(WhEvent *e, Datum event_types)
  */
 void
 saas_op_ingest_webhook(const char *service, Jsonb *headers, const char *body,
-					   int body_len, StringInfo out)
+					   int body_len, StringInfo out,
+					   void (*on_verified) (void *arg), void *on_verified_arg)
 {
 	SaasElevation elev;
 	Datum		arg;
@@ -371,6 +372,9 @@ saas_op_ingest_webhook(const char *service, Jsonb *headers, const char *body,
 			  saas_header_get(headers, "webhook-timestamp"),
 			  saas_header_get(headers, "webhook-signature"),
 			  body, body_len);
+	/* Only a delivery that proved who sent it may spend the service's budget. */
+	if (on_verified)
+		on_verified(on_verified_arg);
 
 	/* The body: one event, an array, or {"events": [...]}. */
 	if (body_len == 0 || !saas_json_valid_strict(body, body_len, false))
@@ -535,7 +539,7 @@ saas_sql_ingest_webhook(PG_FUNCTION_ARGS)
 	nest = saas_env_push();
 	saas_op_ingest_webhook(text_to_cstring(PG_GETARG_TEXT_PP(0)),
 						   PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1),
-						   VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body), &out);
+						   VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body), &out, NULL, NULL);
 	saas_env_pop(nest);
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
 }
