@@ -76,11 +76,7 @@ class Skip(Exception):
 # Cases that fail because of a known bug of the extension, reported and not fixed yet. They run
 # and print "not ok ... # TODO known bug: ...", which does not count as a failure (TAP's TODO),
 # unless E2E_STRICT=1. When one passes, it says so: take it off this list.
-KNOWN_BUGS = {
-    "unsigned_deliveries_do_not_spend_the_services_webhook_budget":
-        "src/http_router.c counts /webhooks/{service} against the service's 'webhook' limit before the "
-        "signature is verified, so anyone can spend a service's budget and get its real deliveries refused (429)",
-}
+KNOWN_BUGS = {}
 STRICT = os.environ.get("E2E_STRICT") == "1"
 
 
