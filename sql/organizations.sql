@@ -41,7 +41,7 @@ SELECT r.status, r.body->>'subscription_tier' AS tier, r.body->'external_ids' AS
 SELECT status FROM t.req('DELETE', '/organizations/' || t.claim(:'admin_b', 'org_id'), :'root');
 SELECT t.err('GET', '/organizations/' || t.claim(:'admin_b', 'org_id'), :'root');
 SELECT t.err('DELETE', '/organizations/' || t.claim(:'root', 'org_id'), :'root');
--- The deleted organization's token no longer sees anything.
+-- The deleted organization's tokens stop working: their user is gone.
 SELECT t.err('GET', '/users/' || t.claim(:'admin_b', 'sub'), :'admin_b');
 RESET ROLE;
 SELECT count(*) AS half_not_stored FROM saas.organizations WHERE slug = 'half';

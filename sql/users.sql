@@ -82,3 +82,11 @@ SELECT saas.update_user(t.claim(:'admin_a', 'sub')::uuid, '{"first_name":"Ada"}'
 SELECT saas.update_user(t.claim(:'admin_a', 'sub')::uuid, '{"first_name":"Ada"}', 1);
 ROLLBACK;
 RESET ROLE;
+-- A deactivated user's token stops working (not only at its expiry).
+SET ROLE regress_app;
+SELECT status FROM t.req('POST', '/users', :'admin_a', '{"email":"leaver@users-a.test","first_name":"L","last_name":"L","role":"user","password":"leavers long password"}');
+SELECT (saas.login('{"email":"leaver@users-a.test","password":"leavers long password"}'))->>'token' AS leaver \gset
+SELECT status FROM t.req('PUT', '/users/' || t.claim(:'leaver', 'sub'), :'admin_a', '{"status":"suspended"}');
+SELECT t.err('GET', '/users', :'leaver');
+SELECT saas.authenticate(:'leaver');
+RESET ROLE;

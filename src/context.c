@@ -24,6 +24,8 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
@@ -36,6 +38,7 @@
 
 #include "pg_saas.h"
 #include "jwt.h"
+#include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(saas_authenticate);
 PG_FUNCTION_INFO_V1(saas_current_org_id);
@@ -431,6 +434,53 @@ saas_context_pop(int nestlevel)
 }
 
 /*
+ * Whether the token's user is still active, cached per backend for a few
+ * seconds: suspending, deactivating or deleting a user cuts its existing
+ * tokens off within that time, not only at their expiry.
+ */
+#define ACTIVE_CACHE 64
+#define ACTIVE_TTL_US (5 * USECS_PER_SEC)
+static struct
+{
+	pg_uuid_t	user;
+	TimestampTz checked;
+	bool		active;
+}			active_cache[ACTIVE_CACHE];
+
+static SaasPlan plan_user_active = {
+	"SELECT status = 'active' FROM saas.users WHERE org_id = $1 AND id = $2",
+	2, {UUIDOID, UUIDOID}
+};
+
+static bool
+ctx_user_active(const SaasContext *ctx)
+{
+	int			slot = ctx->user_id.data[15] % ACTIVE_CACHE;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	Datum		args[2];
+	bool		active = false;
+	bool		isnull;
+	SaasElevation elev;
+
+	if (memcmp(&active_cache[slot].user, &ctx->user_id, sizeof(pg_uuid_t)) == 0 &&
+		now - active_cache[slot].checked < ACTIVE_TTL_US && now >= active_cache[slot].checked)
+		return active_cache[slot].active;
+	args[0] = UUIDPGetDatum(&ctx->org_id);
+	args[1] = UUIDPGetDatum(&ctx->user_id);
+	/* As the owner: the check must not depend on the caller's own policies. */
+	saas_elevate(&elev);
+	saas_spi_connect();
+	if (saas_exec(&plan_user_active, args, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		active = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	saas_unelevate(&elev);
+	active_cache[slot].user = ctx->user_id;
+	active_cache[slot].checked = now;
+	active_cache[slot].active = active;
+	return active;
+}
+
+/*
  * saas_context_adopt: verify token and make it the context, with the given
  * GUC action (LOCAL for the transaction, SAVE inside a nest level). Errors
  * with 401 and the reason when it does not verify.
@@ -457,6 +507,10 @@ saas_context_adopt(const char *token, int action, bool want_claims)
 			ereport(ERROR,
 					(errcode(ERRCODE_SAAS_UNAUTHORIZED),
 					 errmsg("invalid token: %s", saas_jwt_error_message(SAAS_JWT_NOT_YET_VALID))));
+		if (!ctx_user_active(&e->ctx))
+			ereport(ERROR,
+					(errcode(ERRCODE_SAAS_UNAUTHORIZED),
+					 errmsg("invalid token: the account is no longer active")));
 		ctx_set(token, (GucAction) action);
 		if (!want_claims)
 			return NULL;
@@ -475,6 +529,10 @@ saas_context_adopt(const char *token, int action, bool want_claims)
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
 				 errmsg("invalid token: internal tokens cannot be presented")));
+	if (!ctx_user_active(&ctx))
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
+				 errmsg("invalid token: the account is no longer active")));
 	ctx_set(token, (GucAction) action);
 	ctx_cache_store(token, &ctx, nbf, claims);
 	return claims;
