@@ -25,6 +25,10 @@ INSTALL_PARTS = $(sort $(wildcard extension/sql/*.sql))
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS does not track header dependencies: every object depends on every
+# header of the extension (a struct change must rebuild its readers).
+$(OBJS): $(wildcard src/*.h bgworker/*.h)
+
 extension/pg_saas--$(EXTVERSION).sql: $(INSTALL_PARTS)
 	@echo "-- generated from extension/sql/*.sql by make; edit the parts, not this file" > $@
 	@printf '%s\n' '\echo Use "CREATE EXTENSION pg_saas" to load this file. \quit' >> $@

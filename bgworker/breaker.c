@@ -82,7 +82,7 @@ cb_acquire(int svc, const CbSettings *s, int64 now, int want, CbTransition *tr,
 	LWLockAcquire(saas_worker_lock(), LW_EXCLUSIVE);
 	if (b->state == CB_OPEN && now - b->opened_at >= (int64) s->reset_s * USECS_PER_SEC)
 		cb_transition(b, svc, CB_HALF_OPEN, "reset timeout elapsed: probing", now, tr, transitioned);
-	if (b->state == CB_OPEN)
+	if (b->state == CB_OPEN || now < b->throttled_until)
 		allowed = 0;
 	else if (b->state == CB_HALF_OPEN)
 	{
@@ -149,6 +149,24 @@ cb_record(int svc, const CbSettings *s, bool success, int latency_ms, const char
 			cb_transition(b, svc, CB_OPEN, why, now, tr, transitioned);
 		}
 	}
+	LWLockRelease(saas_worker_lock());
+}
+
+/*
+ * cb_throttled: the service answered 429. The probe slot it used (if any)
+ * is given back, and no call goes to the service until Retry-After has
+ * passed: throttling is neither health nor failure.
+ */
+void
+cb_throttled(int svc, int64 until)
+{
+	SaasBreaker *b = &saas_worker_shared->breakers[svc];
+
+	LWLockAcquire(saas_worker_lock(), LW_EXCLUSIVE);
+	if (b->state == CB_HALF_OPEN && b->probes_in_flight > 0)
+		b->probes_in_flight--;
+	if (until > b->throttled_until)
+		b->throttled_until = until;
 	LWLockRelease(saas_worker_lock());
 }
 

@@ -30,5 +30,6 @@ extern int	cb_acquire(int svc, const CbSettings *s, int64 now_us, int want,
 extern void cb_record(int svc, const CbSettings *s, bool success, int latency_ms,
 					  const char *error, int64 now_us, CbTransition *tr, bool *transitioned);
 extern int	cb_state(int svc);
+extern void cb_throttled(int svc, int64 until_us);
 
 #endif

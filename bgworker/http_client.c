@@ -7,7 +7,7 @@
  *
  * Callbacks never palloc or elog (a longjmp through libcurl would corrupt
  * it): the response buffer is allocated before the call and truncated at
- * WK_RESP_MAX.
+ * resp_max (and flagged as truncated).
  *
  *-------------------------------------------------------------------------
  */
@@ -41,8 +41,11 @@ wk_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	WkCall	   *c = userdata;
 	size_t		n = size * nmemb;
-	size_t		room = WK_RESP_MAX - c->resp_len;
+	size_t		room = c->resp_max - c->resp_len;
 	size_t		take = Min(n, room);
+
+	if (take < n)
+		c->truncated = true;
 
 	memcpy(c->resp + c->resp_len, ptr, take);
 	c->resp_len += take;
@@ -81,9 +84,12 @@ wk_prepare(WkCall *c)
 
 	if (e == NULL)
 		return NULL;
-	c->resp = palloc(WK_RESP_MAX + 1);
+	if (c->resp_max <= 0)
+		c->resp_max = WK_RESP_MAX;
+	c->resp = palloc(c->resp_max + 1);
 	c->resp[0] = '\0';
 	c->resp_len = 0;
+	c->truncated = false;
 	c->status = 0;
 	c->error[0] = '\0';
 	c->retry_after_s = -1;

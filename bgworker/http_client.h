@@ -20,13 +20,15 @@ typedef struct WkCall
 	char	   *body;			/* JSON or NULL */
 	char	   *idempotency_key;
 	int			timeout_ms;
+	int			resp_max;		/* 0: WK_RESP_MAX */
 	/* result */
 	long		status;			/* 0 when no HTTP answer */
 	char		error[256];		/* transport error, empty if none */
 	int			retry_after_s;	/* -1 when absent */
 	int			latency_ms;
-	char	   *resp;			/* WK_RESP_MAX + 1 bytes, NUL-terminated */
+	char	   *resp;			/* resp_max + 1 bytes, NUL-terminated */
 	int			resp_len;
+	bool		truncated;		/* the answer was longer than resp_max */
 	/* private */
 	void	   *easy;
 	void	   *headers;

@@ -28,6 +28,7 @@
 #include "pg_saas.h"
 #include "breaker.h"
 #include "http_client.h"
+#include "jwt.h"
 #include "spi_util.h"
 #include "worker_jobs.h"
 #include "worker_shmem.h"
@@ -35,15 +36,16 @@
 #define SYNC_ORGS_PER_ROUND	10
 #define SYNC_MAX_PAGES		200
 #define SYNC_CHECK_EVERY_S	5
+#define SYNC_PAGE_MAX		(16 * 1024 * 1024)
 
 static SaasPlan plan_due = {
-	"SELECT o.id, o.external_ids ->> 'user_service',"
+	"SELECT o.id, coalesce(o.external_ids ->> 'user_service', o.id::text),"
 	" to_char(s.cursor_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), i.base_url, i.timeout_ms,"
 	" i.breaker_failure_rate, i.breaker_min_volume, i.breaker_window_seconds,"
 	" i.breaker_reset_seconds, i.breaker_half_open_probes"
 	" FROM saas.organizations o CROSS JOIN saas.integrations i"
 	" LEFT JOIN saas.sync_state s ON s.org_id = o.id AND s.service = i.service"
-	" WHERE i.service = 'user-service' AND i.enabled AND o.external_ids ? 'user_service'"
+	" WHERE i.service = 'user-service' AND i.enabled"
 	" AND o.status = 'active'"
 	" AND (s.last_sync IS NULL OR s.last_sync < now() - make_interval(secs => i.sync_interval_seconds))"
 	" ORDER BY s.last_sync NULLS FIRST LIMIT $1",
@@ -112,11 +114,18 @@ sync_read_all(SyncOrg *o, MemoryContext keep)
 		c.svc = svc;
 		c.method = "GET";
 		c.timeout_ms = o->timeout_ms;
+		c.resp_max = SYNC_PAGE_MAX;
 		c.url = psprintf("%s/users?organization_id=%s&per_page=100&page=%d%s%s",
 						 o->base_url, sync_escape(o->ref), page,
 						 o->since ? "&updated_since=" : "", o->since ? sync_escape(o->since) : "");
 		wk_http_run(&c, 1);
 		ok = (c.status == 200);
+		if (ok && (c.truncated || !saas_json_valid_strict(c.resp, c.resp_len, true)))
+		{
+			elog(LOG, "pg_saas worker: sync of %s: page %d is %s; lastSync stays",
+				 o->ref, page, c.truncated ? "larger than 16 MB" : "not a JSON object");
+			return false;
+		}
 		cb_record(svc, &o->cb, ok || (c.status >= 400 && c.status < 500 && c.status != 408 && c.status != 429),
 				  c.latency_ms, ok ? NULL : (c.error[0] ? c.error : "sync read failed"),
 				  GetCurrentTimestamp(), &tr, &moved);
@@ -158,7 +167,7 @@ wk_sync_round(void)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	arg = Int32GetDatum(SYNC_ORGS_PER_ROUND);
 	orgs = MemoryContextAllocZero(keep, sizeof(SyncOrg) * SYNC_ORGS_PER_ROUND);
-	if (saas_exec(&plan_due, &arg, NULL, true, 0) == SPI_OK_SELECT)
+	if (wk_extension_ready() && saas_exec(&plan_due, &arg, NULL, true, 0) == SPI_OK_SELECT)
 	{
 		for (i = 0; i < (int) SPI_processed; i++)
 		{
@@ -193,11 +202,13 @@ wk_sync_round(void)
 	for (i = 0; i < n; i++)
 		orgs[i].complete = sync_read_all(&orgs[i], keep);
 
-	/* Apply what was read completely. */
+	/* Apply what was read completely (unless pg_saas went away meanwhile). */
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	saas_spi_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
+	if (!wk_extension_ready())
+		n = 0;
 	for (i = 0; i < n; i++)
 	{
 		SyncOrg    *o = &orgs[i];

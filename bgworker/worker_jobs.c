@@ -152,7 +152,11 @@ wk_uuid(const pg_uuid_t *u)
 	return UUIDPGetDatum(c);
 }
 
-static void
+/*
+ * wk_begin: a transaction with SPI; false (transaction still open, to be
+ * committed) when pg_saas is gone or being dropped meanwhile.
+ */
+static bool
 wk_begin(void)
 {
 	SetCurrentStatementStartTimestamp();
@@ -160,6 +164,7 @@ wk_begin(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
+	return wk_extension_ready();
 }
 
 static void
@@ -315,7 +320,11 @@ wk_run_jobs_round(long *sleep_ms)
 	int			ndone = 0;
 
 	/* Claim, and commit the claim, before any call. */
-	wk_begin();
+	if (!wk_begin())
+	{
+		wk_commit();
+		return 0;
+	}
 	pgstat_report_activity(STATE_RUNNING, "pg_saas worker: claiming jobs");
 	wk_load_settings(svcs);
 	now = GetCurrentTimestamp();
@@ -393,7 +402,12 @@ wk_run_jobs_round(long *sleep_ms)
 	done_org = palloc(sizeof(Datum) * Max(n, 1));
 	done_id = palloc(sizeof(Datum) * Max(n, 1));
 	done_status = palloc(sizeof(Datum) * Max(n, 1));
-	wk_begin();
+	if (!wk_begin())
+	{
+		/* Dropped while we called: the jobs went with it. */
+		wk_commit();
+		return n;
+	}
 	pgstat_report_activity(STATE_RUNNING, "pg_saas worker: recording outcomes");
 	now = GetCurrentTimestamp();
 	for (i = 0; i < n; i++)
@@ -415,14 +429,15 @@ wk_run_jobs_round(long *sleep_ms)
 		else
 			snprintf(err, sizeof(err), "HTTP %ld: %.300s", c->status, c->resp ? c->resp : "");
 
-		if (c->status != 429 &&
-			(ok || service_failed || (c->status >= 400 && c->status < 500)))
+		if (c->status != 429)
 		{
 			cb_record(c->svc, &w->cb, !service_failed, c->latency_ms, service_failed ? err : NULL,
 					  now, &pending_tr[ntr], &moved);
 			if (moved && ntr < (int) lengthof(pending_tr) - 1)
 				ntr++;
 		}
+		else
+			cb_throttled(c->svc, now + (int64) Max(c->retry_after_s, 1) * USECS_PER_SEC);
 
 		args[0] = wk_uuid(&j->org_id);
 		args[1] = wk_uuid(&j->id);

@@ -8,6 +8,7 @@
 #ifndef SAAS_WORKER_JOBS_H
 #define SAAS_WORKER_JOBS_H
 
+extern bool wk_extension_ready(void);
 extern int	wk_apply_events(int batch);
 extern void wk_reclaim_expired_leases(void);
 extern int	wk_run_jobs_round(long *sleep_ms);

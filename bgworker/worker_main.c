@@ -107,7 +107,7 @@ wk_commit(void)
  * wk_extension_ready: pg_saas is installed and its queue can be locked
  * without waiting (DROP EXTENSION in progress holds it exclusively).
  */
-static bool
+bool
 wk_extension_ready(void)
 {
 	Oid			nsp;

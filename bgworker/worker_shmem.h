@@ -37,6 +37,7 @@ typedef struct SaasBreaker
 	int64		last_failure;
 	char		last_error[256];
 	uint64		transitions;
+	int64		throttled_until;	/* µs; a 429's Retry-After pauses the service */
 } SaasBreaker;
 
 typedef struct SaasWorkerShared

@@ -12,22 +12,18 @@
 
 #include "ops.h"
 #include "ops_common.h"
+#include "worker_api.h"
 
-static SaasPlan plan_worker = {
-	"SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE backend_type = 'pg_saas worker'",
-	0, {0}
-};
-
+/*
+ * The worker's presence comes from shared memory (its pid, cleared when it
+ * exits): pg_stat_activity hides other users' backend types from a
+ * non-superuser such as the relay's role.
+ */
 void
 saas_op_health(StringInfo out, int *status)
 {
-	bool		isnull;
-	int64		workers = 0;
+	int64		workers = saas_worker_running() ? 1 : 0;
 
-	saas_spi_connect();
-	if (saas_exec(&plan_worker, NULL, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
-		workers = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
 	*status = 200;
 	appendStringInfo(out, "{\"status\":\"%s\",\"database\":\"ok\",\"worker\":\"%s\"}",
 					 workers > 0 ? "ok" : "degraded",

@@ -49,9 +49,15 @@ static SaasPlan plan_integration = {
 	1, {TEXTOID}
 };
 
+/*
+ * An organization is found by its reference at the service, or, when it has
+ * none there, by its own id (the reference the outbound calls send for it).
+ */
 static SaasPlan plan_org_refs = {
-	"SELECT external_ids ->> $1, id FROM saas.organizations WHERE external_ids ->> $1 = ANY ($2)",
-	2, {TEXTOID, TEXTARRAYOID}
+	"SELECT external_ids ->> $1, id FROM saas.organizations WHERE external_ids ->> $1 = ANY ($2)"
+	" UNION ALL"
+	" SELECT id::text, id FROM saas.organizations WHERE id = ANY ($3) AND NOT external_ids ? $1",
+	3, {TEXTOID, TEXTARRAYOID, UUIDARRAYOID}
 };
 
 static SaasPlan plan_insert = {
@@ -429,15 +435,24 @@ saas_op_ingest_webhook(const char *service, Jsonb *headers, const char *body,
 	/* Organizations by their reference at this service, in one query. */
 	{
 		Datum	   *refs = palloc(sizeof(Datum) * Max(n, 1));
-		int			nrefs = 0;
-		Datum		args[2];
+		Datum	   *ids = palloc(sizeof(Datum) * Max(n, 1));
+		int			nrefs = 0,
+					nids = 0;
+		Datum		args[3];
 		uint64		k;
 
 		for (i = 0; i < n; i++)
 			if (events[i].error == NULL)
+			{
+				pg_uuid_t  *u = palloc(sizeof(pg_uuid_t));
+
 				refs[nrefs++] = CStringGetTextDatum(events[i].org_ref);
+				if (saas_uuid_from_cstr(events[i].org_ref, u))
+					ids[nids++] = UUIDPGetDatum(u);
+			}
 		args[0] = CStringGetTextDatum(ref_key);
 		args[1] = PointerGetDatum(construct_array(refs, nrefs, TEXTOID, -1, false, TYPALIGN_INT));
+		args[2] = PointerGetDatum(construct_array(ids, nids, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
 		if (nrefs > 0 &&
 			saas_exec(&plan_org_refs, args, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not map organizations");

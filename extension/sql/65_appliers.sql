@@ -31,9 +31,6 @@ BEGIN
 				 WHERE org_id = p_org AND service = p_service AND event_id = p_event;
 				RETURN 'stale';
 			END IF;
-			INSERT INTO saas.entity_versions (org_id, service, entity_ref, last_event_at)
-			VALUES (p_org, p_service, ev.entity_ref, ev.occurred_at)
-			ON CONFLICT (org_id, service, entity_ref) DO UPDATE SET last_event_at = EXCLUDED.last_event_at;
 		END IF;
 
 		CASE ev.event_type
@@ -108,6 +105,27 @@ BEGIN
 		ELSE
 			result := 'ignored: unknown event type';
 		END CASE;
+
+		-- The entity's version moves only when the event changed something, or
+		-- for a deletion (a tombstone: a late creation must not resurrect it).
+		IF ev.entity_ref IS NOT NULL
+		   AND (result = 'applied' OR ev.event_type IN ('user.deleted', 'subscription.canceled')) THEN
+			INSERT INTO saas.entity_versions (org_id, service, entity_ref, last_event_at)
+			VALUES (p_org, p_service, ev.entity_ref, ev.occurred_at)
+			ON CONFLICT (org_id, service, entity_ref) DO UPDATE SET last_event_at = EXCLUDED.last_event_at;
+		END IF;
+		-- Newer events about this entity that arrived before it existed are applied again now.
+		IF result = 'applied' AND ev.entity_ref IS NOT NULL
+		   AND ev.event_type IN ('user.created', 'subscription.created') THEN
+			UPDATE saas.webhook_events w SET applied_at = NULL, apply_result = NULL
+			 WHERE w.org_id = p_org AND w.service = p_service AND w.entity_ref = ev.entity_ref
+			   AND w.occurred_at > ev.occurred_at AND w.apply_result LIKE 'ignored: unknown%';
+		END IF;
+		IF result = 'applied' AND ev.event_type = 'subscription.created' THEN
+			UPDATE saas.webhook_events w SET applied_at = NULL, apply_result = NULL
+			 WHERE w.org_id = p_org AND w.service = p_service
+			   AND w.apply_result = 'ignored: no subscription' AND w.occurred_at > ev.occurred_at;
+		END IF;
 	EXCEPTION WHEN OTHERS THEN
 		result := 'failed: ' || SQLERRM;
 	END;

@@ -27,7 +27,11 @@ AS $$
 			 WHERE s.service = i.service AND (p_org IS NULL OR s.org_id = p_org)),
 		   coalesce(b.circuit, 'closed'),
 		   coalesce(q.queued, 0), coalesce(q.retrying, 0), coalesce(q.dead, 0),
-		   b.last_error, coalesce(b.p50_ms, 0), coalesce(b.p95_ms, 0)
+		   CASE WHEN p_org IS NULL THEN b.last_error
+				ELSE (SELECT j.last_error FROM saas.jobs j
+					   WHERE j.org_id = p_org AND j.service = i.service AND j.last_error IS NOT NULL
+					   ORDER BY j.updated_at DESC LIMIT 1) END,
+		   coalesce(b.p50_ms, 0), coalesce(b.p95_ms, 0)
 	  FROM saas.integrations i
 	  LEFT JOIN saas._breaker_status() b ON b.service = i.service
 	  LEFT JOIN LATERAL (
@@ -177,27 +181,29 @@ BEGIN
 		RETURN NULL;
 	END IF;
 	IF TG_OP = 'INSERT' THEN
+		-- Without a reference of its own at a service, an organization is known
+		-- there by its id (webhook ingest maps such ids back to it).
 		SELECT coalesce(o.external_ids ->> 'user_service', o.id::text) INTO org_ref FROM saas.organizations o WHERE o.id = NEW.org_id;
 		PERFORM saas._enqueue(NEW.org_id, 'user-service', 'user.push', 'POST', '/users',
 			jsonb_build_object('organization_id', org_ref, 'email', NEW.email, 'first_name', NEW.first_name,
 							   'last_name', NEW.last_name, 'status', NEW.status),
 			'user-create:' || NEW.id,
-			jsonb_build_object('set_user_ref', 'user_service', 'user_id', NEW.id, 'from', 'user_id',
-							   'set_org_ref_from', 'organization_id', 'org_ref_key', 'user_service'));
+			jsonb_build_object('set_user_ref', 'user_service', 'user_id', NEW.id, 'from', 'user_id'));
 		SELECT coalesce(o.external_ids ->> 'communication_service', o.id::text) INTO org_ref FROM saas.organizations o WHERE o.id = NEW.org_id;
 		PERFORM saas._enqueue(NEW.org_id, 'communication-service', 'message.welcome', 'POST', '/messages',
 			jsonb_build_object('organization_id', org_ref, 'recipient', NEW.email, 'template', 'welcome'),
-			'welcome:' || NEW.id,
-			jsonb_build_object('from', 'message_id', 'set_org_ref_from', 'organization_id',
-							   'org_ref_key', 'communication_service'));
+			'welcome:' || NEW.id);
 		-- The organization's first admin becomes its billing contact at the payment service.
 		IF NEW.role = 'admin' AND NOT EXISTS (SELECT 1 FROM saas.organizations o
-											   WHERE o.id = NEW.org_id AND o.external_ids ? 'payment_service') THEN
+											   WHERE o.id = NEW.org_id AND o.external_ids ? 'payment_customer') THEN
 			PERFORM saas._enqueue(NEW.org_id, 'payment-service', 'customer.create', 'POST', '/customers',
-				jsonb_build_object('organization_id', NEW.org_id, 'email', NEW.email,
+				jsonb_build_object('organization_id',
+								   (SELECT coalesce(o.external_ids ->> 'payment_service', o.id::text)
+									  FROM saas.organizations o WHERE o.id = NEW.org_id),
+								   'email', NEW.email,
 								   'name', (SELECT o.name FROM saas.organizations o WHERE o.id = NEW.org_id)),
 				'customer:' || NEW.org_id,
-				jsonb_build_object('set_org_ref', 'payment_service', 'from', 'customer_id',
+				jsonb_build_object('set_org_ref', 'payment_customer', 'from', 'customer_id',
 					'then', jsonb_build_object('service', 'payment-service', 'kind', 'subscription.create',
 						'path', '/subscriptions', 'key', 'subscription:' || NEW.org_id,
 						'body', (SELECT CASE WHEN o.subscription_tier = 'free'

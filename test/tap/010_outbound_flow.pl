@@ -1,7 +1,7 @@
 # Outbound flow end to end: a registration through the relay enqueues the
 # user push, the welcome message and the payment customer (then its
 # subscription); the worker calls saas-sim; every call takes effect once; the
-# services' ids are written back. The sim's webhooks come back through the
+# services' ids are written back (the user's id; the payment customer id). The sim's webhooks come back through the
 # relay, are ingested for the right organization, applied by the worker, and
 # not pushed back again (no ping-pong).
 use strict;
@@ -52,10 +52,10 @@ ok(length($ext_user) > 0, "the user's id at the user service is written back ($e
 my $sim_users_json = $JSON->encode($sim_users);
 like($sim_users_json, qr/\Q$ext_user\E/, 'and it is the id the user service holds for that organization');
 like($sim_users_json, qr/owner\@outbound\.test/, 'the user service has the user with its email');
-is(q1($node, qq{SELECT external_ids ->> 'user_service' FROM saas.organizations WHERE id = '$org'}), $org,
-	"the organization's reference at the user service is written back");
-ok(q1($node, qq{SELECT external_ids ? 'payment_service' FROM saas.organizations WHERE id = '$org'}) eq 't',
-	'the organization has a reference at the payment service');
+is(q1($node, qq{SELECT coalesce(external_ids ->> 'user_service', id::text) FROM saas.organizations WHERE id = '$org'}), $org,
+	"the organization is known at the user service by its id (it has no reference of its own there)");
+like(q1($node, qq{SELECT external_ids ->> 'payment_customer' FROM saas.organizations WHERE id = '$org'}), qr/^cust_/,
+	"the payment service's customer id is written back (payment_customer)");
 my $subs = $JSON->encode(http('GET', "$sim->{url}/_sim/subscriptions?organization_id=$org")->{json});
 like($subs, qr/"plan"\s*:\s*"free"/, 'the payment service has a subscription to the free plan for the organization');
 my $msgs = $JSON->encode(http('GET', "$sim->{url}/_sim/messages?organization_id=$org")->{json});

@@ -32,8 +32,12 @@ is($made, $n, "$n users made at the user service");
 my $page = http('GET', "http://127.0.0.1:$sim->{user}/v1/users?organization_id=org_big&per_page=100&page=1");
 ok(length($page->{body}) > 65536, 'one page of 100 of them is larger than 64 kB (' . length($page->{body}) . ' bytes)');
 
-# Link an organization to org_big: the worker syncs it within a few seconds.
-my $org = new_org($node, 'bigsync', '{"user_service":"org_big"}');
+# Link an organization to org_big (with room for that many users: the free
+# tier's employee limit applies to synced users too): the worker syncs it
+# within a few seconds.
+my $org = new_org($node, 'bigsync', '{}');
+q1($node, qq{UPDATE saas.organizations SET employee_limit = 1000,
+	external_ids = '{"user_service":"org_big"}' WHERE id = '$org'});
 ok(wait_for($node, qq{SELECT count(*) FROM saas.sync_state WHERE org_id = '$org' AND last_sync IS NOT NULL}, '1', 30),
 	'the sync completes (lastSync is set)');
 is(q1($node, qq{SELECT count(*) FROM saas.users WHERE org_id = '$org' AND external_user_ids ? 'user_service'}), $n,
