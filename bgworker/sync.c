@@ -194,6 +194,7 @@ wk_sync_round(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(keep);
 	if (n == 0)
 		return 0;
 
@@ -253,6 +254,7 @@ wk_sync_round(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(keep);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return done;
 }

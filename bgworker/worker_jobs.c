@@ -46,7 +46,8 @@ static bool wk_in_sync = false;
 static SaasPlan plan_pending_events = {
 	"SELECT org_id, service, event_id FROM saas.webhook_events WHERE applied_at IS NULL"
 	" ORDER BY received_at, occurred_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-	1, {INT4OID}
+	1, {INT4OID},
+	NULL, true				/* data-dependent: planned per use */
 };
 
 static SaasPlan plan_apply = {
@@ -58,7 +59,8 @@ static SaasPlan plan_reclaim = {
 	"UPDATE saas.jobs SET state = 'retryable', run_at = now(), lease_until = NULL, updated_at = now(),"
 	" last_error = coalesce(last_error, 'lease expired: the worker stopped during the call')"
 	" WHERE state = 'running' AND lease_until < now()",
-	0, {0}
+	0, {0},
+	NULL, true				/* data-dependent: planned per use */
 };
 
 static SaasPlan plan_settings = {
@@ -78,7 +80,8 @@ static SaasPlan plan_claim = {
 	" FROM due WHERE j.org_id = due.org_id AND j.id = due.id"
 	" RETURNING j.org_id, j.id, j.payload ->> 'method', j.payload ->> 'path', j.payload -> 'body',"
 	"  j.attempt, j.max_attempts, j.idempotency_key, j.payload -> 'on_success'",
-	3, {TEXTOID, INT4OID, FLOAT8OID}
+	3, {TEXTOID, INT4OID, FLOAT8OID},
+	NULL, true				/* data-dependent: planned per use */
 };
 
 /* All successes of a round in one statement. */
@@ -87,7 +90,8 @@ static SaasPlan plan_done = {
 	" lease_until = NULL, last_status = u.status, last_error = NULL"
 	" FROM unnest($1::uuid[], $2::uuid[], $3::int[]) AS u(org_id, id, status)"
 	" WHERE j.org_id = u.org_id AND j.id = u.id",
-	3, {UUIDARRAYOID, UUIDARRAYOID, INT4ARRAYOID}
+	3, {UUIDARRAYOID, UUIDARRAYOID, INT4ARRAYOID},
+	NULL, true				/* data-dependent: planned per use */
 };
 
 static SaasPlan plan_retry = {
@@ -108,9 +112,16 @@ static SaasPlan plan_transition = {
 	4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}
 };
 
+static SaasPlan plan_prune = {
+	"DELETE FROM saas.jobs WHERE ctid = ANY (ARRAY(SELECT ctid FROM saas.jobs"
+	" WHERE state = 'succeeded' AND finished_at < now() - interval '7 days' LIMIT 5000))",
+	0, {0}
+};
+
 static SaasPlan plan_next_due = {
 	"SELECT extract(epoch FROM min(run_at) - now()) FROM saas.jobs WHERE state IN ('available', 'retryable')",
-	0, {0}
+	0, {0},
+	NULL, true				/* data-dependent: planned per use */
 };
 
 static SaasPlan plan_on_success = {
@@ -323,6 +334,7 @@ wk_run_jobs_round(long *sleep_ms)
 	if (!wk_begin())
 	{
 		wk_commit();
+		MemoryContextSwitchTo(keep);
 		return 0;
 	}
 	pgstat_report_activity(STATE_RUNNING, "pg_saas worker: claiming jobs");
@@ -390,6 +402,7 @@ wk_run_jobs_round(long *sleep_ms)
 		wk_note_transition(&pending_tr[i]);
 	ntr = 0;
 	wk_commit();
+	MemoryContextSwitchTo(keep);
 
 	if (n > 0)
 	{
@@ -406,6 +419,7 @@ wk_run_jobs_round(long *sleep_ms)
 	{
 		/* Dropped while we called: the jobs went with it. */
 		wk_commit();
+		MemoryContextSwitchTo(keep);
 		return n;
 	}
 	pgstat_report_activity(STATE_RUNNING, "pg_saas worker: recording outcomes");
@@ -511,8 +525,32 @@ wk_run_jobs_round(long *sleep_ms)
 		}
 	}
 	wk_commit();
+	MemoryContextSwitchTo(keep);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return n;
+}
+
+/*
+ * wk_prune_finished_jobs: succeeded jobs older than a week are deleted, a
+ * bounded batch once a minute, so the queue table does not grow forever.
+ * Dead jobs stay until someone retries or deletes them.
+ */
+void
+wk_prune_finished_jobs(void)
+{
+	static int64 last = 0;
+	int64		now = GetCurrentTimestamp();
+
+	if (now - last < 60 * USECS_PER_SEC)
+		return;
+	last = now;
+	if (!wk_begin())
+	{
+		wk_commit();
+		return;
+	}
+	(void) saas_exec(&plan_prune, NULL, NULL, false, 0);
+	wk_commit();
 }
 
 /* wk_set_in_sync: mark changes as coming from a service (sync.c). */

@@ -14,5 +14,6 @@ extern void wk_reclaim_expired_leases(void);
 extern int	wk_run_jobs_round(long *sleep_ms);
 extern int	wk_sync_round(void);
 extern void wk_set_in_sync(bool on);
+extern void wk_prune_finished_jobs(void);
 
 #endif

@@ -175,6 +175,8 @@ saas_worker_main(Datum arg)
 			wk_reclaim_expired_leases();
 		}
 		wk_commit();
+		/* CommitTransactionCommand leaves TopMemoryContext current: back to the round's. */
+		MemoryContextSwitchTo(round_cxt);
 
 		if (!ready)
 		{
@@ -188,7 +190,11 @@ saas_worker_main(Datum arg)
 		{
 			warned_missing = false;
 			did += wk_run_jobs_round(&sleep_ms);
+			MemoryContextSwitchTo(round_cxt);
 			(void) wk_sync_round();
+			MemoryContextSwitchTo(round_cxt);
+			wk_prune_finished_jobs();
+			MemoryContextSwitchTo(round_cxt);
 		}
 		MemoryContextSwitchTo(TopMemoryContext);
 

@@ -35,11 +35,13 @@ saas_exec(SaasPlan *p, Datum *values, const char *nulls, bool read_only, long co
 	if (p->plan == NULL)
 	{
 		/*
-		 * Generic plans: the statements are short index lookups whose best
-		 * plan does not depend on the values, and "$n IS NULL OR ..." filters
-		 * would otherwise make the planner re-plan on every call.
+		 * Generic plans: the API's statements are short index lookups whose
+		 * best plan does not depend on the values, and "$n IS NULL OR ..."
+		 * filters would otherwise make the planner re-plan on every call. The
+		 * worker's queue statements depend on the data: planned per use.
 		 */
 		SPIPlanPtr	plan = SPI_prepare_cursor(p->sql, p->nargs, p->types,
+											  p->custom_plan ? CURSOR_OPT_CUSTOM_PLAN :
 											  CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)

@@ -17,6 +17,7 @@ typedef struct SaasPlan
 	int			nargs;
 	Oid			types[12];
 	SPIPlanPtr	plan;
+	bool		custom_plan;	/* re-plan per use (data-dependent statements) */
 } SaasPlan;
 
 extern int	saas_exec(SaasPlan *p, Datum *values, const char *nulls,

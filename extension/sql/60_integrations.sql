@@ -153,7 +153,8 @@ CREATE TABLE saas.jobs (
 	CONSTRAINT jobs_state_check CHECK (state IN ('available', 'running', 'retryable', 'succeeded', 'dead')),
 	CONSTRAINT jobs_service_check CHECK (service IN ('user-service', 'payment-service', 'communication-service'))
 );
-CREATE INDEX jobs_due_idx ON saas.jobs (run_at) WHERE state IN ('available', 'retryable');
+-- The claim reads one service's due jobs in run_at order.
+CREATE INDEX jobs_due_idx ON saas.jobs (service, run_at) WHERE state IN ('available', 'retryable');
 CREATE INDEX jobs_running_idx ON saas.jobs (lease_until) WHERE state = 'running';
 CREATE INDEX jobs_service_state_idx ON saas.jobs (service, state);
 COMMENT ON TABLE saas.jobs IS

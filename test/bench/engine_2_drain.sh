@@ -56,9 +56,7 @@ cap_a=$(engine_wrk_capacity "$WRK_SECONDS") || bench_fail "wrk failed"
 echo "  sim capacity before: $(fmt "$cap_a" 0) req/s (wrk -t2 -c32 -d${WRK_SECONDS}s, POST /v1/messages)"
 
 bq -c "VACUUM (ANALYZE) saas.jobs" >/dev/null
-PGSS=$(bq -c "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'
-				 AND current_setting('shared_preload_libraries') ~ 'pg_stat_statements'")
-[ "$PGSS" = 1 ] && bq -c "SELECT pg_stat_statements_reset()" >/dev/null
+engine_pgss_reset
 req0=$(engine_sim_requests)
 w0=$(cpu_ticks "$WORKER"); s0=$(cpu_ticks "$ENGINE_SIM_PID"); read -r m0 mt0 < <(machine_ticks)
 start=$(now_s)
@@ -86,14 +84,7 @@ awk -v w=$((w1 - w0)) -v s=$((s1 - s0)) -v m=$((m1 - m0)) -v mt=$((mt1 - mt0)) -
 	printf "  CPU from the enqueue to the end (%.2f s, of which the enqueue %.2f s): worker %.2f s, sim %.2f s; the machine was %.0f%% busy (all processes)\n",
 		e + d, e, w / hz, s / hz, 100 * m / mt }'
 
-if [ "$PGSS" = 1 ]; then
-	echo "  pg_stat_statements during the enqueue and the drain (top 12 by total time):"
-	bq -F ' | ' -c "
-		SELECT lpad(round(total_exec_time)::text, 7) || ' ms', lpad(calls::text, 7) || ' calls',
-			   lpad(round((total_exec_time / calls)::numeric, 3)::text, 9) || ' ms/call',
-			   left(regexp_replace(query, '\s+', ' ', 'g'), 150)
-		  FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12" | sed 's/^/    /'
-fi
+engine_pgss_top 12
 
 cap_b=$(engine_wrk_capacity "$WRK_SECONDS") || bench_fail "wrk failed"
 echo "  sim capacity after: $(fmt "$cap_b" 0) req/s"

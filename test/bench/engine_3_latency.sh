@@ -35,10 +35,13 @@ run_pgbench() {
 echo "  warm-up: 2 s at $RATE jobs/s"
 run_pgbench "lwarm-$RUN-" 2 "$BENCH_WORK/engine-latency-warmup.log" || bench_fail "pgbench failed"
 engine_wait_jobs 60
+bq -c "ANALYZE saas.jobs" >/dev/null	# statistics of a table that has seen traffic (see engine_4_memory.sh)
 
 echo "  pgbench -R $RATE -T $SECS, one client, one saas._enqueue per transaction"
+engine_pgss_reset
 run_pgbench "lat-$RUN-" "$SECS" "$BENCH_WORK/engine-latency.log" || bench_fail "pgbench failed"
 engine_wait_jobs 120
+engine_pgss_top 14
 enq_lat=$(sed -nE 's/^latency average = ([0-9.]+) ms$/\1/p' "$BENCH_WORK/engine-latency.log")
 lag=$(sed -nE 's/^rate limit schedule lag: avg ([0-9.]+) .*$/\1/p' "$BENCH_WORK/engine-latency.log")
 tps=$(sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\)$/\1/p' "$BENCH_WORK/engine-latency.log")
@@ -47,11 +50,11 @@ bq -F ' ' -c "
 	SELECT idempotency_key, state, extract(epoch FROM created_at), extract(epoch FROM finished_at)
 	  FROM saas.jobs WHERE org_id = '$ENGINE_ORG' AND idempotency_key LIKE 'lat-$RUN-%'" >"$BENCH_WORK/engine-latency-jobs.txt" ||
 	bench_fail "cannot read the jobs"
-curl -sf "http://127.0.0.1:$SIM_CTL/_sim/messages?organization_id=$ENGINE_ORG_REF" |
-	jq -r --arg p "lat-$RUN-" '.messages[] | select((.subject // "") | startswith($p)) | "\(.subject) \(.created_at)"' \
-		>"$BENCH_WORK/engine-latency-sim.txt" || bench_fail "cannot read the sim's messages"
+curl -sf "http://127.0.0.1:$SIM_CTL/_sim/messages?organization_id=$ENGINE_ORG_REF" \
+	>"$BENCH_WORK/engine-latency-sim.json" || bench_fail "cannot read the sim's messages"
 
-read -r n p50 p99 max u50 u99 < <(python3 - "$BENCH_WORK/engine-latency-jobs.txt" "$BENCH_WORK/engine-latency-sim.txt" <<-'PY'
+read -r n p50 p99 max u50 u99 < <(python3 - "$BENCH_WORK/engine-latency-jobs.txt" "$BENCH_WORK/engine-latency-sim.json" "lat-$RUN-" <<-'PY'
+	import json
 	import sys
 	from datetime import datetime, timezone
 	jobs = {}
@@ -61,8 +64,10 @@ read -r n p50 p99 max u50 u99 < <(python3 - "$BENCH_WORK/engine-latency-jobs.txt
 	        sys.exit(f"job {key} is {state}")
 	    jobs[key] = (float(created), float(finished))
 	seen = {}
-	for line in open(sys.argv[2]):
-	    key, at = line.split()
+	for m in json.load(open(sys.argv[2]))["messages"]:
+	    key, at = m.get("subject") or "", m["created_at"]
+	    if not key.startswith(sys.argv[3]):
+	        continue
 	    if key in seen:
 	        sys.exit(f"message {key} reached the sim twice")
 	    t = datetime.strptime(at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)

@@ -5,7 +5,9 @@
 # and BENCH_WORK come from the environment (see run_bench.sh's header). Run alone
 # (`bash test/bench/engine_2_drain.sh`), a bench makes its own throwaway cluster with pg_saas
 # preloaded on a free port under /tmp, as the postgres OS user, and stops it on exit
-# (ENGINE_PGSS=1 also preloads pg_stat_statements there, for diagnosis).
+# (for diagnosis there: ENGINE_PGSS=1 also preloads pg_stat_statements, whose top statements
+# the benches then print; ENGINE_AUTO_EXPLAIN_MS=N logs the plans of statements slower than N ms
+# to the server log; KEEP_BENCH_WORK=1 keeps the folder).
 #
 # Every bench starts its own saas-sim (the optimized build) on free ports, with webhook
 # deliveries and the request log off, creates the bench organization "engine-bench"
@@ -24,6 +26,8 @@
 #   engine_wait_jobs TIMEOUT       waits until no job of the bench org is waiting or running
 #   engine_wrk_capacity SECS       sim capacity on POST /v1/messages (wrk -t2 -c32), req/s
 #   now_s                          Unix time with microseconds
+#   engine_pgss_reset / engine_pgss_top N   when pg_stat_statements is loaded (ENGINE_PGSS=1 run
+#                                  alone): reset it, print the top N statements by total time
 
 ENGINE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PROJECT_ROOT=${PROJECT_ROOT:-$(cd "$ENGINE_DIR/../../.." && pwd)}
@@ -63,6 +67,10 @@ engine_on_exit() {
 	fi
 	if [ -n "$ENGINE_OWN_CLUSTER" ]; then
 		cluster_stop "$PGDATA"
+		# a server still recovering from a crash may not take a fast shutdown
+		if cluster_alive "$PGDATA"; then
+			as_pg pg_ctl -D "$PGDATA" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+		fi
 		if grep -qE 'terminated by signal|PANIC' "$BENCH_WORK/postgres.log" 2>/dev/null; then
 			echo "bench error: the server log shows a crashed backend:" >&2
 			grep -E 'terminated by signal|PANIC' "$BENCH_WORK/postgres.log" | head -5 >&2
@@ -95,13 +103,22 @@ engine_own_cluster() {
 		max_wal_size = 4GB
 		checkpoint_timeout = 30min
 	CONF
+	local preload=pg_saas
 	if [ -n "${ENGINE_PGSS:-}" ]; then
+		preload="$preload,pg_stat_statements"
 		cat >>"$PGDATA/postgresql.conf" <<-CONF
-			shared_preload_libraries = 'pg_saas,pg_stat_statements'
 			pg_stat_statements.track = all
-			track_functions = all
+			pg_stat_statements.track_planning = on
 		CONF
 	fi
+	if [ -n "${ENGINE_AUTO_EXPLAIN_MS:-}" ]; then
+		preload="$preload,auto_explain"
+		cat >>"$PGDATA/postgresql.conf" <<-CONF
+			auto_explain.log_min_duration = $ENGINE_AUTO_EXPLAIN_MS
+			auto_explain.log_nested_statements = on
+		CONF
+	fi
+	echo "shared_preload_libraries = '$preload'" >>"$PGDATA/postgresql.conf"
 	cluster_start "$PGDATA" "$BENCH_WORK/postgres.log" || {
 		tail -30 "$BENCH_WORK/postgres.log"; bench_fail "the cluster did not start"; }
 	bq -d postgres -c "CREATE DATABASE $BENCH_DB" >/dev/null || bench_fail "CREATE DATABASE failed"
@@ -143,12 +160,12 @@ engine_start_sim() {
 }
 
 engine_setup() {
+	trap engine_on_exit EXIT
+	trap 'exit 130' INT TERM
 	if [ -z "${BENCH_DB:-}" ]; then
 		engine_own_cluster
 	fi
 	export PGDATABASE=$BENCH_DB
-	trap engine_on_exit EXIT
-	trap 'exit 130' INT TERM
 	engine_start_sim
 
 	# The integrations as they are, to be put back on exit.
@@ -175,7 +192,20 @@ engine_setup() {
 	others=$(bq -c "SELECT count(*) FROM saas.jobs WHERE state IN ('available', 'running', 'retryable')")
 	[ "$others" = 0 ] || echo "  note: $others jobs of other organizations are waiting in the queue"
 	engine_worker_pid >/dev/null || bench_fail "the pg_saas worker is not running in $BENCH_DB"
-	echo "  bench org $ENGINE_ORG ($ENGINE_SLUG, communication_service=$ENGINE_ORG_REF); worker pid $(engine_worker_pid)"
+	local w
+	w=$(engine_worker_pid)
+	echo "  bench org $ENGINE_ORG ($ENGINE_SLUG, communication_service=$ENGINE_ORG_REF);" \
+		"worker pid $w (Anonymous $(engine_smaps "$w" Anonymous) kB); load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+	ENGINE_CLEANUPS+=(engine_report_worker)
+}
+
+# engine_report_worker: on exit, the worker's memory (it serves every bench of the run).
+engine_report_worker() {
+	local w
+	w=$(bq -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_saas worker' LIMIT 1" 2>/dev/null)
+	[ -n "$w" ] && [ -r "/proc/$w/smaps_rollup" ] &&
+		echo "  at the end: worker pid $w, Anonymous $(engine_smaps "$w" Anonymous) kB"
+	return 0
 }
 
 engine_set_in_flight() {
@@ -184,7 +214,8 @@ engine_set_in_flight() {
 
 # engine_sim_requests: the requests counter of the sim's communication-service.
 engine_sim_requests() {
-	curl -sf "http://127.0.0.1:$SIM_CTL/_sim/stats/communication-service" | jq -r '.requests'
+	curl -sf "http://127.0.0.1:$SIM_CTL/_sim/stats/communication-service" |
+		python3 -c 'import json, sys; print(json.load(sys.stdin)["requests"])'
 }
 
 engine_worker_pid() {
@@ -233,11 +264,15 @@ engine_resume_worker() {
 engine_wait_jobs() {
 	local deadline=$((SECONDS + $1)) left
 	while :; do
-		left=$(bq -c "SELECT count(*) FROM saas.jobs WHERE org_id = '$ENGINE_ORG'
-						 AND state IN ('available', 'running', 'retryable')")
-		[ "$left" = 0 ] && return 0
-		[ "$SECONDS" -ge "$deadline" ] && bench_fail "$left jobs still queued after $1 s"
-		sleep 0.05
+		# cheap (index on service, state), so that polling costs the worker little
+		left=$(bq -c "SELECT EXISTS (SELECT FROM saas.jobs WHERE service = 'communication-service'
+						 AND state IN ('available', 'running', 'retryable') AND org_id = '$ENGINE_ORG')")
+		[ "$left" = f ] && return 0
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			bench_fail "$(bq -c "SELECT count(*) FROM saas.jobs WHERE org_id = '$ENGINE_ORG'
+				AND state IN ('available', 'running', 'retryable')") jobs still queued after $1 s"
+		fi
+		sleep 0.1
 	done
 }
 
@@ -281,4 +316,27 @@ engine_smaps() {
 		out="$out $(awk -v k="$f:" '$1 == k {print $2}' "/proc/$pid/smaps_rollup")"
 	done
 	echo "${out# }"
+}
+
+engine_pgss_on() {
+	[ "$(bq -c "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'
+				 AND current_setting('shared_preload_libraries') ~ 'pg_stat_statements'" 2>/dev/null)" = 1 ]
+}
+
+engine_pgss_reset() {
+	engine_pgss_on || return 0
+	bq -c "SELECT pg_stat_statements_reset()" >/dev/null
+}
+
+engine_pgss_top() {
+	engine_pgss_on || return 0
+	local plan="0"
+	[ "$(bq -c "SHOW pg_stat_statements.track_planning")" = on ] && plan="total_plan_time"
+	echo "  pg_stat_statements (top $1 by execution + planning time; ms total, calls, ms per call, of which planning):"
+	bq -F ' | ' -c "
+		SELECT lpad(round(total_exec_time + $plan)::text, 6), lpad(calls::text, 6),
+			   lpad(round(((total_exec_time + $plan) / greatest(calls, 1))::numeric, 3)::text, 8),
+			   lpad(round(($plan / greatest(calls, 1))::numeric, 3)::text, 7),
+			   left(regexp_replace(query, '\s+', ' ', 'g'), 120)
+		  FROM pg_stat_statements ORDER BY total_exec_time + $plan DESC LIMIT $1" | sed 's/^/    /'
 }
