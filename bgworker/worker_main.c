@@ -24,6 +24,7 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -130,6 +131,32 @@ wk_extension_ready(void)
 	return true;
 }
 
+/*
+ * wk_database_being_dropped: DROP DATABASE holds an exclusive lock on the
+ * database object while it waits for the database's sessions to end; the
+ * worker is one of them, so it steps aside (and is restarted, and waits,
+ * until the database exists again).
+ */
+static bool
+wk_database_being_dropped(void)
+{
+	static int64 last = 0;
+	int64		now = GetCurrentTimestamp();
+	char		sql[256];
+	bool		dropping = false;
+
+	if (now - last < USECS_PER_SEC)
+		return false;
+	last = now;
+	snprintf(sql, sizeof(sql),
+			 "SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'object' AND database = 0"
+			 " AND classid = %u AND objid = %u AND mode = 'AccessExclusiveLock'",
+			 DatabaseRelationId, MyDatabaseId);
+	if (SPI_execute(sql, true, 1) == SPI_OK_SELECT && SPI_processed > 0)
+		dropping = true;
+	return dropping;
+}
+
 void
 saas_worker_main(Datum arg)
 {
@@ -168,6 +195,12 @@ saas_worker_main(Datum arg)
 		MemoryContextSwitchTo(round_cxt);
 
 		wk_begin("pg_saas worker: checking extension");
+		if (wk_database_being_dropped())
+		{
+			elog(LOG, "pg_saas worker: database \"%s\" is being dropped; the worker leaves it",
+				 saas_database);
+			proc_exit(1);
+		}
 		ready = wk_extension_ready();
 		if (ready)
 		{
