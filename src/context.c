@@ -30,6 +30,7 @@
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/numeric.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -94,7 +95,43 @@ typedef struct CtxClaims
 	int64		exp,
 				nbf,
 				iat;
+	/* when the claims are wanted as jsonb: built in the same pass */
+	bool		build;
+	JsonbParseState *ps;
+	JsonbValue *result;
+	bool		in_array_at[66];	/* container kind per depth */
 } CtxClaims;
+
+/* cl_push_scalar: the current scalar into the jsonb being built. */
+static void
+cl_push_scalar(CtxClaims *c, char *token, JsonTokenType type)
+{
+	JsonbValue	v;
+
+	switch (type)
+	{
+		case JSON_TOKEN_STRING:
+			v.type = jbvString;
+			v.val.string.val = token;
+			v.val.string.len = strlen(token);
+			break;
+		case JSON_TOKEN_NUMBER:
+			v.type = jbvNumeric;
+			v.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(token),
+																ObjectIdGetDatum(InvalidOid),
+																Int32GetDatum(-1)));
+			break;
+		case JSON_TOKEN_TRUE:
+		case JSON_TOKEN_FALSE:
+			v.type = jbvBool;
+			v.val.boolean = (type == JSON_TOKEN_TRUE);
+			break;
+		default:
+			v.type = jbvNull;
+			break;
+	}
+	c->result = pushJsonbValue(&c->ps, c->in_array_at[c->depth] ? WJB_ELEM : WJB_VALUE, &v);
+}
 
 enum
 {
@@ -133,13 +170,27 @@ cl_object_start(void *state)
 {
 	CtxClaims  *c = state;
 
+	if (c->depth >= 64)
+	{
+		c->bad = true;
+		c->build = false;
+	}
 	c->depth++;
+	if (c->build)
+	{
+		c->in_array_at[c->depth] = false;
+		c->result = pushJsonbValue(&c->ps, WJB_BEGIN_OBJECT, NULL);
+	}
 }
 
 static void
 cl_object_end(void *state)
 {
-	((CtxClaims *) state)->depth--;
+	CtxClaims  *c = state;
+
+	if (c->build)
+		c->result = pushJsonbValue(&c->ps, WJB_END_OBJECT, NULL);
+	c->depth--;
 }
 
 static void
@@ -149,7 +200,17 @@ cl_array_start(void *state)
 
 	if (c->depth == 1 && cl_bit(c->field) == CL_AUD)
 		c->in_array++;
+	if (c->depth >= 64)
+	{
+		c->bad = true;
+		c->build = false;
+	}
 	c->depth++;
+	if (c->build)
+	{
+		c->in_array_at[c->depth] = true;
+		c->result = pushJsonbValue(&c->ps, WJB_BEGIN_ARRAY, NULL);
+	}
 }
 
 static void
@@ -157,6 +218,8 @@ cl_array_end(void *state)
 {
 	CtxClaims  *c = state;
 
+	if (c->build)
+		c->result = pushJsonbValue(&c->ps, WJB_END_ARRAY, NULL);
 	c->depth--;
 	if (c->depth == 1 && c->in_array)
 		c->in_array--;
@@ -168,6 +231,15 @@ cl_field(void *state, char *fname, bool isnull)
 	CtxClaims  *c = state;
 	uint32		bit;
 
+	if (c->build)
+	{
+		JsonbValue	k;
+
+		k.type = jbvString;
+		k.val.string.val = fname;
+		k.val.string.len = strlen(fname);
+		c->result = pushJsonbValue(&c->ps, WJB_KEY, &k);
+	}
 	if (c->depth != 1)
 		return;
 	bit = cl_bit(fname);
@@ -198,6 +270,8 @@ cl_scalar(void *state, char *token, JsonTokenType type)
 	uint32		bit;
 	bool		str = (type == JSON_TOKEN_STRING);
 
+	if (c->build && c->depth > 0)
+		cl_push_scalar(c, token, type);
 	if (c->depth == 2 && c->in_array)
 	{
 		if (str && strcmp(token, saas_jwt_audience) == 0)
@@ -274,6 +348,7 @@ saas_context_verify(const char *token, SaasContext *ctx, int64 *nbf_out,
 	/* Signed by one of our keys: now read the claims. */
 	if (!pg_verifymbstr(parts.payload_json, parts.payload_len, true))
 		return SAAS_JWT_MALFORMED;
+	c.build = (claims_out != NULL);
 	sem.semstate = &c;
 	sem.object_start = cl_object_start;
 	sem.object_end = cl_object_end;
@@ -308,7 +383,8 @@ saas_context_verify(const char *token, SaasContext *ctx, int64 *nbf_out,
 	ctx->valid = true;
 	*nbf_out = (c.seen & CL_NBF) ? c.nbf : 0;
 	if (claims_out)
-		*claims_out = saas_jsonb_from_text(parts.payload_json, parts.payload_len);
+		*claims_out = (c.build && c.result) ? JsonbValueToJsonb(c.result) :
+			saas_jsonb_from_text(parts.payload_json, parts.payload_len);
 	return SAAS_JWT_OK;
 }
 

@@ -98,20 +98,25 @@ saas_b64url_encode(const unsigned char *in, int len, StringInfo out)
 	}
 }
 
+/* base64url digit values; -1 for every byte outside the alphabet */
+static int8 b64url_table[256];
+static bool b64url_table_ready = false;
+
+static void
+b64url_init_table(void)
+{
+	int			i;
+
+	memset(b64url_table, -1, sizeof(b64url_table));
+	for (i = 0; i < 64; i++)
+		b64url_table[(unsigned char) b64url_alphabet[i]] = (int8) i;
+	b64url_table_ready = true;
+}
+
 static inline int
 b64url_value(unsigned char c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
+	return b64url_table[c];
 }
 
 /*
@@ -129,6 +134,8 @@ saas_b64url_decode(const char *in, int len, StringInfo out)
 
 	if (len % 4 == 1)
 		return false;
+	if (!b64url_table_ready)
+		b64url_init_table();
 	enlargeStringInfo(out, len * 3 / 4 + 1);
 	dst = out->data + out->len;
 	for (i = 0; i < len; i++)

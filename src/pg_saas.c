@@ -50,7 +50,10 @@ check_token_string(char **newval, void **extra, GucSource source)
 		return true;
 	for (p = *newval; *p; p++)
 	{
-		if (!(isalnum((unsigned char) *p) || *p == '-' || *p == '_' || *p == '.'))
+		unsigned char c = *p;
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			  c == '-' || c == '_' || c == '.'))
 		{
 			GUC_check_errdetail("The value must be a compact JWT.");
 			return false;
