@@ -118,10 +118,14 @@ static SaasPlan plan_prune = {
 	0, {0}
 };
 
+/* The earliest due job: one index probe per service (jobs_due_idx is by service). */
 static SaasPlan plan_next_due = {
-	"SELECT extract(epoch FROM min(run_at) - now()) FROM saas.jobs WHERE state IN ('available', 'retryable')",
-	0, {0},
-	NULL, true				/* data-dependent: planned per use */
+	"SELECT extract(epoch FROM min(d) - now()) FROM (VALUES"
+	" ((SELECT min(run_at) FROM saas.jobs WHERE service = 'user-service' AND state IN ('available', 'retryable'))),"
+	" ((SELECT min(run_at) FROM saas.jobs WHERE service = 'payment-service' AND state IN ('available', 'retryable'))),"
+	" ((SELECT min(run_at) FROM saas.jobs WHERE service = 'communication-service' AND state IN ('available', 'retryable')))"
+	") AS t(d)",
+	0, {0}
 };
 
 static SaasPlan plan_on_success = {
