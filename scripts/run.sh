@@ -45,6 +45,12 @@ if (echo >/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && ! [ -f "$PGDATA/postmaster.pi
 	echo "run: port $PORT is taken; set SAAS_PGPORT" >&2
 	exit 1
 fi
+# SAAS_RUN_RESET=1 starts from an empty cluster.
+if [ -n "${SAAS_RUN_RESET:-}" ] && [ -d "$PGDATA" ]; then
+	echo "run: SAAS_RUN_RESET: removing $PGDATA"
+	cluster_stop "$PGDATA"
+	rm -rf "$PGDATA"
+fi
 if [ ! -f "$PGDATA/PG_VERSION" ]; then
 	echo "run: creating a cluster in $PGDATA"
 	cluster_init "$PGDATA" "$PORT" "$RUN_DIR" "$DB" || exit 1
@@ -66,6 +72,17 @@ BEGIN
 END
 \$\$;
 SQL
+
+# Before the first release the install script changes under one version number: a database
+# made from an older script lacks objects the new library uses. Say so, rather than serve 500s.
+script="$(pg_config --sharedir)/extension/pg_saas--0.1.0.sql"
+sum=$(md5sum "$script" | cut -d' ' -f1)
+if [ -f "$RUN_DIR/install_script.md5" ] && [ "$(cat "$RUN_DIR/install_script.md5")" != "$sum" ]; then
+	echo "run: WARNING: database \"$DB\" was created by an older pg_saas install script."
+	echo "run:          Start afresh with:  make run SAAS_RUN_RESET=1   (drops the local cluster's data)"
+else
+	echo "$sum" > "$RUN_DIR/install_script.md5"
+fi
 
 if [ -x "$ROOT/sim/saas-sim" ]; then
 	"$ROOT/sim/saas-sim" --control-port "$SIM_PORT" --user-port $((SIM_PORT + 1)) \
