@@ -404,6 +404,92 @@ router_webhook_limit(void *arg)
 }
 
 /*
+ * A collection with items (/organizations, /users): list and create on the
+ * collection, read, partial update (If-Match) and delete on an item.
+ * create and the item operations return the row version for the ETag
+ * (-1: none).
+ */
+typedef struct SaasResource
+{
+	const char *entity;
+	void		(*list) (const SaasParams *p, StringInfo out);
+	int64		(*create) (Jsonb *body, StringInfo out);
+	int64		(*get) (const pg_uuid_t *id, StringInfo out);
+	int64		(*update) (const pg_uuid_t *id, Jsonb *body, int64 if_version, StringInfo out);
+	void		(*delete) (const pg_uuid_t *id);
+} SaasResource;
+
+static int64
+create_org_no_etag(Jsonb *body, StringInfo out)
+{
+	saas_op_create_org(body, out);	/* {organization, admin_user}: no single version */
+	return -1;
+}
+
+static const SaasResource org_resource = {
+	"organization", saas_op_list_orgs, create_org_no_etag, saas_op_get_org,
+	saas_op_update_org, saas_op_delete_org
+};
+
+static const SaasResource user_resource = {
+	"user", saas_op_list_users, saas_op_create_user, saas_op_get_user,
+	saas_op_update_user, saas_op_delete_user
+};
+
+static void
+route_resource(SaasRequest *req, SaasResponse *r, const SaasResource *res)
+{
+	const char *m = req->method;
+	bool		is_get = strcmp(m, "GET") == 0;
+	bool		is_post = strcmp(m, "POST") == 0;
+	bool		is_put = strcmp(m, "PUT") == 0;
+	bool		is_delete = strcmp(m, "DELETE") == 0;
+	int64		version = -1;
+
+	if (req->nsegs == 1)
+	{
+		if (!is_get && !is_post)
+			method_not_allowed(r, "GET, POST");
+		req_authenticate_limited(req, r);
+		if (is_get)
+		{
+			res->list(&req->params, &r->body);
+			return;
+		}
+		no_params(req);
+		req_require_json(req);
+		version = res->create(req->json, &r->body);
+		r->status = 201;
+	}
+	else
+	{
+		pg_uuid_t	id;
+
+		if (!is_get && !is_put && !is_delete)
+			method_not_allowed(r, "GET, PUT, DELETE");
+		req_authenticate_limited(req, r);
+		no_params(req);
+		id = route_id(req, res->entity);
+		if (is_get)
+			version = res->get(&id, &r->body);
+		else if (is_put)
+		{
+			int64		ifv = req_if_match(req);
+
+			req_require_json(req);
+			version = res->update(&id, req->json, ifv, &r->body);
+		}
+		else
+		{
+			res->delete(&id);
+			r->status = 204;
+		}
+	}
+	if (version >= 0)
+		set_etag(r, version);
+}
+
+/*
  * router_dispatch: match the route, check method, authenticate, run the
  * operation. Errors propagate to the caller's catch block.
  */
@@ -414,8 +500,6 @@ router_dispatch(SaasRequest *req, SaasResponse *r)
 	const char *s0 = req->nsegs > 0 ? req->segs[0] : "";
 	bool		is_get = strcmp(m, "GET") == 0;
 	bool		is_post = strcmp(m, "POST") == 0;
-	bool		is_put = strcmp(m, "PUT") == 0;
-	bool		is_delete = strcmp(m, "DELETE") == 0;
 
 	r->status = 200;
 	if (strcmp(s0, "healthz") == 0 && req->nsegs == 1)
@@ -464,88 +548,12 @@ router_dispatch(SaasRequest *req, SaasResponse *r)
 	}
 	if (strcmp(s0, "organizations") == 0 && req->nsegs <= 2)
 	{
-		if (req->nsegs == 1)
-		{
-			if (!is_get && !is_post)
-				method_not_allowed(r, "GET, POST");
-			req_authenticate_limited(req, r);
-			if (is_get)
-				saas_op_list_orgs(&req->params, &r->body);
-			else
-			{
-				no_params(req);
-				req_require_json(req);
-				saas_op_create_org(req->json, &r->body);
-				r->status = 201;
-			}
-		}
-		else
-		{
-			pg_uuid_t	id;
-
-			if (!is_get && !is_put && !is_delete)
-				method_not_allowed(r, "GET, PUT, DELETE");
-			req_authenticate_limited(req, r);
-			no_params(req);
-			id = route_id(req, "organization");
-			if (is_get)
-				set_etag(r, saas_op_get_org(&id, &r->body));
-			else if (is_put)
-			{
-				int64		ifv = req_if_match(req);
-
-				req_require_json(req);
-				set_etag(r, saas_op_update_org(&id, req->json, ifv, &r->body));
-			}
-			else
-			{
-				saas_op_delete_org(&id);
-				r->status = 204;
-			}
-		}
+		route_resource(req, r, &org_resource);
 		return;
 	}
 	if (strcmp(s0, "users") == 0 && req->nsegs <= 2)
 	{
-		if (req->nsegs == 1)
-		{
-			if (!is_get && !is_post)
-				method_not_allowed(r, "GET, POST");
-			req_authenticate_limited(req, r);
-			if (is_get)
-				saas_op_list_users(&req->params, &r->body);
-			else
-			{
-				no_params(req);
-				req_require_json(req);
-				set_etag(r, saas_op_create_user(req->json, &r->body));
-				r->status = 201;
-			}
-		}
-		else
-		{
-			pg_uuid_t	id;
-
-			if (!is_get && !is_put && !is_delete)
-				method_not_allowed(r, "GET, PUT, DELETE");
-			req_authenticate_limited(req, r);
-			no_params(req);
-			id = route_id(req, "user");
-			if (is_get)
-				set_etag(r, saas_op_get_user(&id, &r->body));
-			else if (is_put)
-			{
-				int64		ifv = req_if_match(req);
-
-				req_require_json(req);
-				set_etag(r, saas_op_update_user(&id, req->json, ifv, &r->body));
-			}
-			else
-			{
-				saas_op_delete_user(&id);
-				r->status = 204;
-			}
-		}
+		route_resource(req, r, &user_resource);
 		return;
 	}
 	if (strcmp(s0, "webhooks") == 0 && req->nsegs == 2)
