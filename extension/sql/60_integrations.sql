@@ -155,9 +155,9 @@ CREATE TABLE saas.jobs (
 );
 -- The claim reads one service's due jobs in run_at order.
 CREATE INDEX jobs_due_idx ON saas.jobs (service, run_at) WHERE state IN ('available', 'retryable');
-CREATE INDEX jobs_running_idx ON saas.jobs (lease_until) WHERE state = 'running';
--- Queue counts of the status; finished jobs leave it (fewer index entries per update).
-CREATE INDEX jobs_service_state_idx ON saas.jobs (service, state) WHERE state <> 'succeeded';
+-- Queue counts of the status and expired leases (state = 'running'); finished jobs leave it,
+-- so a job's last update adds no entry here.
+CREATE INDEX jobs_state_service_idx ON saas.jobs (state, service) WHERE state <> 'succeeded';
 COMMENT ON TABLE saas.jobs IS
 	'Outbound calls to external services: claimed by the worker with FOR UPDATE SKIP LOCKED and a lease, retried with backoff, dead after max_attempts.';
 
