@@ -161,13 +161,10 @@ wk_sync_round(void)
 		return 0;
 	last_check = now;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	saas_spi_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
 	arg = Int32GetDatum(SYNC_ORGS_PER_ROUND);
 	orgs = MemoryContextAllocZero(keep, sizeof(SyncOrg) * SYNC_ORGS_PER_ROUND);
-	if (wk_extension_ready() && saas_exec(&plan_due, &arg, NULL, true, 0) == SPI_OK_SELECT)
+	if (wk_xact_begin("pg_saas worker: pull sync") &&
+		saas_exec(&plan_due, &arg, NULL, true, 0) == SPI_OK_SELECT)
 	{
 		for (i = 0; i < (int) SPI_processed; i++)
 		{
@@ -191,10 +188,7 @@ wk_sync_round(void)
 			o->cb.probes = DatumGetInt32(SPI_getbinval(t, d, 10, &isnull));
 		}
 	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(keep);
+	wk_xact_commit();
 	if (n == 0)
 		return 0;
 
@@ -204,11 +198,7 @@ wk_sync_round(void)
 		orgs[i].complete = sync_read_all(&orgs[i], keep);
 
 	/* Apply what was read completely (unless pg_saas went away meanwhile). */
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	saas_spi_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (!wk_extension_ready())
+	if (!wk_xact_begin("pg_saas worker: applying pull sync"))
 		n = 0;
 	for (i = 0; i < n; i++)
 	{
@@ -251,10 +241,6 @@ wk_sync_round(void)
 		saas_context_pop(nest);
 		done++;
 	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(keep);
-	pgstat_report_activity(STATE_IDLE, NULL);
+	wk_xact_commit();
 	return done;
 }

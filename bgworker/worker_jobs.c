@@ -168,30 +168,6 @@ wk_uuid(const pg_uuid_t *u)
 }
 
 /*
- * wk_begin: a transaction with SPI; false (transaction still open, to be
- * committed) when pg_saas is gone or being dropped meanwhile.
- */
-static bool
-wk_begin(void)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-	return wk_extension_ready();
-}
-
-static void
-wk_commit(void)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_stat(false);
-}
-
-/*
  * wk_apply_events: apply up to batch pending events, each under a trusted
  * context of its organization. Runs inside the caller's transaction.
  */
@@ -335,13 +311,11 @@ wk_run_jobs_round(long *sleep_ms)
 	int			ndone = 0;
 
 	/* Claim, and commit the claim, before any call. */
-	if (!wk_begin())
+	if (!wk_xact_begin("pg_saas worker: claiming jobs"))
 	{
-		wk_commit();
-		MemoryContextSwitchTo(keep);
+		wk_xact_commit();
 		return 0;
 	}
-	pgstat_report_activity(STATE_RUNNING, "pg_saas worker: claiming jobs");
 	wk_load_settings(svcs);
 	now = GetCurrentTimestamp();
 	for (s = 0; s < SAAS_NSERVICES; s++)
@@ -405,8 +379,7 @@ wk_run_jobs_round(long *sleep_ms)
 	for (i = 0; i < ntr; i++)
 		wk_note_transition(&pending_tr[i]);
 	ntr = 0;
-	wk_commit();
-	MemoryContextSwitchTo(keep);
+	wk_xact_commit();
 
 	if (n > 0)
 	{
@@ -419,14 +392,12 @@ wk_run_jobs_round(long *sleep_ms)
 	done_org = palloc(sizeof(Datum) * Max(n, 1));
 	done_id = palloc(sizeof(Datum) * Max(n, 1));
 	done_status = palloc(sizeof(Datum) * Max(n, 1));
-	if (!wk_begin())
+	if (!wk_xact_begin("pg_saas worker: recording outcomes"))
 	{
 		/* Dropped while we called: the jobs went with it. */
-		wk_commit();
-		MemoryContextSwitchTo(keep);
+		wk_xact_commit();
 		return n;
 	}
-	pgstat_report_activity(STATE_RUNNING, "pg_saas worker: recording outcomes");
 	now = GetCurrentTimestamp();
 	for (i = 0; i < n; i++)
 	{
@@ -528,9 +499,7 @@ wk_run_jobs_round(long *sleep_ms)
 				*sleep_ms = (long) Min(1000.0, Max(10.0, secs * 1000.0));
 		}
 	}
-	wk_commit();
-	MemoryContextSwitchTo(keep);
-	pgstat_report_activity(STATE_IDLE, NULL);
+	wk_xact_commit();
 	return n;
 }
 
@@ -548,13 +517,9 @@ wk_prune_finished_jobs(void)
 	if (now - last < 60 * USECS_PER_SEC)
 		return;
 	last = now;
-	if (!wk_begin())
-	{
-		wk_commit();
-		return;
-	}
-	(void) saas_exec(&plan_prune, NULL, NULL, false, 0);
-	wk_commit();
+	if (wk_xact_begin("pg_saas worker: pruning finished jobs"))
+		(void) saas_exec(&plan_prune, NULL, NULL, false, 0);
+	wk_xact_commit();
 }
 
 /* wk_set_in_sync: mark changes as coming from a service (sync.c). */

@@ -9,6 +9,8 @@
 #define SAAS_WORKER_JOBS_H
 
 extern bool wk_extension_ready(void);
+extern bool wk_xact_begin(const char *activity);
+extern void wk_xact_commit(void);
 extern int	wk_apply_events(int batch);
 extern void wk_reclaim_expired_leases(void);
 extern int	wk_run_jobs_round(long *sleep_ms);

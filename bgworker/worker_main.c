@@ -82,26 +82,42 @@ wk_detach(int code, Datum arg)
 	LWLockRelease(saas_worker_lock());
 }
 
-/* wk_begin / wk_commit: the worker_spi transaction sequence. */
-static void
-wk_begin(const char *what)
+/* The memory context current before wk_xact_begin, restored by wk_xact_commit. */
+static MemoryContext wk_caller_cxt = NULL;
+
+/*
+ * wk_xact_begin: the worker_spi transaction sequence (statement timestamp,
+ * transaction, SPI, snapshot) and the activity shown in pg_stat_activity.
+ * Returns whether pg_saas is there and its queue can be used; when it is
+ * not, the caller commits at once and does nothing.
+ */
+bool
+wk_xact_begin(const char *activity)
 {
+	wk_caller_cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, what);
+	pgstat_report_activity(STATE_RUNNING, activity);
+	return wk_extension_ready();
 }
 
-static void
-wk_commit(void)
+/*
+ * wk_xact_commit: finish SPI, commit, report statistics, and go back to the
+ * caller's memory context: CommitTransactionCommand leaves TopMemoryContext
+ * current, where everything a round allocates would leak.
+ */
+void
+wk_xact_commit(void)
 {
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
+	MemoryContextSwitchTo(wk_caller_cxt);
 }
 
 /*
@@ -194,22 +210,19 @@ saas_worker_main(Datum arg)
 		MemoryContextReset(round_cxt);
 		MemoryContextSwitchTo(round_cxt);
 
-		wk_begin("pg_saas worker: checking extension");
+		ready = wk_xact_begin("pg_saas worker: applying events");
 		if (wk_database_being_dropped())
 		{
 			elog(LOG, "pg_saas worker: database \"%s\" is being dropped; the worker leaves it",
 				 saas_database);
 			proc_exit(1);
 		}
-		ready = wk_extension_ready();
 		if (ready)
 		{
 			did += wk_apply_events(WK_EVENT_BATCH);
 			wk_reclaim_expired_leases();
 		}
-		wk_commit();
-		/* CommitTransactionCommand leaves TopMemoryContext current: back to the round's. */
-		MemoryContextSwitchTo(round_cxt);
+		wk_xact_commit();
 
 		if (!ready)
 		{
@@ -223,11 +236,8 @@ saas_worker_main(Datum arg)
 		{
 			warned_missing = false;
 			did += wk_run_jobs_round(&sleep_ms);
-			MemoryContextSwitchTo(round_cxt);
 			(void) wk_sync_round();
-			MemoryContextSwitchTo(round_cxt);
 			wk_prune_finished_jobs();
-			MemoryContextSwitchTo(round_cxt);
 		}
 		MemoryContextSwitchTo(TopMemoryContext);
 

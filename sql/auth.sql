@@ -50,3 +50,5 @@ SELECT count(*) AS nothing_stored FROM saas.users WHERE email IN ('p@p.test', 'x
 SELECT password_hash LIKE '$argon2id$v=19$m=19456,t=2,p=1$%' AS owasp_argon2id
   FROM saas._credentials c JOIN saas.users u ON u.org_id = c.org_id AND u.id = c.user_id
  WHERE u.email = 'owner@auth.test';
+-- The password may not be the email address.
+SELECT t.err('POST', '/auth/register', NULL, '{"organization":{"name":"Same"},"email":"pass@word.test","password":"Pass@Word.test","first_name":"P","last_name":"P"}');

@@ -13,7 +13,7 @@
  * Verification results are cached per backend, keyed by the exact token
  * text, so the STABLE functions called from policies cost a string compare
  * after the first call. A cached entry is dropped when the signing keys
- * change, and its exp/nbf are re-checked against the transaction's start.
+ * change, and its time claims are re-checked against the transaction's start.
  *
  * The extension's own work (registration, the worker) runs under short
  * "trusted" tokens minted here, pushed with a GUC nest level and popped
@@ -53,7 +53,7 @@ typedef struct CtxCacheEntry
 {
 	char	   *token;			/* TopMemoryContext copy, or NULL */
 	uint64		keys_gen;
-	int64		nbf;
+	SaasJwtTimes times;
 	SaasContext ctx;
 	Jsonb	   *claims;			/* TopMemoryContext copy, or NULL */
 } CtxCacheEntry;
@@ -322,7 +322,7 @@ cl_scalar(void *state, char *token, JsonTokenType type)
  * fills *ctx (and *claims_out, as jsonb, when asked); otherwise says why.
  */
 static SaasJwtStatus
-saas_context_verify(const char *token, SaasContext *ctx, int64 *nbf_out,
+saas_context_verify(const char *token, SaasContext *ctx, SaasJwtTimes *times,
 					Jsonb **claims_out)
 {
 	SaasJwtParts parts;
@@ -360,13 +360,17 @@ saas_context_verify(const char *token, SaasContext *ctx, int64 *nbf_out,
 									   GetDatabaseEncoding(), true);
 	if (pg_parse_json(lex, &sem) != JSON_SUCCESS)
 		return SAAS_JWT_MALFORMED;
-	if (c.bad || !(c.seen & CL_EXP))
+	if (c.bad)
 		return SAAS_JWT_BAD_CLAIMS;
-	if (now > c.exp + leeway)
-		return SAAS_JWT_EXPIRED;
-	if (((c.seen & CL_NBF) && now + leeway < c.nbf) ||
-		((c.seen & CL_IAT) && now + leeway < c.iat))
-		return SAAS_JWT_NOT_YET_VALID;
+	times->has_exp = (c.seen & CL_EXP) != 0;
+	times->has_nbf = (c.seen & CL_NBF) != 0;
+	times->has_iat = (c.seen & CL_IAT) != 0;
+	times->exp = c.exp;
+	times->nbf = c.nbf;
+	times->iat = c.iat;
+	st = saas_jwt_check_time_values(times, now, leeway, true);
+	if (st != SAAS_JWT_OK)
+		return st;
 	if (!c.iss_ok)
 		return SAAS_JWT_WRONG_ISSUER;
 	if (!c.aud_ok)
@@ -379,9 +383,7 @@ saas_context_verify(const char *token, SaasContext *ctx, int64 *nbf_out,
 		return SAAS_JWT_BAD_CLAIMS;
 	strlcpy(ctx->role, c.role, sizeof(ctx->role));
 	ctx->trusted = c.trusted;
-	ctx->exp = c.exp;
 	ctx->valid = true;
-	*nbf_out = (c.seen & CL_NBF) ? c.nbf : 0;
 	if (claims_out)
 		*claims_out = (c.build && c.result) ? JsonbValueToJsonb(c.result) :
 			saas_jsonb_from_text(parts.payload_json, parts.payload_len);
@@ -390,7 +392,8 @@ saas_context_verify(const char *token, SaasContext *ctx, int64 *nbf_out,
 
 /* ctx_cache_store: remember a verified token (round robin). */
 static const SaasContext *
-ctx_cache_store(const char *token, const SaasContext *ctx, int64 nbf, Jsonb *claims)
+ctx_cache_store(const char *token, const SaasContext *ctx, const SaasJwtTimes *times,
+				Jsonb *claims)
 {
 	CtxCacheEntry *e = &ctx_cache[ctx_cache_next];
 
@@ -401,7 +404,7 @@ ctx_cache_store(const char *token, const SaasContext *ctx, int64 nbf, Jsonb *cla
 		pfree(e->claims);
 	e->token = MemoryContextStrdup(TopMemoryContext, token);
 	e->keys_gen = saas_keys_generation;
-	e->nbf = nbf;
+	e->times = *times;
 	e->ctx = *ctx;
 	e->claims = NULL;
 	if (claims)
@@ -440,7 +443,7 @@ saas_context_get(void)
 {
 	const char *token = GetConfigOption("saas.context", true, false);
 	SaasContext ctx;
-	int64		nbf;
+	SaasJwtTimes times;
 	int64		now;
 
 	if (token == NULL || token[0] == '\0')
@@ -452,15 +455,14 @@ saas_context_get(void)
 
 		if (e != NULL)
 		{
-			if (now > e->ctx.exp + saas_jwt_leeway_s ||
-				now + saas_jwt_leeway_s < e->nbf)
+			if (saas_jwt_check_time_values(&e->times, now, saas_jwt_leeway_s, true) != SAAS_JWT_OK)
 				return NULL;
 			return &e->ctx;
 		}
 	}
-	if (saas_context_verify(token, &ctx, &nbf, NULL) != SAAS_JWT_OK)
+	if (saas_context_verify(token, &ctx, &times, NULL) != SAAS_JWT_OK)
 		return NULL;
-	return ctx_cache_store(token, &ctx, nbf, NULL);
+	return ctx_cache_store(token, &ctx, &times, NULL);
 }
 
 /* saas_context_require: the context, or 401 for the API's handlers. */
@@ -565,7 +567,7 @@ Jsonb *
 saas_context_adopt(const char *token, int action, bool want_claims)
 {
 	SaasContext ctx;
-	int64		nbf;
+	SaasJwtTimes times;
 	Jsonb	   *claims;
 	SaasJwtStatus st;
 	CtxCacheEntry *e = ctx_cache_lookup(token);
@@ -573,16 +575,11 @@ saas_context_adopt(const char *token, int action, bool want_claims)
 	/* A token verified before under the same keys: only its times can have changed. */
 	if (e != NULL && (e->claims != NULL || !want_claims) && !e->ctx.trusted)
 	{
-		int64		now = ctx_now();
-
-		if (now > e->ctx.exp + saas_jwt_leeway_s)
+		st = saas_jwt_check_time_values(&e->times, ctx_now(), saas_jwt_leeway_s, true);
+		if (st != SAAS_JWT_OK)
 			ereport(ERROR,
 					(errcode(ERRCODE_SAAS_UNAUTHORIZED),
-					 errmsg("invalid token: %s", saas_jwt_error_message(SAAS_JWT_EXPIRED))));
-		if (now + saas_jwt_leeway_s < e->nbf)
-			ereport(ERROR,
-					(errcode(ERRCODE_SAAS_UNAUTHORIZED),
-					 errmsg("invalid token: %s", saas_jwt_error_message(SAAS_JWT_NOT_YET_VALID))));
+					 errmsg("invalid token: %s", saas_jwt_error_message(st))));
 		if (!ctx_user_active(&e->ctx))
 			ereport(ERROR,
 					(errcode(ERRCODE_SAAS_UNAUTHORIZED),
@@ -596,7 +593,7 @@ saas_context_adopt(const char *token, int action, bool want_claims)
 	}
 
 	claims = NULL;
-	st = saas_context_verify(token, &ctx, &nbf, want_claims ? &claims : NULL);
+	st = saas_context_verify(token, &ctx, &times, want_claims ? &claims : NULL);
 	if (st != SAAS_JWT_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
@@ -610,7 +607,7 @@ saas_context_adopt(const char *token, int action, bool want_claims)
 				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
 				 errmsg("invalid token: the account is no longer active")));
 	ctx_set(token, (GucAction) action);
-	ctx_cache_store(token, &ctx, nbf, claims);
+	ctx_cache_store(token, &ctx, &times, claims);
 	return claims;
 }
 

@@ -232,21 +232,28 @@ req_if_match(SaasRequest *req)
 	return v;
 }
 
-/* req_body_json: the request body as a JSON object; 415/400 as appropriate. */
+/* req_require_json_type: 415 unless Content-Type is application/json (parameters allowed). */
 static void
-req_require_json(SaasRequest *req)
+req_require_json_type(SaasRequest *req)
 {
 	char	   *ct = req_header(req, "content-type");
 
-	if (req->body == NULL || req->body_len == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_SAAS_VALIDATION),
-				 errmsg("request body is required")));
 	if (ct == NULL || pg_strncasecmp(ct, "application/json", 16) != 0 ||
 		(ct[16] != '\0' && ct[16] != ';' && ct[16] != ' '))
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_UNSUPPORTED_MEDIA),
 				 errmsg("request body must be JSON (Content-Type: application/json)")));
+}
+
+/* req_require_json: the request body as JSON; 400/415 as appropriate. */
+static void
+req_require_json(SaasRequest *req)
+{
+	if (req->body == NULL || req->body_len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_VALIDATION),
+				 errmsg("request body is required")));
+	req_require_json_type(req);
 	if (!saas_json_valid_strict(req->body, req->body_len, false))
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_VALIDATION),
@@ -568,14 +575,7 @@ router_dispatch(SaasRequest *req, SaasResponse *r)
 		if (!is_post)
 			method_not_allowed(r, "POST");
 		no_params(req);
-		{
-			char	   *ct = req_header(req, "content-type");
-
-			if (ct == NULL || pg_strncasecmp(ct, "application/json", 16) != 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_SAAS_UNSUPPORTED_MEDIA),
-						 errmsg("webhook body must be JSON (Content-Type: application/json)")));
-		}
+		req_require_json_type(req);
 		webhook_limit_arg.r = r;
 		webhook_limit_arg.service = svc;
 		saas_op_ingest_webhook(svc, req->headers, req->body ? req->body : "", req->body_len, &r->body,

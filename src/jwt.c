@@ -300,14 +300,21 @@ saas_jsonb_from_text(const char *json, int len)
 JsonbValue *
 saas_jsonb_get(Jsonb *jb, const char *key)
 {
+	return saas_jsonb_container_get(&jb->root, key);
+}
+
+/* saas_jsonb_container_get: the value of a key of an object container, or NULL. */
+JsonbValue *
+saas_jsonb_container_get(JsonbContainer *c, const char *key)
+{
 	JsonbValue	k;
 
-	if (!JB_ROOT_IS_OBJECT(jb))
+	if (!JsonContainerIsObject(c))
 		return NULL;
 	k.type = jbvString;
 	k.val.string.val = (char *) key;
 	k.val.string.len = strlen(key);
-	return findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k);
+	return findJsonbValueFromContainer(c, JB_FOBJECT, &k);
 }
 
 /*
@@ -557,24 +564,30 @@ jwt_numeric_claim(Jsonb *claims, const char *key, int64 *out, bool *present)
 SaasJwtStatus
 saas_jwt_check_times(Jsonb *claims, int64 now, int leeway, bool require_exp)
 {
-	int64		exp = 0,
-				nbf = 0,
-				iat = 0;
-	bool		has_exp,
-				has_nbf,
-				has_iat;
+	SaasJwtTimes t = {0};
 
-	if (!jwt_numeric_claim(claims, "exp", &exp, &has_exp) ||
-		!jwt_numeric_claim(claims, "nbf", &nbf, &has_nbf) ||
-		!jwt_numeric_claim(claims, "iat", &iat, &has_iat))
+	if (!jwt_numeric_claim(claims, "exp", &t.exp, &t.has_exp) ||
+		!jwt_numeric_claim(claims, "nbf", &t.nbf, &t.has_nbf) ||
+		!jwt_numeric_claim(claims, "iat", &t.iat, &t.has_iat))
 		return SAAS_JWT_BAD_CLAIMS;
-	if (require_exp && !has_exp)
+	return saas_jwt_check_time_values(&t, now, leeway, require_exp);
+}
+
+/*
+ * saas_jwt_check_time_values: the one rule for time claims, used for new
+ * tokens and again for cached ones: exp (required when asked), nbf and iat
+ * (not in the future) against now, each with leeway.
+ */
+SaasJwtStatus
+saas_jwt_check_time_values(const SaasJwtTimes *t, int64 now, int leeway, bool require_exp)
+{
+	if (require_exp && !t->has_exp)
 		return SAAS_JWT_BAD_CLAIMS;
-	if (has_exp && now > exp + leeway)
+	if (t->has_exp && now > t->exp + leeway)
 		return SAAS_JWT_EXPIRED;
-	if (has_nbf && now + leeway < nbf)
+	if (t->has_nbf && now + leeway < t->nbf)
 		return SAAS_JWT_NOT_YET_VALID;
-	if (has_iat && now + leeway < iat)
+	if (t->has_iat && now + leeway < t->iat)
 		return SAAS_JWT_NOT_YET_VALID;
 	return SAAS_JWT_OK;
 }

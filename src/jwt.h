@@ -47,6 +47,19 @@ extern const char *saas_jwt_error_message(SaasJwtStatus st);
 extern SaasJwtStatus saas_jwt_split(const char *token, SaasJwtParts *parts);
 extern SaasJwtStatus saas_jwt_check_sig(const SaasJwtParts *parts,
 										const unsigned char *secret, int secret_len);
+/* The time claims of a token, as read. */
+typedef struct SaasJwtTimes
+{
+	bool		has_exp,
+				has_nbf,
+				has_iat;
+	int64		exp,
+				nbf,
+				iat;
+} SaasJwtTimes;
+
+extern SaasJwtStatus saas_jwt_check_time_values(const SaasJwtTimes *t, int64 now, int leeway,
+												bool require_exp);
 extern SaasJwtStatus saas_jwt_check_times(Jsonb *claims, int64 now, int leeway,
 										  bool require_exp);
 extern char *saas_jwt_encode(const char *kid, const char *claims_json, int claims_len,
@@ -56,6 +69,7 @@ extern bool saas_b64url_decode(const char *in, int len, StringInfo out);
 extern Jsonb *saas_jsonb_from_text(const char *json, int len);
 extern bool saas_json_valid_strict(const char *json, int len, bool top_object);
 extern JsonbValue *saas_jsonb_get(Jsonb *jb, const char *key);
+extern JsonbValue *saas_jsonb_container_get(JsonbContainer *c, const char *key);
 extern bool saas_numeric_to_int64(Numeric n, int64 *out);
 
 #endif

@@ -56,7 +56,6 @@ typedef struct SaasContext
 	pg_uuid_t	org_id;
 	pg_uuid_t	user_id;
 	char		role[16];
-	int64		exp;			/* token expiry, Unix seconds (0: none) */
 } SaasContext;
 
 /* context.c */

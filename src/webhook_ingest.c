@@ -215,30 +215,15 @@ typedef struct WhEvent
 	const char *error;
 } WhEvent;
 
+/* wh_str: a non-empty string field of at most maxlen bytes, or NULL. */
 static char *
 wh_str(JsonbValue *obj, const char *key, int maxlen)
 {
-	JsonbValue	k;
-	JsonbValue *v;
+	JsonbValue *v = saas_jsonb_container_get(obj->val.binary.data, key);
 
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	v = findJsonbValueFromContainer(obj->val.binary.data, JB_FOBJECT, &k);
 	if (v == NULL || v->type != jbvString || v->val.string.len == 0 || v->val.string.len > maxlen)
 		return NULL;
 	return pnstrdup(v->val.string.val, v->val.string.len);
-}
-
-static JsonbValue *
-wh_get(JsonbValue *obj, const char *key)
-{
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	return findJsonbValueFromContainer(obj->val.binary.data, JB_FOBJECT, &k);
 }
 
 /* wh_check_event: the event's own problems (not its organization). */
@@ -286,8 +271,8 @@ wh_check_event(WhEvent *e, Datum event_types)
 	e->event_type = wh_str(e->obj, "event_type", 64);
 	e->timestamp = wh_str(e->obj, "timestamp", 40);
 	e->org_ref = wh_str(e->obj, "organization_id", 200);
-	data = wh_get(e->obj, "data");
-	meta = wh_get(e->obj, "metadata");
+	data = saas_jsonb_container_get(e->obj->val.binary.data, "data");
+	meta = saas_jsonb_container_get(e->obj->val.binary.data, "metadata");
 	if (e->event_id == NULL)
 		e->error = "event_id must be a non-empty string of at most 200 characters";
 	else if (e->event_type == NULL)

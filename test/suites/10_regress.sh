@@ -14,8 +14,8 @@ mkdir -p "$out"
 chown postgres "$out" 2>/dev/null || true
 cd "$out" || exit 1
 # --use-existing does not create the database: make it, with the extension.
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS saas_regress" -c "CREATE DATABASE saas_regress" &&
-	psql -X -q -d saas_regress -c "CREATE EXTENSION pg_saas" || { echo "passed=0 failed=1"; exit 1; }
+source "$PROJECT_ROOT/test/suites/lib/common.sh"
+fresh_saas_db saas_regress >/dev/null || fail_setup "cannot create saas_regress with pg_saas"
 "$REGRESS" --use-existing --host="$PGHOST" --port="$PGPORT" --user=postgres \
 	--inputdir="$TEST_SRC" --outputdir="$out" --dbname=saas_regress \
 	$tests 2>&1 | tee "$out/pg_regress.out"

@@ -22,27 +22,11 @@ if [ -n "${PGTAP_FILES:-}" ]; then
 fi
 if [ -z "$files" ]; then echo "no pgTAP files in $src"; echo "passed=0 failed=1"; exit 1; fi
 
-psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+source "$PROJECT_ROOT/test/suites/lib/common.sh"
 
 # make_db DB: a fresh database with the extensions, and the role app.
 make_db() {
-	local db=$1
-	psql_q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" &&
-	psql_q -d "$db" <<'SQL'
-SET client_min_messages = warning;
-CREATE EXTENSION pgtap;
-CREATE EXTENSION pgcrypto;
-CREATE EXTENSION dblink;
-CREATE EXTENSION pg_saas;
-DO $$
-BEGIN
-	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'app') THEN
-		CREATE ROLE app LOGIN;
-	END IF;
-END
-$$;
-GRANT saas_api TO app;
-SQL
+	fresh_saas_db "$1" pgtap pgcrypto dblink
 }
 
 pass=0

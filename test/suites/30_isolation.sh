@@ -28,19 +28,8 @@ chown postgres "$out" 2>/dev/null || true
 cd "$out" || exit 1
 
 # --use-existing neither drops nor creates the database: make it here.
-psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" &&
-psql -X -q -v ON_ERROR_STOP=1 -d "$db" <<'SQL' || { echo "could not prepare database $db"; echo "passed=0 failed=$total"; exit 1; }
-SET client_min_messages = warning;
-CREATE EXTENSION pg_saas;
-DO $$
-BEGIN
-	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'app') THEN
-		CREATE ROLE app LOGIN;
-	END IF;
-END
-$$;
-GRANT saas_api TO app;
-SQL
+source "$PROJECT_ROOT/test/suites/lib/common.sh"
+fresh_saas_db "$db" >/dev/null || { echo "could not prepare database $db"; echo "passed=0 failed=$total"; exit 1; }
 
 "$ISOLATION" --use-existing --host="$PGHOST" --port="$PGPORT" --user=postgres \
 	--inputdir="$src" --outputdir="$out" --dbname="$db" \

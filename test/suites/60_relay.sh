@@ -15,15 +15,7 @@ export PGUSER=${PGUSER:-postgres}
 RELAY_WORK="$TEST_WORK/relay"
 mkdir -p "$RELAY_WORK"
 
-fail_setup() {
-	echo "not ok - setup: $1"
-	echo "passed=0 failed=1"
-	exit 1
-}
-
-psql_admin() {
-	psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U postgres "$@"
-}
+source "$PROJECT_ROOT/test/suites/lib/common.sh"
 
 # The sanitizer build is not part of "make all"; build it here (a no-op when up to date).
 make --no-print-directory -C "$PROJECT_ROOT" shim/saas-http-asan >"$RELAY_WORK/build.log" 2>&1 ||

@@ -19,15 +19,7 @@ E2E_DB=e2e_test
 E2E_ROLE=e2e_relay_login
 mkdir -p "$E2E_WORK"
 
-fail_setup() {
-	echo "not ok - setup: $1"
-	echo "passed=0 failed=1"
-	exit 1
-}
-
-psql_admin() {
-	psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U postgres "$@"
-}
+source "$PROJECT_ROOT/test/suites/lib/common.sh"
 
 make --no-print-directory -C "$PROJECT_ROOT" shim/saas-http-asan >"$E2E_WORK/build.log" 2>&1 ||
 	{ tail -20 "$E2E_WORK/build.log"; fail_setup "cannot build shim/saas-http-asan"; }
