@@ -7,8 +7,10 @@
  * Strict means: base64url without padding and with zero trailing bits, JSON
  * that is valid UTF-8 with no duplicate top-level keys, a header that names
  * only alg/typ/kid, and a signature of exactly 32 bytes compared in constant
- * time. The algorithm is pinned by the caller (the key), never taken from the
- * token: "none" and everything but HS256 fail.
+ * time. The algorithm is pinned by the caller (the key), never taken from
+ * the token: "none" and everything but HS256 fail. Strict is never stricter
+ * than the RFCs: what they allow and common libraries emit (typ "jwt" in
+ * any case, a non-integer NumericDate) passes.
  *
  * Unlike pgjwt, verification reads the clock and so is STABLE, not IMMUTABLE.
  *
@@ -404,6 +406,18 @@ jh_scalar(void *state, char *token, JsonTokenType tokentype)
 		strlcpy(dst, token, dstlen);
 }
 
+/*
+ * jwt_typ_ok: typ names the media type application/jwt. RFC 7515 section
+ * 4.1.9: media types compare case-insensitively ("JWT", "jwt", "Jwt"), and
+ * a value without '/' stands for "application/" + value, so the full name
+ * is the same type. ASCII case folding only: no locale decides.
+ */
+static bool
+jwt_typ_ok(const char *typ)
+{
+	return pg_strcasecmp(typ, "JWT") == 0 || pg_strcasecmp(typ, "application/jwt") == 0;
+}
+
 /* jwt_parse_header: fill parts->alg/kid from the decoded header. */
 static bool
 jwt_parse_header(const char *json, int len, SaasJwtParts *parts)
@@ -424,7 +438,7 @@ jwt_parse_header(const char *json, int len, SaasJwtParts *parts)
 	lex = makeJsonLexContextCstringLen((char *) json, len, GetDatabaseEncoding(), true);
 	if (pg_parse_json(lex, &sem) != JSON_SUCCESS || st.bad || !st.seen_alg)
 		return false;
-	if (st.seen_typ && strcmp(st.typ, "JWT") != 0)
+	if (st.seen_typ && !jwt_typ_ok(st.typ))
 		return false;
 	return true;
 }
@@ -465,7 +479,7 @@ saas_jwt_split(const char *token, SaasJwtParts *parts)
 		!saas_b64url_decode(dot2 + 1, strlen(dot2 + 1), &sig))
 		return SAAS_JWT_MALFORMED;
 
-	/* Header: an object with alg, optional typ "JWT", optional kid, nothing else. */
+	/* Header: an object with alg, optional typ (JWT), optional kid, nothing else. */
 	if (!jwt_parse_header(hdr.data, hdr.len, parts))
 		return SAAS_JWT_BAD_HEADER;
 
@@ -543,9 +557,141 @@ saas_numeric_to_int64(Numeric n, int64 *out)
 	return true;
 }
 
-/* jwt_numeric_claim: a top-level numeric claim as int64; false if wrong type. */
+/*
+ * Bounds of a NumericDate: 2^53 seconds either side of the epoch, the range
+ * where every JSON number is exact in an IEEE double (RFC 7493, I-JSON),
+ * hundreds of millions of years away. Beyond it a time claim is invalid,
+ * which also keeps "exp + leeway" far from int64 overflow.
+ */
+#define JWT_NUMERIC_DATE_MAX	(INT64CONST(1) << 53)
+
+/*
+ * saas_jwt_numeric_date: a NumericDate, the text of a JSON number token
+ * (RFC 7519 section 2: seconds since the epoch, possibly non-integer, e.g.
+ * "1700000000.5" or "1.7e9"), as whole seconds, rounded down or up. False
+ * for anything but a JSON number, and beyond +/- 2^53 s. Never throws.
+ *
+ * Why a rounding direction: callers compare whole seconds, "now > exp +
+ * leeway" and "now + leeway < nbf" (or iat). For a whole number x and any
+ * real y, x > y exactly when x > floor(y), and x < y exactly when
+ * x < ceil(y); so exp rounded down and nbf and iat rounded up give the
+ * answer the exact value would, neither longer nor shorter validity.
+ *
+ * Exact decimal arithmetic on the digits, no floating point: 1700000000.5
+ * floors to 1700000000 however many digits follow.
+ */
+bool
+saas_jwt_numeric_date(const char *num, bool round_up, int64 *out)
+{
+	const char *p = num,
+			   *int_start,
+			   *frac_start = NULL;
+	int			int_len,
+				frac_len = 0;
+	bool		neg = false,
+				fraction = false;
+	int64		exp10 = 0,
+				point,
+				i,
+				v = 0;
+
+	if (num == NULL)
+		return false;
+	/* JSON grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+	if (*p == '-')
+	{
+		neg = true;
+		p++;
+	}
+	int_start = p;
+	if (*p == '0')
+		p++;
+	else if (*p >= '1' && *p <= '9')
+		while (*p >= '0' && *p <= '9')
+			p++;
+	else
+		return false;
+	int_len = p - int_start;
+	if (*p == '.')
+	{
+		frac_start = ++p;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		frac_len = p - frac_start;
+		if (frac_len == 0)
+			return false;
+	}
+	if (*p == 'e' || *p == 'E')
+	{
+		bool		eneg = false;
+
+		p++;
+		if (*p == '+' || *p == '-')
+			eneg = (*p++ == '-');
+		if (!(*p >= '0' && *p <= '9'))
+			return false;
+		while (*p >= '0' && *p <= '9')
+		{
+			/* saturate: past a million digits either way the answer is fixed */
+			if (exp10 < 1000000)
+				exp10 = exp10 * 10 + (*p - '0');
+			p++;
+		}
+		if (eneg)
+			exp10 = -exp10;
+	}
+	if (*p != '\0')
+		return false;
+
+	/*
+	 * The digits d (integer then fraction digits) with the decimal point
+	 * after the first "point" of them: the integer part is d[0..point),
+	 * padded with zeros when point is past the end; any non-zero digit from
+	 * point on is a fraction.
+	 */
+	point = int_len + exp10;
+	for (i = 0; i < int_len + frac_len; i++)
+	{
+		char		d = i < int_len ? int_start[i] : frac_start[i - int_len];
+
+		if (i < point)
+		{
+			v = v * 10 + (d - '0');
+			if (v > JWT_NUMERIC_DATE_MAX)
+				return false;
+		}
+		else if (d != '0')
+			fraction = true;
+	}
+	for (; v != 0 && i < point; i++)
+	{
+		v *= 10;
+		if (v > JWT_NUMERIC_DATE_MAX)
+			return false;
+	}
+	if (neg)
+		v = -v;
+	if (fraction)
+	{
+		if (neg && !round_up)
+			v--;
+		else if (!neg && round_up)
+			v++;
+	}
+	if (v > JWT_NUMERIC_DATE_MAX || v < -JWT_NUMERIC_DATE_MAX)
+		return false;
+	*out = v;
+	return true;
+}
+
+/*
+ * jwt_numeric_claim: a top-level NumericDate claim, rounded as asked;
+ * false if it is not a number or out of range. Its jsonb numeric is read
+ * through numeric_out (plain decimal digits), so tokens verified here and
+ * by the context's own parser follow the one rule of saas_jwt_numeric_date.
+ */
 static bool
-jwt_numeric_claim(Jsonb *claims, const char *key, int64 *out, bool *present)
+jwt_numeric_claim(Jsonb *claims, const char *key, bool round_up, int64 *out, bool *present)
 {
 	JsonbValue *v = saas_jsonb_get(claims, key);
 
@@ -554,21 +700,24 @@ jwt_numeric_claim(Jsonb *claims, const char *key, int64 *out, bool *present)
 		return true;
 	if (v->type != jbvNumeric)
 		return false;
-	return saas_numeric_to_int64(v->val.numeric, out);
+	return saas_jwt_numeric_date(DatumGetCString(DirectFunctionCall1(numeric_out,
+																	 NumericGetDatum(v->val.numeric))),
+								 round_up, out);
 }
 
 /*
  * saas_jwt_check_times: exp, nbf and iat against now (Unix seconds) with
- * leeway. iat in the future beyond the leeway is refused too.
+ * leeway. iat in the future beyond the leeway is refused too. Non-integer
+ * NumericDates are valid (RFC 7519), rounded by saas_jwt_numeric_date.
  */
 SaasJwtStatus
 saas_jwt_check_times(Jsonb *claims, int64 now, int leeway, bool require_exp)
 {
 	SaasJwtTimes t = {0};
 
-	if (!jwt_numeric_claim(claims, "exp", &t.exp, &t.has_exp) ||
-		!jwt_numeric_claim(claims, "nbf", &t.nbf, &t.has_nbf) ||
-		!jwt_numeric_claim(claims, "iat", &t.iat, &t.has_iat))
+	if (!jwt_numeric_claim(claims, "exp", false, &t.exp, &t.has_exp) ||
+		!jwt_numeric_claim(claims, "nbf", true, &t.nbf, &t.has_nbf) ||
+		!jwt_numeric_claim(claims, "iat", true, &t.iat, &t.has_iat))
 		return SAAS_JWT_BAD_CLAIMS;
 	return saas_jwt_check_time_values(&t, now, leeway, require_exp);
 }

@@ -72,4 +72,12 @@ extern JsonbValue *saas_jsonb_get(Jsonb *jb, const char *key);
 extern JsonbValue *saas_jsonb_container_get(JsonbContainer *c, const char *key);
 extern bool saas_numeric_to_int64(Numeric n, int64 *out);
 
+/*
+ * A NumericDate (JSON number text, may be non-integer or use an exponent)
+ * as whole seconds: round_up false for exp, true for nbf and iat; then the
+ * whole-second checks of saas_jwt_check_time_values answer as they would
+ * for the exact value. False when not a JSON number or beyond +/- 2^53 s.
+ */
+extern bool saas_jwt_numeric_date(const char *num, bool round_up, int64 *out);
+
 #endif

@@ -23,4 +23,10 @@ extern void saas_rate_limits_for(const char *tier, const char *scope,
 								 int *per_minute, int *burst);
 extern void saas_ratelimit_init(void);
 
+/*
+ * The normal form of an email: what the login lookup and the per-email
+ * limit both use (SQL lower() under the default collation). palloc'd.
+ */
+extern char *saas_email_normalize(const char *email);
+
 #endif
