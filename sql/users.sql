@@ -26,6 +26,9 @@ SELECT t.err('PUT', '/users/' || t.claim(:'bob', 'sub'), :'bob', '{"password":"a
 SELECT t.err('PUT', '/users/' || t.claim(:'bob', 'sub'), :'bob', '{"password":"a new long password","current_password":"not it at all"}');
 SELECT status FROM t.req('PUT', '/users/' || t.claim(:'bob', 'sub'), :'bob', '{"password":"a new long password","current_password":"bobs long password"}');
 SELECT (saas.login('{"email":"bob@users-a.test","password":"a new long password"}'))->'user'->>'first_name' AS relogin;
+-- The password change ended bob's sessions: the old token is refused; a new login works.
+SELECT t.err('GET', '/users', :'bob');
+SELECT (saas.login('{"email":"bob@users-a.test","password":"a new long password"}'))->>'token' AS bob \gset
 
 -- ETag / If-Match: a stale version is 412 and changes nothing.
 SELECT t.err('PUT', '/users/' || t.claim(:'bob', 'sub'), :'admin_a', '{"last_name":"Stale"}', '{"if-match":"\"1\""}');

@@ -42,6 +42,7 @@
 
 PG_FUNCTION_INFO_V1(saas_audit_trigger);
 PG_FUNCTION_INFO_V1(saas_audit_guard);
+PG_FUNCTION_INFO_V1(saas_audit_event);
 
 /* Entities the install script attaches the trigger for. */
 const char *const saas_audit_entities[] = {"organization", "user", NULL};
@@ -257,6 +258,28 @@ audit_forget_pending(bool free_memory)
 	audit_pending = NIL;
 }
 
+/*
+ * audit_set_actor: who acts, from the verified context: the user and its
+ * role, or for the worker the service it acts for ("service:user-service",
+ * no user id).
+ */
+static void
+audit_set_actor(SaasAuditEntry *e)
+{
+	const SaasContext *ctx = saas_context_get();
+
+	if (ctx == NULL)
+		return;
+	if (ctx->trusted && ctx->actor[0] != '\0')
+	{
+		e->actor_role = pstrdup(ctx->actor);
+		return;
+	}
+	e->has_actor_id = true;
+	e->actor_id = ctx->user_id;
+	e->actor_role = pstrdup(ctx->role);
+}
+
 /* audit_copy_cstr: s copied into the current context (NULL stays NULL). */
 static const char *
 audit_copy_cstr(const char *s)
@@ -358,7 +381,6 @@ saas_audit_trigger(PG_FUNCTION_ARGS)
 	HeapTuple	newtup = NULL;
 	HeapTuple	row;
 	const char *org_col;
-	const SaasContext *ctx;
 	SaasAuditEntry e;
 	StringInfoData changes;
 
@@ -408,18 +430,42 @@ saas_audit_trigger(PG_FUNCTION_ARGS)
 	(void) audit_uuid_column(td->tg_relation, row, org_col, true, &e.org_id);
 	e.has_entity_id = audit_uuid_column(td->tg_relation, row, "id", false, &e.entity_id);
 
-	ctx = saas_context_get();
-	if (ctx != NULL)
-	{
-		e.has_actor_id = true;
-		e.actor_id = ctx->user_id;
-		e.actor_role = pstrdup(ctx->role);
-	}
+	audit_set_actor(&e);
 	e.request_id = audit_request_id();
 	e.changes = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(changes.data)));
 
 	audit_keep_entry(&e);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * SQL: saas._audit_event(org uuid, entity text, entity_id uuid, action text,
+ * changes jsonb): an entry for something that is not a row change of an
+ * audited table (a password change, a logout). The caller passes no secret.
+ */
+Datum
+saas_audit_event(PG_FUNCTION_ARGS)
+{
+	SaasAuditEntry e;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("organization, entity and action are required")));
+	memset(&e, 0, sizeof(e));
+	e.org_id = *PG_GETARG_UUID_P(0);
+	e.entity = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	e.has_entity_id = !PG_ARGISNULL(2);
+	if (e.has_entity_id)
+		e.entity_id = *PG_GETARG_UUID_P(2);
+	e.action = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	e.changes = PG_ARGISNULL(4) ?
+		DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"))) :
+		PG_GETARG_JSONB_P(4);
+	audit_set_actor(&e);
+	e.request_id = audit_request_id();
+	audit_keep_entry(&e);
+	PG_RETURN_VOID();
 }
 
 /*

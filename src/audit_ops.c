@@ -30,7 +30,8 @@
 PG_FUNCTION_INFO_V1(saas_sql_list_audit_logs);
 
 static const char *const audit_actions[] = {
-	SAAS_AUDIT_CREATE, SAAS_AUDIT_UPDATE, SAAS_AUDIT_DELETE, NULL
+	SAAS_AUDIT_CREATE, SAAS_AUDIT_UPDATE, SAAS_AUDIT_DELETE,
+	"password_change", "logout", "logout_all", NULL
 };
 
 /*

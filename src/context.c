@@ -14,6 +14,9 @@
  * text, so the STABLE functions called from policies cost a string compare
  * after the first call. A cached entry is dropped when the signing keys
  * change, and its time claims are re-checked against the transaction's start.
+ * Every read also checks the token against its user's current facts
+ * (session.c): still active, organization active, session not ended, and
+ * the role lowered to what the user has now.
  *
  * The extension's own work (registration, the worker) runs under short
  * "trusted" tokens minted here, pushed with a GUC nest level and popped
@@ -39,6 +42,7 @@
 
 #include "pg_saas.h"
 #include "jwt.h"
+#include "session.h"
 #include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(saas_authenticate);
@@ -54,7 +58,11 @@ typedef struct CtxCacheEntry
 	char	   *token;			/* TopMemoryContext copy, or NULL */
 	uint64		keys_gen;
 	SaasJwtTimes times;
-	SaasContext ctx;
+	SaasContext ctx;			/* as the token says */
+	SaasContext eff;			/* as the facts stand now (role lowered) */
+	int64		gen;			/* session generation the token was issued in */
+	char		jti[65];
+	uint64		jti_hash;
 	Jsonb	   *claims;			/* TopMemoryContext copy, or NULL */
 } CtxCacheEntry;
 
@@ -89,6 +97,9 @@ typedef struct CtxClaims
 	char		sub[40];
 	char		org[40];
 	char		role[16];
+	char		jti[65];
+	char		actor[40];
+	int64		gen;
 	bool		iss_ok;
 	bool		aud_ok;
 	bool		trusted;
@@ -136,7 +147,8 @@ cl_push_scalar(CtxClaims *c, char *token, JsonTokenType type)
 enum
 {
 	CL_ISS = 1, CL_AUD = 2, CL_SUB = 4, CL_ORG = 8, CL_ROLE = 16,
-	CL_EXP = 32, CL_NBF = 64, CL_IAT = 128, CL_TRUSTED = 256
+	CL_EXP = 32, CL_NBF = 64, CL_IAT = 128, CL_TRUSTED = 256,
+	CL_JTI = 512, CL_GEN = 1024, CL_ACTOR = 2048
 };
 
 static uint32
@@ -162,6 +174,12 @@ cl_bit(const char *f)
 		return CL_IAT;
 	if (strcmp(f, "trusted") == 0)
 		return CL_TRUSTED;
+	if (strcmp(f, "jti") == 0)
+		return CL_JTI;
+	if (strcmp(f, "gen") == 0)
+		return CL_GEN;
+	if (strcmp(f, "actor") == 0)
+		return CL_ACTOR;
 	return 0;
 }
 
@@ -249,6 +267,9 @@ cl_field(void *state, char *fname, bool isnull)
 	c->field = fname;
 }
 
+/*
+ * cl_int: a JSON integer (the session generation).
+ */
 static bool
 cl_int(const char *token, int64 *out)
 {
@@ -292,9 +313,13 @@ cl_scalar(void *state, char *token, JsonTokenType type)
 		case CL_SUB:
 		case CL_ORG:
 		case CL_ROLE:
+		case CL_JTI:
+		case CL_ACTOR:
 			{
-				char	   *dst = bit == CL_SUB ? c->sub : bit == CL_ORG ? c->org : c->role;
-				size_t		n = bit == CL_ROLE ? sizeof(c->role) : sizeof(c->sub);
+				char	   *dst = bit == CL_SUB ? c->sub : bit == CL_ORG ? c->org :
+					bit == CL_ROLE ? c->role : bit == CL_JTI ? c->jti : c->actor;
+				size_t		n = bit == CL_ROLE ? sizeof(c->role) : bit == CL_JTI ? sizeof(c->jti) :
+					bit == CL_ACTOR ? sizeof(c->actor) : sizeof(c->sub);
 
 				if (!str || strlen(token) >= n)
 					c->bad = true;
@@ -305,8 +330,14 @@ cl_scalar(void *state, char *token, JsonTokenType type)
 		case CL_EXP:
 		case CL_NBF:
 		case CL_IAT:
+			/* NumericDate may be fractional (RFC 7519): exp rounds down, nbf and iat up. */
 			if (type != JSON_TOKEN_NUMBER ||
-				!cl_int(token, bit == CL_EXP ? &c->exp : bit == CL_NBF ? &c->nbf : &c->iat))
+				!saas_jwt_numeric_date(token, bit != CL_EXP,
+									   bit == CL_EXP ? &c->exp : bit == CL_NBF ? &c->nbf : &c->iat))
+				c->bad = true;
+			break;
+		case CL_GEN:
+			if (type != JSON_TOKEN_NUMBER || !cl_int(token, &c->gen) || c->gen < 0)
 				c->bad = true;
 			break;
 		case CL_TRUSTED:
@@ -323,7 +354,7 @@ cl_scalar(void *state, char *token, JsonTokenType type)
  */
 static SaasJwtStatus
 saas_context_verify(const char *token, SaasContext *ctx, SaasJwtTimes *times,
-					Jsonb **claims_out)
+					int64 *gen, char *jti, Jsonb **claims_out)
 {
 	SaasJwtParts parts;
 	SaasJwtStatus st;
@@ -383,7 +414,12 @@ saas_context_verify(const char *token, SaasContext *ctx, SaasJwtTimes *times,
 		return SAAS_JWT_BAD_CLAIMS;
 	strlcpy(ctx->role, c.role, sizeof(ctx->role));
 	ctx->trusted = c.trusted;
+	/* Only the extension's own tokens name a non-user actor (the worker's services). */
+	if (c.trusted)
+		strlcpy(ctx->actor, c.actor, sizeof(ctx->actor));
 	ctx->valid = true;
+	*gen = c.gen;
+	strlcpy(jti, c.jti, 65);
 	if (claims_out)
 		*claims_out = (c.build && c.result) ? JsonbValueToJsonb(c.result) :
 			saas_jsonb_from_text(parts.payload_json, parts.payload_len);
@@ -391,9 +427,9 @@ saas_context_verify(const char *token, SaasContext *ctx, SaasJwtTimes *times,
 }
 
 /* ctx_cache_store: remember a verified token (round robin). */
-static const SaasContext *
+static CtxCacheEntry *
 ctx_cache_store(const char *token, const SaasContext *ctx, const SaasJwtTimes *times,
-				Jsonb *claims)
+				int64 gen, const char *jti, Jsonb *claims)
 {
 	CtxCacheEntry *e = &ctx_cache[ctx_cache_next];
 
@@ -406,13 +442,34 @@ ctx_cache_store(const char *token, const SaasContext *ctx, const SaasJwtTimes *t
 	e->keys_gen = saas_keys_generation;
 	e->times = *times;
 	e->ctx = *ctx;
+	e->eff = *ctx;
+	e->gen = gen;
+	strlcpy(e->jti, jti, sizeof(e->jti));
+	e->jti_hash = saas_jti_hash(jti, strlen(jti));
 	e->claims = NULL;
 	if (claims)
 	{
 		e->claims = MemoryContextAlloc(TopMemoryContext, VARSIZE(claims));
 		memcpy(e->claims, claims, VARSIZE(claims));
 	}
-	return &e->ctx;
+	return e;
+}
+
+/*
+ * ctx_fresh: the entry's context as its user's facts stand now (cached for
+ * SAAS_SESSION_TTL_S), in e->eff; or why it no longer holds. The extension's
+ * own tokens are minted for one operation and are not checked.
+ */
+static SaasSessionStatus
+ctx_fresh(CtxCacheEntry *e)
+{
+	SaasSessionStatus st;
+
+	e->eff = e->ctx;
+	if (e->ctx.trusted)
+		return SAAS_SESSION_OK;
+	st = saas_session_check(&e->ctx.org_id, &e->ctx.user_id, e->gen, e->jti_hash, e->eff.role);
+	return st;
 }
 
 /*
@@ -444,25 +501,48 @@ saas_context_get(void)
 	const char *token = GetConfigOption("saas.context", true, false);
 	SaasContext ctx;
 	SaasJwtTimes times;
-	int64		now;
+	CtxCacheEntry *e;
+	int64		gen;
+	char		jti[65];
 
 	if (token == NULL || token[0] == '\0')
 		return NULL;
 
-	now = ctx_now();
+	e = ctx_cache_lookup(token);
+	if (e != NULL)
 	{
-		CtxCacheEntry *e = ctx_cache_lookup(token);
-
-		if (e != NULL)
-		{
-			if (saas_jwt_check_time_values(&e->times, now, saas_jwt_leeway_s, true) != SAAS_JWT_OK)
-				return NULL;
-			return &e->ctx;
-		}
+		if (saas_jwt_check_time_values(&e->times, ctx_now(), saas_jwt_leeway_s, true) != SAAS_JWT_OK)
+			return NULL;
 	}
-	if (saas_context_verify(token, &ctx, &times, NULL) != SAAS_JWT_OK)
+	else
+	{
+		if (saas_context_verify(token, &ctx, &times, &gen, jti, NULL) != SAAS_JWT_OK)
+			return NULL;
+		e = ctx_cache_store(token, &ctx, &times, gen, jti, NULL);
+	}
+	if (ctx_fresh(e) != SAAS_SESSION_OK)
 		return NULL;
-	return ctx_cache_store(token, &ctx, &times, NULL);
+	return &e->eff;
+}
+
+/*
+ * saas_context_token: the jti and expiry of the token in force (for
+ * logout), or false when the context is not a user's token.
+ */
+bool
+saas_context_token(char *jti /* 65 bytes */ , int64 *exp)
+{
+	const char *token = GetConfigOption("saas.context", true, false);
+	CtxCacheEntry *e;
+
+	if (saas_context_get() == NULL || token == NULL)
+		return false;
+	e = ctx_cache_lookup(token);
+	if (e == NULL || e->ctx.trusted)
+		return false;
+	strlcpy(jti, e->jti, 65);
+	*exp = e->times.has_exp ? e->times.exp : ctx_now() + saas_jwt_ttl_s;
+	return true;
 }
 
 /* saas_context_require: the context, or 401 for the API's handlers. */
@@ -497,7 +577,9 @@ int
 saas_context_push_trusted(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
 						  const char *role)
 {
-	char	   *token = saas_token_issue(user_id, org_id, role, 300, true);
+	SaasTokenClaims tc = {.user_id = user_id, .org_id = org_id, .role = role,
+	.ttl_s = 300, .trusted = true};
+	char	   *token = saas_token_issue(&tc);
 	int			nest = NewGUCNestLevel();
 
 	ctx_set(token, GUC_ACTION_SAVE);
@@ -512,50 +594,26 @@ saas_context_pop(int nestlevel)
 }
 
 /*
- * Whether the token's user is still active, cached per backend for a few
- * seconds: suspending, deactivating or deleting a user cuts its existing
- * tokens off within that time, not only at their expiry.
+ * saas_context_push_service: act for an external service (the worker's
+ * webhook appliers and sync) in org; the audit names the actor, for example
+ * "service:user-service". The context's role is admin: the service acts
+ * within the organization's rules, never above them.
  */
-#define ACTIVE_CACHE 64
-#define ACTIVE_TTL_US (5 * USECS_PER_SEC)
-static struct
+int
+saas_context_push_service(const pg_uuid_t *org_id, const char *service)
 {
-	pg_uuid_t	user;
-	TimestampTz checked;
-	bool		active;
-}			active_cache[ACTIVE_CACHE];
+	static const pg_uuid_t nil_user = {{0}};
+	char		actor[40];
+	SaasTokenClaims tc = {.user_id = &nil_user, .org_id = org_id, .role = SAAS_ROLE_ADMIN,
+	.ttl_s = 300, .trusted = true, .actor = actor};
+	char	   *token;
+	int			nest;
 
-static SaasPlan plan_user_active = {
-	"SELECT status = 'active' FROM saas.users WHERE org_id = $1 AND id = $2",
-	2, {UUIDOID, UUIDOID}
-};
-
-static bool
-ctx_user_active(const SaasContext *ctx)
-{
-	int			slot = ctx->user_id.data[15] % ACTIVE_CACHE;
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	Datum		args[2];
-	bool		active = false;
-	bool		isnull;
-	SaasElevation elev;
-
-	if (memcmp(&active_cache[slot].user, &ctx->user_id, sizeof(pg_uuid_t)) == 0 &&
-		now - active_cache[slot].checked < ACTIVE_TTL_US && now >= active_cache[slot].checked)
-		return active_cache[slot].active;
-	args[0] = UUIDPGetDatum(&ctx->org_id);
-	args[1] = UUIDPGetDatum(&ctx->user_id);
-	/* As the owner: the check must not depend on the caller's own policies. */
-	saas_elevate(&elev);
-	saas_spi_connect();
-	if (saas_exec(&plan_user_active, args, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
-		active = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
-	saas_unelevate(&elev);
-	active_cache[slot].user = ctx->user_id;
-	active_cache[slot].checked = now;
-	active_cache[slot].active = active;
-	return active;
+	snprintf(actor, sizeof(actor), "service:%s", service);
+	token = saas_token_issue(&tc);
+	nest = NewGUCNestLevel();
+	ctx_set(token, GUC_ACTION_SAVE);
+	return nest;
 }
 
 /*
@@ -570,9 +628,12 @@ saas_context_adopt(const char *token, int action, bool want_claims)
 	SaasJwtTimes times;
 	Jsonb	   *claims;
 	SaasJwtStatus st;
+	SaasSessionStatus ss;
+	int64		gen;
+	char		jti[65];
 	CtxCacheEntry *e = ctx_cache_lookup(token);
 
-	/* A token verified before under the same keys: only its times can have changed. */
+	/* A token verified before under the same keys: only its times and facts can have changed. */
 	if (e != NULL && (e->claims != NULL || !want_claims) && !e->ctx.trusted)
 	{
 		st = saas_jwt_check_time_values(&e->times, ctx_now(), saas_jwt_leeway_s, true);
@@ -580,10 +641,10 @@ saas_context_adopt(const char *token, int action, bool want_claims)
 			ereport(ERROR,
 					(errcode(ERRCODE_SAAS_UNAUTHORIZED),
 					 errmsg("invalid token: %s", saas_jwt_error_message(st))));
-		if (!ctx_user_active(&e->ctx))
+		if ((ss = ctx_fresh(e)) != SAAS_SESSION_OK)
 			ereport(ERROR,
 					(errcode(ERRCODE_SAAS_UNAUTHORIZED),
-					 errmsg("invalid token: the account is no longer active")));
+					 errmsg("invalid token: %s", saas_session_message(ss))));
 		ctx_set(token, (GucAction) action);
 		if (!want_claims)
 			return NULL;
@@ -593,7 +654,7 @@ saas_context_adopt(const char *token, int action, bool want_claims)
 	}
 
 	claims = NULL;
-	st = saas_context_verify(token, &ctx, &times, want_claims ? &claims : NULL);
+	st = saas_context_verify(token, &ctx, &times, &gen, jti, want_claims ? &claims : NULL);
 	if (st != SAAS_JWT_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
@@ -602,12 +663,12 @@ saas_context_adopt(const char *token, int action, bool want_claims)
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
 				 errmsg("invalid token: internal tokens cannot be presented")));
-	if (!ctx_user_active(&ctx))
+	e = ctx_cache_store(token, &ctx, &times, gen, jti, claims);
+	if ((ss = ctx_fresh(e)) != SAAS_SESSION_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
-				 errmsg("invalid token: the account is no longer active")));
+				 errmsg("invalid token: %s", saas_session_message(ss))));
 	ctx_set(token, (GucAction) action);
-	ctx_cache_store(token, &ctx, &times, claims);
 	return claims;
 }
 

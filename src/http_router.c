@@ -535,14 +535,9 @@ router_dispatch(SaasRequest *req, SaasResponse *r)
 		{
 			char	   *email = saas_get_str(req->json, "email");
 
-			if (email && strlen(email) <= 254)
-			{
-				char	   *p;
-
-				for (p = email; *p; p++)
-					*p = pg_ascii_tolower((unsigned char) *p);
+			/* The limiter normalizes the key as the login lookup does. */
+			if (email && pg_mbstrlen(email) <= 254)
 				router_limit(r, "auth_email", email, NULL);
-			}
 		}
 		if (strcmp(req->segs[1], "register") == 0)
 		{
@@ -551,6 +546,20 @@ router_dispatch(SaasRequest *req, SaasResponse *r)
 		}
 		else
 			saas_op_login(req->json, &r->body);
+		return;
+	}
+	if (strcmp(s0, "auth") == 0 && req->nsegs == 2 &&
+		(strcmp(req->segs[1], "logout") == 0 || strcmp(req->segs[1], "logout-all") == 0))
+	{
+		if (!is_post)
+			method_not_allowed(r, "POST");
+		req_authenticate_limited(req, r);
+		no_params(req);
+		if (strcmp(req->segs[1], "logout") == 0)
+			saas_op_logout();
+		else
+			saas_op_logout_all();
+		r->status = 204;
 		return;
 	}
 	if (strcmp(s0, "organizations") == 0 && req->nsegs <= 2)

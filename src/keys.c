@@ -161,8 +161,7 @@ saas_keys_signer(void)
  * tokens this extension mints for its own work (see context.c).
  */
 char *
-saas_token_issue(const pg_uuid_t *user_id, const pg_uuid_t *org_id,
-				 const char *role, int ttl_s, bool trusted)
+saas_token_issue(const SaasTokenClaims *tc)
 {
 	const SaasKey *key = saas_keys_signer();
 	int64		now = (int64) time(NULL);
@@ -172,8 +171,8 @@ saas_token_issue(const pg_uuid_t *user_id, const pg_uuid_t *org_id,
 	pg_uuid_t	j;
 	StringInfoData claims;
 
-	saas_uuid_to_cstr(user_id, sub);
-	saas_uuid_to_cstr(org_id, org);
+	saas_uuid_to_cstr(tc->user_id, sub);
+	saas_uuid_to_cstr(tc->org_id, org);
 	saas_uuid_v7(&j);
 	saas_uuid_to_cstr(&j, jti);
 
@@ -185,9 +184,18 @@ saas_token_issue(const pg_uuid_t *user_id, const pg_uuid_t *org_id,
 	appendStringInfo(&claims,
 					 ",\"sub\":\"%s\",\"org_id\":\"%s\",\"role\":\"%s\","
 					 "\"iat\":" INT64_FORMAT ",\"nbf\":" INT64_FORMAT ",\"exp\":" INT64_FORMAT
-					 ",\"jti\":\"%s\"%s}",
-					 sub, org, role, now, now, now + ttl_s, jti,
-					 trusted ? ",\"trusted\":true" : "");
+					 ",\"jti\":\"%s\"",
+					 sub, org, tc->role, now, now, now + tc->ttl_s, jti);
+	if (tc->gen != 0)
+		appendStringInfo(&claims, ",\"gen\":" INT64_FORMAT, tc->gen);
+	if (tc->trusted)
+		appendStringInfoString(&claims, ",\"trusted\":true");
+	if (tc->trusted && tc->actor)
+	{
+		appendStringInfoString(&claims, ",\"actor\":");
+		escape_json(&claims, tc->actor);
+	}
+	appendStringInfoChar(&claims, '}');
 	return saas_jwt_encode(key->kid, claims.data, claims.len,
 						   key->secret, key->secret_len);
 }

@@ -35,6 +35,8 @@ extern int	saas_param_limit(const SaasParams *p);
 /* auth_ops.c */
 extern void saas_op_register(Jsonb *body, StringInfo out);
 extern void saas_op_login(Jsonb *body, StringInfo out);
+extern void saas_op_logout(void);
+extern void saas_op_logout_all(void);
 
 /* org_ops.c; the int64 results are the row version (the ETag) */
 extern void saas_op_list_orgs(const SaasParams *p, StringInfo out);
@@ -42,6 +44,8 @@ extern void saas_op_create_org(Jsonb *body, StringInfo out);
 extern int64 saas_op_get_org(const pg_uuid_t *id, StringInfo out);
 extern int64 saas_op_update_org(const pg_uuid_t *id, Jsonb *body, int64 if_version, StringInfo out);
 extern void saas_op_delete_org(const pg_uuid_t *id);
+extern char *saas_slug_from_name(const char *name);
+extern bool saas_slug_reserved(const char *slug);
 
 /* user_ops.c */
 extern void saas_op_list_users(const SaasParams *p, StringInfo out);
@@ -49,6 +53,8 @@ extern int64 saas_op_create_user(Jsonb *body, StringInfo out);
 extern int64 saas_op_get_user(const pg_uuid_t *id, StringInfo out);
 extern int64 saas_op_update_user(const pg_uuid_t *id, Jsonb *body, int64 if_version, StringInfo out);
 extern void saas_op_delete_user(const pg_uuid_t *id);
+extern void saas_user_set_password(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
+								   const char *password, const char *email);
 
 /* audit_ops.c */
 extern void saas_op_list_audit_logs(const SaasParams *p, StringInfo out);

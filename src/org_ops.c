@@ -24,8 +24,6 @@
 #include "password.h"
 #include "validate.h"
 
-extern void saas_user_set_password(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
-								   const char *password, const char *email);
 
 static const char *const super_roles[] = {"super_admin", NULL};
 
@@ -106,7 +104,6 @@ static const SaasField update_fields[] = {
  * saas_slug_from_name: a slug derived from a name: lower-case ASCII letters
  * and digits, other runs become one hyphen. "org" when nothing is left.
  */
-char	   *saas_slug_from_name(const char *name);
 
 char *
 saas_slug_from_name(const char *name)
@@ -134,7 +131,16 @@ saas_slug_from_name(const char *name)
 	}
 	if (s.len == 0)
 		appendStringInfoString(&s, "org");
+	if (saas_slug_reserved(s.data))
+		appendStringInfoString(&s, "-org");
 	return s.data;
+}
+
+/* saas_slug_reserved: slugs no tenant may take ("platform" is the operators'). */
+bool
+saas_slug_reserved(const char *slug)
+{
+	return strcmp(slug, "platform") == 0;
 }
 
 /* org_text_array: a jsonb array of strings as a text[] Datum. */
@@ -256,6 +262,11 @@ saas_op_create_org(Jsonb *body, StringInfo out)
 	slug = saas_get_str(body, "slug");
 	if (slug == NULL)
 		slug = saas_slug_from_name(saas_get_str(body, "name"));
+	else if (saas_slug_reserved(slug))
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_CONFLICT),
+				 errmsg("organization slug \"%s\" is already taken", slug),
+				 errdetail_internal("[{\"field\":\"slug\",\"message\":\"is already taken\"}]")));
 	features = saas_get_jsonb(body, "features_enabled");
 
 	vals[0] = saas_uuid_datum(&org_id);

@@ -56,6 +56,7 @@ typedef struct SaasContext
 	pg_uuid_t	org_id;
 	pg_uuid_t	user_id;
 	char		role[16];
+	char		actor[40];		/* trusted only: e.g. "service:user-service" */
 } SaasContext;
 
 /* context.c */
@@ -68,6 +69,8 @@ extern void saas_context_pop(int nestlevel);
 extern void saas_context_init(void);
 extern Jsonb *saas_context_adopt(const char *token, int action, bool want_claims);
 extern void saas_context_clear(void);
+extern int	saas_context_push_service(const pg_uuid_t *org_id, const char *service);
+extern bool saas_context_token(char *jti, int64 *exp);
 
 /* keys.c: signing keys cached per backend, invalidated when the table changes. */
 typedef struct SaasKey
@@ -80,8 +83,17 @@ extern uint64 saas_keys_generation;
 extern const SaasKey *saas_keys_find(const char *kid);
 extern const SaasKey *saas_keys_signer(void);
 extern void saas_keys_init(void);
-extern char *saas_token_issue(const pg_uuid_t *user_id, const pg_uuid_t *org_id,
-							  const char *role, int ttl_s, bool trusted);
+typedef struct SaasTokenClaims
+{
+	const pg_uuid_t *user_id;
+	const pg_uuid_t *org_id;
+	const char *role;
+	int			ttl_s;
+	bool		trusted;		/* the extension's own short token */
+	int64		gen;			/* the user's session generation */
+	const char *actor;			/* trusted only: who acts, or NULL */
+} SaasTokenClaims;
+extern char *saas_token_issue(const SaasTokenClaims *tc);
 
 /* identity.c: act as the extension's owner for private tables. */
 typedef struct SaasElevation

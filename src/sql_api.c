@@ -33,6 +33,8 @@ PG_FUNCTION_INFO_V1(saas_sql_create_user);
 PG_FUNCTION_INFO_V1(saas_sql_get_user);
 PG_FUNCTION_INFO_V1(saas_sql_update_user);
 PG_FUNCTION_INFO_V1(saas_sql_delete_user);
+PG_FUNCTION_INFO_V1(saas_sql_logout);
+PG_FUNCTION_INFO_V1(saas_sql_logout_all);
 
 /* sql_result: the operation's JSON text as jsonb. */
 static Datum
@@ -168,6 +170,26 @@ saas_sql_delete_user(PG_FUNCTION_ARGS)
 	int			nest = saas_env_push();
 
 	saas_op_delete_user(sql_arg_uuid(fcinfo, 0));
+	saas_env_pop(nest);
+	PG_RETURN_VOID();
+}
+
+Datum
+saas_sql_logout(PG_FUNCTION_ARGS)
+{
+	int			nest = saas_env_push();
+
+	saas_op_logout();
+	saas_env_pop(nest);
+	PG_RETURN_VOID();
+}
+
+Datum
+saas_sql_logout_all(PG_FUNCTION_ARGS)
+{
+	int			nest = saas_env_push();
+
+	saas_op_logout_all();
 	saas_env_pop(nest);
 	PG_RETURN_VOID();
 }

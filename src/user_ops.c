@@ -111,9 +111,7 @@ static const SaasField update_fields[] = {
 	{NULL}
 };
 
-/* user_set_password: policy check, hash, store (as the owner: private table). */
-void		saas_user_set_password(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
-								   const char *password, const char *email);
+/* saas_user_set_password: policy check, hash, store (as the owner: private table). */
 
 void
 saas_user_set_password(const pg_uuid_t *org_id, const pg_uuid_t *user_id,

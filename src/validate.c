@@ -158,6 +158,43 @@ v_string_problem(const char *s, int len, int min, int max)
 	return NULL;
 }
 
+/*
+ * External ids (SF_STRING_MAP) name a service and hold a plain token: they
+ * end up in outbound URLs and webhook mappings, so nothing else gets in.
+ * The same rule is the CHECK saas._external_ids_valid() on the tables.
+ */
+static bool
+v_external_key(const char *k, int len)
+{
+	static const char *const keys[] = {"user_service", "payment_service",
+	"communication_service", "payment_customer", NULL};
+	int			i;
+
+	for (i = 0; keys[i]; i++)
+		if ((int) strlen(keys[i]) == len && memcmp(keys[i], k, len) == 0)
+			return true;
+	return false;
+}
+
+static bool
+v_plain_token(const char *s, int len)
+{
+	int			i;
+
+#define V_ALNUM(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || ((c) >= '0' && (c) <= '9'))
+	if (len < 1 || len > 128 || !V_ALNUM(s[0]))
+		return false;
+	for (i = 1; i < len; i++)
+	{
+		char		c = s[i];
+
+		if (!(V_ALNUM(c) || c == '_' || c == '.' || c == ':' || c == '-'))
+			return false;
+	}
+	return true;
+#undef V_ALNUM
+}
+
 static void
 v_field(const SaasField *f, JsonbValue *v, const char *path, SaasErrors *e)
 {
@@ -259,12 +296,24 @@ v_field(const SaasField *f, JsonbValue *v, const char *path, SaasErrors *e)
 				it = JsonbIteratorInit(v->val.binary.data);
 				while ((r = JsonbIteratorNext(&it, &el, true)) != WJB_DONE)
 				{
+					if (r == WJB_KEY && f->kind == SF_STRING_MAP &&
+						!v_external_key(el.val.string.val, el.val.string.len))
+					{
+						saas_errors_add(e, path, "keys must be user_service, payment_service, communication_service or payment_customer");
+						return;
+					}
 					if (r == WJB_ELEM || r == WJB_VALUE)
 					{
 						count++;
 						if (el.type != jbvString || el.val.string.len == 0 ||
 							v_string_problem(el.val.string.val, el.val.string.len, 1, 128))
 							bad = true;
+						else if (f->kind == SF_STRING_MAP &&
+								 !v_plain_token(el.val.string.val, el.val.string.len))
+						{
+							saas_errors_add(e, path, "values must be plain tokens: a letter or digit, then letters, digits, _ . : - (at most 128)");
+							return;
+						}
 					}
 				}
 				if (bad)

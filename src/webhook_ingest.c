@@ -203,6 +203,21 @@ wh_rfc3339_ok(const char *s, int len)
 	return false;
 }
 
+/*
+ * wh_in_future: an event dated ahead of the clock by more than the
+ * signature tolerance would make every later real update look stale (an
+ * entity frozen until that date): it is refused. The format is checked.
+ */
+static bool
+wh_in_future(const char *ts)
+{
+	TimestampTz t = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(ts),
+															ObjectIdGetDatum(InvalidOid),
+															Int32GetDatum(-1)));
+
+	return t > GetCurrentTimestamp() + (int64) WH_TOLERANCE_S * USECS_PER_SEC;
+}
+
 /* One event of the batch, after its own checks. */
 typedef struct WhEvent
 {
@@ -279,6 +294,8 @@ wh_check_event(WhEvent *e, Datum event_types)
 		e->error = "event_type is required";
 	else if (e->timestamp == NULL || !wh_rfc3339_ok(e->timestamp, strlen(e->timestamp)))
 		e->error = "timestamp must be an RFC 3339 date-time";
+	else if (wh_in_future(e->timestamp))
+		e->error = "timestamp is in the future (more than the signature tolerance ahead of the clock)";
 	else if (e->org_ref == NULL)
 		e->error = "organization_id is required";
 	else if (data == NULL || data->type != jbvBinary || !JsonContainerIsObject(data->val.binary.data))

@@ -59,3 +59,23 @@ COMMENT ON FUNCTION saas.verify_password(text, text) IS 'True when password matc
 CREATE FUNCTION saas._signing_keys_changed() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'saas_signing_keys_changed' LANGUAGE C;
 COMMENT ON FUNCTION saas._signing_keys_changed() IS 'Statement trigger: tells every backend to reload a cached configuration table (signing keys, rate limits) (private).';
+
+-- The platform organization (the operators', home of every super_admin) has a
+-- fixed id and the slug "platform", which no tenant can take.
+CREATE FUNCTION saas.platform_org_id() RETURNS uuid
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	RETURN '00000000-0000-0000-0000-000000000001'::uuid;
+COMMENT ON FUNCTION saas.platform_org_id() IS 'Id of the platform organization (the operators'', home of every super_admin).';
+
+-- External ids: the keys of the services, each a plain token. Anything else
+-- (slashes, dots first, spaces, query characters) would end up in an
+-- outbound URL or spoof a mapping, so it is refused where it is written.
+CREATE FUNCTION saas._external_ids_valid(ids jsonb) RETURNS boolean
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	RETURN pg_catalog.jsonb_typeof(ids) = 'object'
+		AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(ids) AS e(k, v)
+						 WHERE e.k NOT IN ('user_service', 'payment_service', 'communication_service', 'payment_customer')
+							OR pg_catalog.jsonb_typeof(e.v) <> 'string'
+							OR NOT (e.v OPERATOR(pg_catalog.#>>) '{}') OPERATOR(pg_catalog.~) '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$');
+COMMENT ON FUNCTION saas._external_ids_valid(jsonb) IS
+	'True when every key names a service and every value is a plain token (letters, digits, _ . : -; 1 to 128) (private).';

@@ -23,7 +23,9 @@ CREATE TABLE saas.organizations (
 	CONSTRAINT organizations_tier_check CHECK (subscription_tier IN ('free', 'starter', 'professional', 'enterprise')),
 	CONSTRAINT organizations_limit_check CHECK (employee_limit BETWEEN 1 AND 1000000),
 	CONSTRAINT organizations_status_check CHECK (status IN ('active', 'suspended')),
-	CONSTRAINT organizations_external_ids_check CHECK (pg_catalog.jsonb_typeof(external_ids) = 'object')
+	CONSTRAINT organizations_external_ids_check CHECK (saas._external_ids_valid(external_ids)),
+	-- The platform organization (the operators') has a fixed id and the reserved slug.
+	CONSTRAINT organizations_platform_check CHECK ((slug = 'platform') = (id = saas.platform_org_id()))
 );
 COMMENT ON TABLE saas.organizations IS 'Tenants. id is the org_id every tenant row carries.';
 COMMENT ON COLUMN saas.organizations.external_ids IS 'The organization''s references at external services, keyed user_service, payment_service, communication_service.';
@@ -50,7 +52,9 @@ CREATE TABLE saas.users (
 	CONSTRAINT users_last_name_check CHECK (pg_catalog.length(last_name) BETWEEN 1 AND 100),
 	CONSTRAINT users_role_check CHECK (role IN ('super_admin', 'admin', 'user')),
 	CONSTRAINT users_status_check CHECK (status IN ('active', 'inactive', 'suspended')),
-	CONSTRAINT users_external_ids_check CHECK (pg_catalog.jsonb_typeof(external_user_ids) = 'object')
+	CONSTRAINT users_external_ids_check CHECK (saas._external_ids_valid(external_user_ids)),
+	-- super_admins live in the platform organization.
+	CONSTRAINT users_platform_check CHECK (role <> 'super_admin' OR org_id = saas.platform_org_id())
 );
 -- Login looks an email up across organizations.
 CREATE INDEX users_email_idx ON saas.users (email);
@@ -100,54 +104,6 @@ CREATE TRIGGER organizations_touch BEFORE UPDATE ON saas.organizations
 	FOR EACH ROW EXECUTE FUNCTION saas._touch_row();
 CREATE TRIGGER users_touch BEFORE UPDATE ON saas.users
 	FOR EACH ROW EXECUTE FUNCTION saas._touch_row();
-
--- Users: what a plain "user" may change of itself, and the employee limit.
-CREATE FUNCTION saas._users_guard() RETURNS trigger LANGUAGE plpgsql
-	SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
-AS $$
-DECLARE
-	lim integer;
-	n bigint;
-BEGIN
-	NEW.email := pg_catalog.lower(NEW.email);
-	-- A row outside the caller's organization is for row-level security to
-	-- refuse; checking it here first would reveal the other tenant's state.
-	IF NEW.org_id IS DISTINCT FROM saas.current_org_id() THEN
-		RETURN NEW;
-	END IF;
-	IF TG_OP = 'UPDATE' THEN
-		IF NEW.org_id IS DISTINCT FROM OLD.org_id OR NEW.id IS DISTINCT FROM OLD.id THEN
-			RAISE EXCEPTION 'a user cannot move to another organization or change id'
-				USING ERRCODE = 'insufficient_privilege';
-		END IF;
-		IF saas.current_role() IS DISTINCT FROM 'admin' AND saas.current_role() IS DISTINCT FROM 'super_admin'
-		   AND (NEW.role IS DISTINCT FROM OLD.role OR NEW.status IS DISTINCT FROM OLD.status
-				OR NEW.email IS DISTINCT FROM OLD.email
-				OR NEW.external_user_ids IS DISTINCT FROM OLD.external_user_ids) THEN
-			RAISE EXCEPTION 'only an admin can change role, status, email or external ids'
-				USING ERRCODE = 'insufficient_privilege';
-		END IF;
-		IF NOT (NEW.status = 'active' AND OLD.status <> 'active') THEN
-			RETURN NEW;
-		END IF;
-	END IF;
-	IF NEW.status <> 'active' THEN
-		RETURN NEW;
-	END IF;
-	-- Lock the organization row so concurrent inserts count each other.
-	SELECT employee_limit INTO lim FROM saas.organizations WHERE id = NEW.org_id FOR NO KEY UPDATE;
-	SELECT pg_catalog.count(*) INTO n FROM saas.users
-	 WHERE org_id = NEW.org_id AND status = 'active' AND id <> NEW.id;
-	IF lim IS NOT NULL AND n >= lim THEN
-		RAISE EXCEPTION 'organization has reached its employee limit of % active users', lim
-			USING ERRCODE = 'SA409', HINT = 'Raise employee_limit or deactivate a user.';
-	END IF;
-	RETURN NEW;
-END
-$$;
-COMMENT ON FUNCTION saas._users_guard() IS 'Normalizes email, stops non-admins changing privileged fields, enforces employee_limit (private).';
-CREATE TRIGGER users_guard BEFORE INSERT OR UPDATE ON saas.users
-	FOR EACH ROW EXECUTE FUNCTION saas._users_guard();
 
 -- Extension tables are dumped by pg_dump only when registered.
 SELECT pg_catalog.pg_extension_config_dump('saas.organizations', '');

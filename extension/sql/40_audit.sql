@@ -145,3 +145,8 @@ GRANT SELECT ON saas.audit_log TO saas_api;
 
 SELECT pg_catalog.pg_extension_config_dump('saas.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('saas._audit_heads', '');
+
+CREATE FUNCTION saas._audit_event(org uuid, entity text, entity_id uuid, action text, changes jsonb DEFAULT '{}')
+	RETURNS void AS 'MODULE_PATHNAME', 'saas_audit_event' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION saas._audit_event(uuid, text, uuid, text, jsonb) IS
+	'Records an audit entry that is not a row change (password_change, logout, logout_all), without secrets (private).';

@@ -49,20 +49,28 @@ CREATE FUNCTION saas.delete_user(id uuid) RETURNS void
 	AS 'MODULE_PATHNAME', 'saas_sql_delete_user' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION saas.delete_user(uuid) IS 'DELETE /users/:id (admin; not itself, not the last admin).';
 
+CREATE FUNCTION saas.logout() RETURNS void
+	AS 'MODULE_PATHNAME', 'saas_sql_logout' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION saas.logout() IS 'POST /auth/logout: ends the token of this transaction''s context.';
+CREATE FUNCTION saas.logout_all() RETURNS void
+	AS 'MODULE_PATHNAME', 'saas_sql_logout_all' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION saas.logout_all() IS 'POST /auth/logout-all: ends every session of the context''s user.';
+
 -- The platform operator: a super_admin in the "platform" organization.
 -- Owner only: run once after installation.
 CREATE FUNCTION saas.create_super_admin(email text, password text, first_name text DEFAULT 'Platform', last_name text DEFAULT 'Admin')
 	RETURNS uuid LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+	-- The operator's bootstrap: whatever tenant context the session holds does not apply.
+	SET saas.context = ''
 AS $$
 DECLARE
 	org uuid;
 	uid uuid := saas.uuid_generate_v7();
 BEGIN
-	SELECT o.id INTO org FROM saas.organizations o WHERE o.slug = 'platform';
-	IF org IS NULL THEN
-		INSERT INTO saas.organizations (name, slug, subscription_tier, employee_limit)
-			VALUES ('Platform', 'platform', 'enterprise', 1000) RETURNING id INTO org;
-	END IF;
+	-- The platform organization has a fixed id and the reserved slug: never a tenant's.
+	org := saas.platform_org_id();
+	INSERT INTO saas.organizations (id, name, slug, subscription_tier, employee_limit)
+		VALUES (org, 'Platform', 'platform', 'enterprise', 1000) ON CONFLICT (id) DO NOTHING;
 	INSERT INTO saas.users (org_id, id, email, first_name, last_name, role)
 		VALUES (org, uid, pg_catalog.lower(email), first_name, last_name, 'super_admin');
 	INSERT INTO saas._credentials (org_id, user_id, password_hash)

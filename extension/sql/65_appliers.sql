@@ -36,9 +36,18 @@ BEGIN
 		CASE ev.event_type
 		WHEN 'user.created' THEN
 			SELECT id INTO uid FROM saas.users
-			 WHERE org_id = p_org AND (external_user_ids ->> 'user_service' = d ->> 'user_id'
-									   OR email = lower(d ->> 'email'))
-			 LIMIT 1;
+			 WHERE org_id = p_org AND external_user_ids ->> 'user_service' = d ->> 'user_id';
+			IF uid IS NULL THEN
+				-- Linking by email: only a plain user that no remote user claims yet.
+				-- Anything else is a conflict, never a silent link.
+				SELECT id INTO uid FROM saas.users
+				 WHERE org_id = p_org AND email = lower(d ->> 'email');
+				IF uid IS NOT NULL AND EXISTS (
+					SELECT 1 FROM saas.users WHERE org_id = p_org AND id = uid
+					   AND (role <> 'user' OR external_user_ids ? 'user_service')) THEN
+					PERFORM saas._rule_refuse('409', 'the email belongs to a user that is an admin or linked to another remote user');
+				END IF;
+			END IF;
 			IF uid IS NULL THEN
 				INSERT INTO saas.users (org_id, email, first_name, last_name, role, status, external_user_ids)
 				VALUES (p_org, lower(d ->> 'email'), coalesce(d ->> 'first_name', '-'), coalesce(d ->> 'last_name', '-'),
@@ -127,7 +136,13 @@ BEGIN
 			   AND w.apply_result = 'ignored: no subscription' AND w.occurred_at > ev.occurred_at;
 		END IF;
 	EXCEPTION WHEN OTHERS THEN
-		result := 'failed: ' || SQLERRM;
+		-- What the rules refuse (SA4xx, constraints) is rejected for good, with
+		-- the reason; anything else is a failure.
+		IF SQLSTATE LIKE 'SA4%' OR SQLSTATE LIKE '23%' THEN
+			result := 'rejected: ' || SQLERRM;
+		ELSE
+			result := 'failed: ' || SQLERRM;
+		END IF;
 	END;
 
 	UPDATE saas.webhook_events SET applied_at = now(), apply_result = result
@@ -153,8 +168,17 @@ BEGIN
 		BEGIN
 			st := CASE WHEN u ->> 'status' IN ('active', 'inactive', 'suspended') THEN u ->> 'status' ELSE 'active' END;
 			SELECT id INTO uid FROM saas.users
-			 WHERE org_id = p_org AND (external_user_ids ->> 'user_service' = u ->> 'user_id' OR email = lower(u ->> 'email'))
-			 ORDER BY (external_user_ids ->> 'user_service' = u ->> 'user_id') DESC LIMIT 1;
+			 WHERE org_id = p_org AND external_user_ids ->> 'user_service' = u ->> 'user_id';
+			IF uid IS NULL THEN
+				-- By email only a plain user no remote user claims yet (as the appliers).
+				SELECT id INTO uid FROM saas.users
+				 WHERE org_id = p_org AND email = lower(u ->> 'email');
+				IF uid IS NOT NULL AND EXISTS (
+					SELECT 1 FROM saas.users WHERE org_id = p_org AND id = uid
+					   AND (role <> 'user' OR external_user_ids ? 'user_service')) THEN
+					PERFORM saas._rule_refuse('409', 'the email belongs to a user that is an admin or linked to another remote user');
+				END IF;
+			END IF;
 			IF uid IS NULL THEN
 				INSERT INTO saas.users (org_id, email, first_name, last_name, role, status, external_user_ids)
 				VALUES (p_org, lower(u ->> 'email'), coalesce(u ->> 'first_name', '-'), coalesce(u ->> 'last_name', '-'),

@@ -25,6 +25,8 @@ BEGIN
 	END LOOP;
 	-- Private functions that policies and triggers call as the invoker.
 	GRANT EXECUTE ON FUNCTION saas._context_trusted() TO saas_api;
+	-- The CHECK on external ids runs as whoever writes the row.
+	GRANT EXECUTE ON FUNCTION saas._external_ids_valid(jsonb) TO saas_api;
 END
 $$;
 

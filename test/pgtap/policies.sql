@@ -27,7 +27,8 @@ SELECT saas.create_user('{"email":"user@policy-a.test","first_name":"Uma","last_
 SELECT saas.login('{"email":"user@policy-a.test","password":"correct horse battery U"}')->>'token' AS tok_u \gset
 SELECT saas.create_super_admin('root@policy-platform.test', 'correct horse battery S') AS super_id \gset
 SELECT saas.login('{"email":"root@policy-platform.test","password":"correct horse battery S"}')->>'token' AS tok_s \gset
--- B is full: one active user, employee_limit 1.
+-- B is full: one active user, employee_limit 1 (the owner's maintenance: no context).
+SELECT set_config('saas.context', '', true) AS ignore \gset
 UPDATE saas.organizations SET employee_limit = 1 WHERE id = :'org_b';
 SELECT kid AS key_kid, secret AS key_secret FROM saas._signing_keys
  WHERE retired_at IS NULL ORDER BY created_at DESC, kid DESC LIMIT 1 \gset
@@ -167,14 +168,14 @@ SELECT results_eq('SELECT id FROM saas.organizations', ARRAY[:'org_a'::uuid],
 SELECT is((SELECT count(*) FROM saas.users WHERE org_id <> :'org_a'), 0::bigint,
 	'user: sees no user outside A');
 SELECT throws_ok(format($$UPDATE saas.users SET role = 'admin' WHERE id = %L$$, :'user_a'),
-	'42501', NULL, 'user: cannot make itself admin');
+	'SA403', NULL, 'user: cannot make itself admin');
 SELECT throws_ok(format($$UPDATE saas.users SET email = 'boss@policy-a.test' WHERE id = %L$$, :'user_a'),
-	'42501', NULL, 'user: cannot change its own email');
+	'SA403', NULL, 'user: cannot change its own email');
 SELECT throws_ok(format($$UPDATE saas.users SET status = 'active', external_user_ids = '{"user_service":"x"}' WHERE id = %L$$, :'user_a'),
-	'42501', NULL, 'user: cannot change its own external ids');
+	'SA403', NULL, 'user: cannot change its own external ids');
 SELECT throws_ok(format($$INSERT INTO saas.users (org_id, email, first_name, last_name)
 	VALUES (%L, 'friend@policy-a.test', 'Fr', 'Iend')$$, :'org_a'),
-	'42501', NULL, 'user: cannot insert users');
+	'SA403', NULL, 'user: cannot insert users');
 SELECT is(pg_temp.affected(format($$UPDATE saas.users SET first_name = 'Hacked' WHERE id = %L$$, :'admin_a')),
 	0::bigint, 'user: updating another user of A affects zero rows');
 SELECT is(pg_temp.affected($$DELETE FROM saas.users$$), 0::bigint, 'user: deleting users affects zero rows');

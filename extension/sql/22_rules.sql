@@ -1,0 +1,395 @@
+-- Part 22: the rulebook. Every rule of the role table (docs/security.md,
+-- "Rules and where they hold") is enforced here, on the rows, so it holds for
+-- every path: SQL as saas_api with a context, the SQL API functions,
+-- saas.http, the webhook appliers and the worker. The C operations check the
+-- same rules earlier only to answer with a nicer error.
+--
+-- Who acts is read from the verified context: saas.current_role() (never
+-- more than the user's role now, see context.c), saas.current_user_id(),
+-- saas._context_trusted() for the extension's own work. Without any context
+-- only the extension owner or a superuser can reach the rows at all (row
+-- level security shows nothing to anyone else), so that case is maintenance
+-- and passes; the structural rules are CHECK constraints that hold for
+-- everyone (20_tables.sql).
+--
+-- The last-admin rule is concurrency-safe: every change that could remove an
+-- organization's last active admin first locks the organization row, then
+-- locks the other active admins' rows. Two admins demoting each other at once
+-- therefore run one after the other; under READ COMMITTED the second sees the
+-- first's change, under REPEATABLE READ it fails to lock the changed row and
+-- gets a serialization error. Either way the organization keeps an admin.
+
+-- Sessions: a per-user generation carried in tokens as "gen" (logout-all,
+-- password change, demotion and deactivation move it on), and single tokens
+-- revoked by jti until they would have expired anyway.
+CREATE TABLE saas._sessions (
+	org_id		uuid		NOT NULL,
+	user_id		uuid		NOT NULL,
+	generation	bigint		NOT NULL DEFAULT 0,
+	changed_at	timestamptz	NOT NULL DEFAULT pg_catalog.now(),
+	CONSTRAINT sessions_pkey PRIMARY KEY (org_id, user_id),
+	CONSTRAINT sessions_user_fkey FOREIGN KEY (org_id, user_id)
+		REFERENCES saas.users (org_id, id) ON DELETE CASCADE
+);
+COMMENT ON TABLE saas._sessions IS 'Token generation per user: tokens carrying an older "gen" are void. Private.';
+
+CREATE TABLE saas._revoked_tokens (
+	org_id		uuid		NOT NULL,
+	user_id		uuid		NOT NULL,
+	jti			text		NOT NULL,
+	expires_at	timestamptz	NOT NULL,
+	CONSTRAINT revoked_tokens_pkey PRIMARY KEY (org_id, user_id, jti),
+	CONSTRAINT revoked_tokens_user_fkey FOREIGN KEY (org_id, user_id)
+		REFERENCES saas.users (org_id, id) ON DELETE CASCADE
+);
+COMMENT ON TABLE saas._revoked_tokens IS 'Tokens ended one by one (POST /auth/logout), kept until their expiry. Private.';
+
+-- External user ids are unique per service across the platform (a reference
+-- table under Citus): two tenants can never claim the same remote user.
+CREATE TABLE saas._user_refs (
+	service_key	text		NOT NULL,
+	ref			text		NOT NULL,
+	org_id		uuid		NOT NULL,
+	user_id		uuid		NOT NULL,
+	CONSTRAINT user_refs_pkey PRIMARY KEY (service_key, ref)
+);
+CREATE INDEX user_refs_user_idx ON saas._user_refs (org_id, user_id);
+COMMENT ON TABLE saas._user_refs IS 'Owner of each external user id, per service: keeps them unique across organizations. Private.';
+
+ALTER TABLE saas._sessions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE saas._sessions FORCE ROW LEVEL SECURITY;
+ALTER TABLE saas._revoked_tokens ENABLE ROW LEVEL SECURITY;
+ALTER TABLE saas._revoked_tokens FORCE ROW LEVEL SECURITY;
+ALTER TABLE saas._user_refs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE saas._user_refs FORCE ROW LEVEL SECURITY;
+CREATE POLICY sessions_owner ON saas._sessions USING (true);
+CREATE POLICY revoked_tokens_owner ON saas._revoked_tokens USING (true);
+CREATE POLICY user_refs_owner ON saas._user_refs USING (true);
+
+-- An organization's references are unique per service across the platform.
+CREATE UNIQUE INDEX organizations_ref_user_key ON saas.organizations ((external_ids ->> 'user_service'));
+CREATE UNIQUE INDEX organizations_ref_payment_key ON saas.organizations ((external_ids ->> 'payment_service'));
+CREATE UNIQUE INDEX organizations_ref_comm_key ON saas.organizations ((external_ids ->> 'communication_service'));
+CREATE UNIQUE INDEX organizations_ref_customer_key ON saas.organizations ((external_ids ->> 'payment_customer'));
+
+-- saas._rule_refuse: one way to say no, with the HTTP status in the SQLSTATE.
+CREATE FUNCTION saas._rule_refuse(status text, message text, field text DEFAULT NULL) RETURNS void
+	LANGUAGE plpgsql SET search_path = pg_catalog, saas, pg_temp
+AS $$
+BEGIN
+	IF field IS NULL THEN
+		RAISE EXCEPTION '%', message USING ERRCODE = 'SA' || status;
+	END IF;
+	RAISE EXCEPTION '%', message USING ERRCODE = 'SA' || status,
+		DETAIL = pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('field', field, 'message', message))::text;
+END
+$$;
+COMMENT ON FUNCTION saas._rule_refuse(text, text, text) IS 'Raises a rule violation with its HTTP status (SQLSTATE SAnnn) (private).';
+
+-- saas._org_keep_admin: the organization must keep an active admin without
+-- the given user. Locks as described at the top.
+CREATE FUNCTION saas._org_keep_admin(p_org uuid, p_user uuid, p_what text) RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	PERFORM 1 FROM saas.organizations WHERE id = p_org FOR NO KEY UPDATE;
+	IF NOT FOUND THEN
+		RETURN;					-- the organization itself is being deleted
+	END IF;
+	SELECT pg_catalog.count(*) INTO n FROM (
+		SELECT 1 FROM saas.users
+		 WHERE org_id = p_org AND id <> p_user AND role = 'admin' AND status = 'active'
+		   FOR UPDATE) AS others;
+	IF n = 0 THEN
+		PERFORM saas._rule_refuse('409', pg_catalog.format('the last active admin of an organization cannot be %s', p_what));
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION saas._org_keep_admin(uuid, uuid, text) IS 'Refuses (409) a change that would leave an organization without an active admin (private).';
+
+-- saas._session_bump: void the user's existing tokens.
+CREATE FUNCTION saas._session_bump(p_org uuid, p_user uuid) RETURNS void
+	LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+	INSERT INTO saas._sessions (org_id, user_id, generation) VALUES (p_org, p_user, 1)
+	ON CONFLICT (org_id, user_id) DO UPDATE
+	   SET generation = saas._sessions.generation + 1, changed_at = pg_catalog.now();
+	DELETE FROM saas._revoked_tokens WHERE org_id = p_org AND user_id = p_user;
+$$;
+COMMENT ON FUNCTION saas._session_bump(uuid, uuid) IS 'Ends every existing token of a user (private).';
+
+-- Users.
+CREATE FUNCTION saas._users_rules() RETURNS trigger LANGUAGE plpgsql
+	SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+DECLARE
+	actor_role text := saas.current_role();
+	actor uuid := saas.current_user_id();
+	trusted boolean := saas._context_trusted();
+	is_admin boolean := actor_role IN ('admin', 'super_admin');
+	lim integer;
+	n bigint;
+	tgt saas.users;
+BEGIN
+	IF TG_OP <> 'DELETE' THEN
+		NEW.email := pg_catalog.lower(NEW.email);
+	END IF;
+	tgt := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+	-- No context: the owner's maintenance (nothing else reaches rows).
+	IF actor_role IS NULL THEN
+		RETURN tgt;
+	END IF;
+	-- A row outside the caller's organization is for row-level security to
+	-- refuse; checking it here first would reveal the other tenant's state.
+	IF tgt.org_id IS DISTINCT FROM saas.current_org_id() THEN
+		RETURN tgt;
+	END IF;
+
+	IF TG_OP = 'DELETE' THEN
+		IF OLD.id = actor THEN
+			PERFORM saas._rule_refuse('403', 'a user cannot delete itself');
+		END IF;
+		IF OLD.role = 'super_admin' AND actor_role <> 'super_admin' THEN
+			PERFORM saas._rule_refuse('403', 'only a super_admin may remove a super_admin');
+		END IF;
+		IF OLD.role = 'admin' AND OLD.status = 'active' THEN
+			PERFORM saas._org_keep_admin(OLD.org_id, OLD.id, 'deleted');
+		END IF;
+		RETURN OLD;
+	END IF;
+
+	IF TG_OP = 'INSERT' THEN
+		IF NOT (is_admin OR trusted) THEN
+			PERFORM saas._rule_refuse('403', 'only an admin may create users');
+		END IF;
+		IF NEW.role = 'super_admin' AND actor_role <> 'super_admin' THEN
+			PERFORM saas._rule_refuse('403', 'only a super_admin may create a super_admin', 'role');
+		END IF;
+		IF NEW.last_login IS NOT NULL AND NOT trusted THEN
+			PERFORM saas._rule_refuse('403', 'last_login is set by login only', 'last_login');
+		END IF;
+	ELSE
+		IF NEW.org_id IS DISTINCT FROM OLD.org_id OR NEW.id IS DISTINCT FROM OLD.id
+		   OR NEW.created_at IS DISTINCT FROM OLD.created_at THEN
+			PERFORM saas._rule_refuse('403', 'a user''s organization, id and creation time cannot change');
+		END IF;
+		IF NEW.last_login IS DISTINCT FROM OLD.last_login AND NOT trusted THEN
+			PERFORM saas._rule_refuse('403', 'last_login is set by login only', 'last_login');
+		END IF;
+		IF (OLD.role = 'super_admin' OR NEW.role = 'super_admin') AND actor_role <> 'super_admin'
+		   AND (NEW.role, NEW.status, NEW.email, NEW.first_name, NEW.last_name, NEW.external_user_ids)
+			   IS DISTINCT FROM (OLD.role, OLD.status, OLD.email, OLD.first_name, OLD.last_name, OLD.external_user_ids) THEN
+			PERFORM saas._rule_refuse('403', 'only a super_admin may change a super_admin', 'role');
+		END IF;
+		IF NOT is_admin
+		   AND (NEW.role, NEW.status, NEW.email, NEW.external_user_ids)
+			   IS DISTINCT FROM (OLD.role, OLD.status, OLD.email, OLD.external_user_ids) THEN
+			PERFORM saas._rule_refuse('403', 'only an admin may change role, status, email or external ids');
+		END IF;
+		IF NOT is_admin AND OLD.id IS DISTINCT FROM actor AND NOT trusted THEN
+			PERFORM saas._rule_refuse('403', 'a user may update only its own profile');
+		END IF;
+		IF OLD.id = actor AND NEW.status <> 'active' AND OLD.status = 'active' THEN
+			PERFORM saas._rule_refuse('403', 'a user cannot suspend or deactivate itself', 'status');
+		END IF;
+		IF OLD.role = 'admin' AND OLD.status = 'active'
+		   AND (NEW.role <> 'admin' OR NEW.status <> 'active') THEN
+			PERFORM saas._org_keep_admin(OLD.org_id, OLD.id,
+				CASE WHEN NEW.role <> 'admin' THEN 'demoted' ELSE 'deactivated' END);
+		END IF;
+		IF NOT (NEW.status = 'active' AND OLD.status <> 'active') THEN
+			RETURN NEW;
+		END IF;
+	END IF;
+
+	-- employee_limit: lock the organization row so concurrent changes count each other.
+	IF NEW.status <> 'active' THEN
+		RETURN NEW;
+	END IF;
+	SELECT employee_limit INTO lim FROM saas.organizations WHERE id = NEW.org_id FOR NO KEY UPDATE;
+	SELECT pg_catalog.count(*) INTO n FROM saas.users
+	 WHERE org_id = NEW.org_id AND status = 'active' AND id <> NEW.id;
+	IF lim IS NOT NULL AND n >= lim THEN
+		RAISE EXCEPTION 'organization has reached its employee limit of % active users', lim
+			USING ERRCODE = 'SA409', HINT = 'Raise employee_limit or deactivate a user.';
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION saas._users_rules() IS
+	'The rules on users for every path: who may create, change or remove whom, which fields, the last admin, self-suspension, employee_limit (private).';
+CREATE TRIGGER users_rules BEFORE INSERT OR UPDATE OR DELETE ON saas.users
+	FOR EACH ROW EXECUTE FUNCTION saas._users_rules();
+
+-- After a change: end the tokens of users who lost rights, and keep the
+-- external user ids' owners (unique across the platform).
+CREATE FUNCTION saas._users_after() RETURNS trigger LANGUAGE plpgsql
+	SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+DECLARE
+	k text;
+	v text;
+	holder uuid;
+BEGIN
+	IF TG_OP = 'UPDATE' AND (NEW.status <> 'active' AND OLD.status = 'active'
+							 OR (OLD.role = 'admin' AND NEW.role = 'user')
+							 OR NEW.email IS DISTINCT FROM OLD.email) THEN
+		PERFORM saas._session_bump(NEW.org_id, NEW.id);
+	END IF;
+	IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND NEW.external_user_ids IS DISTINCT FROM OLD.external_user_ids) THEN
+		DELETE FROM saas._user_refs r WHERE r.org_id = OLD.org_id AND r.user_id = OLD.id;
+	END IF;
+	IF TG_OP = 'DELETE' THEN
+		RETURN OLD;
+	END IF;
+	IF TG_OP = 'INSERT' OR NEW.external_user_ids IS DISTINCT FROM OLD.external_user_ids THEN
+		FOR k, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each_text(NEW.external_user_ids) e LOOP
+			INSERT INTO saas._user_refs (service_key, ref, org_id, user_id)
+			VALUES (k, v, NEW.org_id, NEW.id) ON CONFLICT DO NOTHING
+			RETURNING user_id INTO holder;
+			IF holder IS NULL THEN
+				PERFORM saas._rule_refuse('409', pg_catalog.format('external id %s is already linked to another user', k),
+										  'external_user_ids.' || k);
+			END IF;
+		END LOOP;
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION saas._users_after() IS 'Ends tokens of users who lost rights; keeps external user ids unique across the platform (private).';
+CREATE TRIGGER users_after AFTER INSERT OR UPDATE OR DELETE ON saas.users
+	FOR EACH ROW EXECUTE FUNCTION saas._users_after();
+
+-- Organizations.
+CREATE FUNCTION saas._organizations_rules() RETURNS trigger LANGUAGE plpgsql
+	SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+DECLARE
+	actor_role text := saas.current_role();
+	trusted boolean := saas._context_trusted();
+	is_super boolean := actor_role = 'super_admin';
+	k text;
+	v text;
+BEGIN
+	IF actor_role IS NULL THEN
+		RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+	END IF;
+	IF TG_OP = 'DELETE' THEN
+		IF OLD.id = saas.platform_org_id() THEN
+			PERFORM saas._rule_refuse('409', 'the platform organization cannot be deleted');
+		END IF;
+		IF NOT is_super THEN
+			PERFORM saas._rule_refuse('403', 'only a super_admin may delete organizations');
+		END IF;
+		RETURN OLD;
+	END IF;
+	IF TG_OP = 'INSERT' THEN
+		IF NOT (is_super OR trusted) THEN
+			PERFORM saas._rule_refuse('403', 'only a super_admin may create organizations');
+		END IF;
+		IF NOT is_super AND (NEW.subscription_tier <> 'free' OR NEW.employee_limit <> 10
+							 OR NEW.features_enabled <> '{}' OR NEW.external_ids <> '{}' OR NEW.status <> 'active') THEN
+			PERFORM saas._rule_refuse('403', 'only a super_admin may set an organization''s commercial fields, status or external ids');
+		END IF;
+	ELSE
+		IF NEW.id IS DISTINCT FROM OLD.id OR NEW.created_at IS DISTINCT FROM OLD.created_at THEN
+			PERFORM saas._rule_refuse('403', 'an organization''s id and creation time cannot change');
+		END IF;
+		IF OLD.id = saas.platform_org_id() AND NEW.status <> 'active' THEN
+			PERFORM saas._rule_refuse('409', 'the platform organization cannot be suspended', 'status');
+		END IF;
+		-- Services report plan changes (the worker, trusted); people need super_admin.
+		IF NOT is_super AND NOT trusted
+		   AND (NEW.subscription_tier, NEW.employee_limit, NEW.features_enabled, NEW.status)
+			   IS DISTINCT FROM (OLD.subscription_tier, OLD.employee_limit, OLD.features_enabled, OLD.status) THEN
+			PERFORM saas._rule_refuse('403', 'only a super_admin may change subscription_tier, employee_limit, features_enabled or status');
+		END IF;
+		IF NOT is_super AND NOT trusted AND NEW.external_ids IS DISTINCT FROM OLD.external_ids THEN
+			PERFORM saas._rule_refuse('403', 'only a super_admin may change external_ids', 'external_ids');
+		END IF;
+	END IF;
+	IF NEW.slug = 'platform' AND NEW.id <> saas.platform_org_id() THEN
+		PERFORM saas._rule_refuse('409', 'organization slug "platform" is already taken', 'slug');
+	END IF;
+	-- A reference is another organization's neither by its id (the default
+	-- reference) nor by its own references (the unique indexes hold the
+	-- same under concurrency; this says it with the field).
+	IF TG_OP = 'INSERT' OR NEW.external_ids IS DISTINCT FROM OLD.external_ids THEN
+		FOR k, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each_text(NEW.external_ids) e LOOP
+			IF EXISTS (SELECT 1 FROM saas.organizations o
+						WHERE o.id <> NEW.id AND (o.id::text = pg_catalog.lower(v) OR o.external_ids ->> k = v)) THEN
+				PERFORM saas._rule_refuse('409', pg_catalog.format('external id %s belongs to another organization', k),
+										  'external_ids.' || k);
+			END IF;
+		END LOOP;
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION saas._organizations_rules() IS
+	'The rules on organizations for every path: who may create, change (which fields) or delete them; the platform organization (private).';
+CREATE TRIGGER organizations_rules BEFORE INSERT OR UPDATE OR DELETE ON saas.organizations
+	FOR EACH ROW EXECUTE FUNCTION saas._organizations_rules();
+
+-- Credentials: who may set whose password; a new password ends old sessions.
+CREATE FUNCTION saas._credentials_rules() RETURNS trigger LANGUAGE plpgsql
+	SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+DECLARE
+	actor_role text := saas.current_role();
+	target_role text;
+BEGIN
+	IF actor_role IS NULL THEN
+		RETURN NEW;
+	END IF;
+	SELECT u.role INTO target_role FROM saas.users u WHERE u.org_id = NEW.org_id AND u.id = NEW.user_id;
+	IF target_role = 'super_admin' AND actor_role <> 'super_admin' THEN
+		PERFORM saas._rule_refuse('403', 'only a super_admin may set a super_admin''s password', 'password');
+	END IF;
+	IF actor_role NOT IN ('admin', 'super_admin') AND NEW.user_id IS DISTINCT FROM saas.current_user_id()
+	   AND NOT saas._context_trusted() THEN
+		PERFORM saas._rule_refuse('403', 'a user may change only its own password', 'password');
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION saas._credentials_rules() IS 'Who may set whose password (private).';
+CREATE TRIGGER credentials_rules BEFORE INSERT OR UPDATE ON saas._credentials
+	FOR EACH ROW EXECUTE FUNCTION saas._credentials_rules();
+
+CREATE FUNCTION saas._credentials_after() RETURNS trigger LANGUAGE plpgsql
+	SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+BEGIN
+	IF NEW.password_hash IS DISTINCT FROM OLD.password_hash THEN
+		-- Audit first: the bump ends the actor's own session when it is the user's.
+		PERFORM saas._audit_event(NEW.org_id, 'user', NEW.user_id, 'password_change',
+								  pg_catalog.jsonb_build_object('sessions', 'ended'));
+		PERFORM saas._session_bump(NEW.org_id, NEW.user_id);
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION saas._credentials_after() IS 'A changed password ends the user''s existing tokens (private).';
+CREATE TRIGGER credentials_after AFTER UPDATE ON saas._credentials
+	FOR EACH ROW EXECUTE FUNCTION saas._credentials_after();
+
+-- Changes to the facts tokens depend on drop this backend's cached session
+-- state at once (other backends re-read within 5 seconds, see context.c).
+CREATE FUNCTION saas._session_state_changed() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'saas_session_state_changed' LANGUAGE C;
+COMMENT ON FUNCTION saas._session_state_changed() IS 'Statement trigger: forgets this backend''s cached session state (private).';
+CREATE TRIGGER users_session_state AFTER UPDATE OR DELETE ON saas.users
+	FOR EACH STATEMENT EXECUTE FUNCTION saas._session_state_changed();
+CREATE TRIGGER organizations_session_state AFTER UPDATE OR DELETE ON saas.organizations
+	FOR EACH STATEMENT EXECUTE FUNCTION saas._session_state_changed();
+CREATE TRIGGER sessions_session_state AFTER INSERT OR UPDATE OR DELETE ON saas._sessions
+	FOR EACH STATEMENT EXECUTE FUNCTION saas._session_state_changed();
+CREATE TRIGGER revoked_tokens_session_state AFTER INSERT OR UPDATE OR DELETE ON saas._revoked_tokens
+	FOR EACH STATEMENT EXECUTE FUNCTION saas._session_state_changed();
+
+SELECT pg_catalog.pg_extension_config_dump('saas._sessions', '');
+SELECT pg_catalog.pg_extension_config_dump('saas._revoked_tokens', '');
+SELECT pg_catalog.pg_extension_config_dump('saas._user_refs', '');
