@@ -9,7 +9,8 @@
  * moment it was issued. Wherever a context is read (saas.authenticate, a
  * policy calling saas.current_org_id(), on any backend) it is checked
  * against the user's current state, read with one index lookup and cached
- * per backend for at most SAAS_SESSION_TTL (5 seconds): that is the bound
+ * per backend for SAAS_SESSION_TTL_S (4 seconds, within the documented 5 s
+ * bound): that is the bound
  * within which a password change, demotion, deactivation, deletion, logout
  * or organization suspension ends tokens everywhere. The backend that makes
  * such a change forgets its cache at once (a statement trigger).

@@ -10,8 +10,11 @@
 
 #include "utils/uuid.h"
 
-/* How long a backend trusts what it read about a user (the documented bound). */
-#define SAAS_SESSION_TTL_S 5
+/*
+ * How long a backend trusts what it read about a user. The documented bound
+ * is 5 seconds; a second of it is left for the request in flight.
+ */
+#define SAAS_SESSION_TTL_S 4
 /* Revoked tokens kept per user before logout ends all sessions instead. */
 #define SAAS_SESSION_MAX_REVOKED 32
 
