@@ -219,6 +219,12 @@ SELECT t.err('POST', '/auth/login', NULL, '{"email":"carol@rules-a.test","passwo
 SELECT t.err('POST', '/auth/login', NULL, '{"email":"nobody@rules-a.test","password":"not the password"}') AS unknown_email;
 SELECT t.claim(saas.login('{"email":"carol@rules-a.test","password":"carols newer password","organization":"rules-a"}')->>'token', 'org_id') = :'org_a' AS with_slug;
 SELECT t.err('POST', '/auth/login', NULL, '{"email":"carol@rules-a.test","password":"carols newer password","organization":"rules-b"}') AS slug_of_the_copy;
+-- The same email and the same password in two organizations: the caller
+-- knows both accounts, and is asked which one.
+SELECT (t.req('POST', '/users', :'carol', '{"email":"twin@rules.test","first_name":"T","last_name":"A","role":"user","password":"the twins password"}')).status AS twin_a,
+	   (t.req('POST', '/users', :'mallory', '{"email":"twin@rules.test","first_name":"T","last_name":"B","role":"user","password":"the twins password"}')).status AS twin_b;
+SELECT t.err('POST', '/auth/login', NULL, '{"email":"twin@rules.test","password":"the twins password"}') AS ambiguous;
+SELECT t.claim(saas.login('{"email":"twin@rules.test","password":"the twins password","organization":"rules-b"}')->>'token', 'org_id') = :'org_b' AS twin_with_slug;
 RESET ROLE;
 
 --
