@@ -254,3 +254,18 @@ BEGIN;
 SELECT saas.authenticate(:'jose_style') ->> 'role' AS fractional_dates_and_lower_typ, saas.current_role() AS role_now;
 ROLLBACK;
 RESET ROLE;
+
+--
+-- 11. The context is checked in parallel workers too (current_org_id() is
+--     PARALLEL SAFE and reads the user's state there).
+--
+SET ROLE regress_app;
+BEGIN;
+SET LOCAL force_parallel_mode = on;
+SET LOCAL parallel_setup_cost = 0;
+SET LOCAL parallel_tuple_cost = 0;
+SET LOCAL min_parallel_table_scan_size = 0;
+SELECT saas.authenticate(:'carol') IS NOT NULL AS authenticated;
+SELECT count(*) AS users_of_a, count(DISTINCT org_id) AS orgs FROM saas.users;
+ROLLBACK;
+RESET ROLE;
