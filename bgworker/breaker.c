@@ -11,6 +11,12 @@
  * close it, one failure opens it again. Every transition is reported to
  * the caller, which records it in saas._breaker_events.
  *
+ * What counts is decided in one place, cb_record_call, for the jobs and
+ * the pull sync alike: only the service's own failures (connection errors,
+ * timeouts, 408, 5xx) count against it. A request that could not be made,
+ * or that the service refused as wrong, is that request's problem: one
+ * tenant's malformed external id must never open the circuit for all.
+ *
  * Only the worker changes a breaker; readers (the status view) take the
  * same lock in shared mode.
  *
@@ -168,6 +174,59 @@ cb_throttled(int svc, int64 until)
 	if (until > b->throttled_until)
 		b->throttled_until = until;
 	LWLockRelease(saas_worker_lock());
+}
+
+/*
+ * cb_release: a call that was let through never reached the service (its
+ * request could not be made). It says nothing about the service; the probe
+ * slot it may hold goes back, so a half-open breaker still gets its probes.
+ */
+void
+cb_release(int svc)
+{
+	SaasBreaker *b = &saas_worker_shared->breakers[svc];
+
+	LWLockAcquire(saas_worker_lock(), LW_EXCLUSIVE);
+	if (b->state == CB_HALF_OPEN && b->probes_in_flight > 0)
+		b->probes_in_flight--;
+	LWLockRelease(saas_worker_lock());
+}
+
+/*
+ * cb_record_call: what one call tells its service's breaker. A service
+ * failure counts against it; an answer, even one refusing the request
+ * (3xx, 4xx), shows the service working and counts as a success; a 429
+ * pauses the service until Retry-After and counts as neither; a request
+ * that was never made (WK_UNSENDABLE, WK_LOCAL_ERROR) counts as nothing.
+ */
+void
+cb_record_call(const CbSettings *s, const WkCall *c, int64 now, CbTransition *tr,
+			   bool *transitioned)
+{
+	char		err[300];
+
+	*transitioned = false;
+	switch (c->outcome)
+	{
+		case WK_OK:
+		case WK_REFUSED:
+			cb_record(c->svc, s, true, c->latency_ms, NULL, now, tr, transitioned);
+			break;
+		case WK_SERVICE_FAILED:
+			if (c->status != 0)
+				snprintf(err, sizeof(err), "HTTP %ld: %.200s", c->status, c->resp ? c->resp : "");
+			else
+				snprintf(err, sizeof(err), "%s", c->error[0] ? c->error : "no answer");
+			cb_record(c->svc, s, false, c->latency_ms, err, now, tr, transitioned);
+			break;
+		case WK_THROTTLED:
+			cb_throttled(c->svc, now + (int64) Max(c->retry_after_s, 1) * USECS_PER_SEC);
+			break;
+		case WK_UNSENDABLE:
+		case WK_LOCAL_ERROR:
+			cb_release(c->svc);
+			break;
+	}
 }
 
 int

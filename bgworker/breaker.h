@@ -8,6 +8,8 @@
 #ifndef SAAS_BREAKER_H
 #define SAAS_BREAKER_H
 
+#include "http_client.h"
+
 typedef struct CbSettings
 {
 	double		failure_rate;	/* open at or above this share of failures */
@@ -29,7 +31,10 @@ extern int	cb_acquire(int svc, const CbSettings *s, int64 now_us, int want,
 					   CbTransition *tr, bool *transitioned);
 extern void cb_record(int svc, const CbSettings *s, bool success, int latency_ms,
 					  const char *error, int64 now_us, CbTransition *tr, bool *transitioned);
+extern void cb_record_call(const CbSettings *s, const WkCall *c, int64 now_us,
+						   CbTransition *tr, bool *transitioned);
 extern int	cb_state(int svc);
 extern void cb_throttled(int svc, int64 until_us);
+extern void cb_release(int svc);
 
 #endif

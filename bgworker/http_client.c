@@ -9,12 +9,19 @@
  * it): the response buffer is allocated before the call and truncated at
  * resp_max (and flagged as truncated).
  *
+ * This file also builds every outbound URL (wk_build_url) and says what
+ * became of each call (WkOutcome), so that the jobs and the pull sync share
+ * one rule for what is retried and what counts against a service's breaker:
+ * a request that could not be made, or that the service refused as wrong,
+ * is that request's problem alone and never the service's.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include <curl/curl.h>
 
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 
 #include "http_client.h"
@@ -74,16 +81,62 @@ wk_header(char *buf, size_t size, size_t nitems, void *userdata)
 	return n;
 }
 
-/* wk_prepare: one easy handle for a call. */
+/* wk_method_ok: a method is 1-16 capital letters (it ends up in the request line). */
+static bool
+wk_method_ok(const char *m)
+{
+	int			i;
+
+	for (i = 0; m[i]; i++)
+		if (i >= 16 || m[i] < 'A' || m[i] > 'Z')
+			return false;
+	return i > 0;
+}
+
+/* wk_key_ok: an Idempotency-Key is 1-255 visible ASCII characters (a header value). */
+static bool
+wk_key_ok(const char *k)
+{
+	int			i;
+
+	for (i = 0; k[i]; i++)
+		if (i >= 255 || (unsigned char) k[i] <= 0x20 || (unsigned char) k[i] >= 0x7f)
+			return false;
+	return i > 0;
+}
+
+/* wk_fail: a call that never starts, with its outcome and why. */
+static CURL *
+wk_fail(WkCall *c, CURL *e, WkOutcome outcome, const char *why, CURLcode rc)
+{
+	c->outcome = outcome;
+	if (rc != CURLE_OK)
+		snprintf(c->error, sizeof(c->error), "%s (%s)", why, curl_easy_strerror(rc));
+	else
+		strlcpy(c->error, why, sizeof(c->error));
+	if (e)
+		curl_easy_cleanup(e);
+	if (c->headers)
+	{
+		curl_slist_free_all(c->headers);
+		c->headers = NULL;
+	}
+	return NULL;
+}
+
+/*
+ * wk_prepare: one easy handle for a call, or NULL when the call cannot
+ * start (c->outcome and c->error say why). Every setopt is checked: a
+ * request that libcurl refuses to set up is not made at all.
+ */
 static CURL *
 wk_prepare(WkCall *c)
 {
-	CURL	   *e = curl_easy_init();
+	CURL	   *e;
 	struct curl_slist *h = NULL;
 	char		line[300];
+	CURLcode	rc = CURLE_OK;
 
-	if (e == NULL)
-		return NULL;
 	if (c->resp_max <= 0)
 		c->resp_max = WK_RESP_MAX;
 	c->resp = palloc(c->resp_max + 1);
@@ -91,37 +144,143 @@ wk_prepare(WkCall *c)
 	c->resp_len = 0;
 	c->truncated = false;
 	c->status = 0;
-	c->error[0] = '\0';
 	c->retry_after_s = -1;
+	c->headers = NULL;
+	c->outcome = WK_SERVICE_FAILED;
+
+	/* The caller could not build a URL: it said why in c->error. */
+	if (c->url == NULL)
+	{
+		c->outcome = WK_UNSENDABLE;
+		if (c->error[0] == '\0')
+			strlcpy(c->error, "no URL", sizeof(c->error));
+		return NULL;
+	}
+	c->error[0] = '\0';
+	if (c->method == NULL || !wk_method_ok(c->method))
+		return wk_fail(c, NULL, WK_UNSENDABLE, "the method is not an HTTP method", CURLE_OK);
+	if (c->idempotency_key && !wk_key_ok(c->idempotency_key))
+		return wk_fail(c, NULL, WK_UNSENDABLE,
+					   "the Idempotency-Key is not 1-255 visible ASCII characters", CURLE_OK);
+
+	e = curl_easy_init();
+	if (e == NULL)
+		return wk_fail(c, NULL, WK_LOCAL_ERROR, "could not create a libcurl handle", CURLE_OK);
 
 	h = curl_slist_append(h, "Content-Type: application/json");
-	h = curl_slist_append(h, "Accept: application/json");
-	h = curl_slist_append(h, "User-Agent: pg_saas-worker");
-	if (c->idempotency_key)
+	if (h)
+		h = curl_slist_append(h, "Accept: application/json");
+	if (h)
+		h = curl_slist_append(h, "User-Agent: pg_saas-worker");
+	if (h && c->idempotency_key)
 	{
 		snprintf(line, sizeof(line), "Idempotency-Key: %s", c->idempotency_key);
 		h = curl_slist_append(h, line);
 	}
-	h = curl_slist_append(h, "Expect:");
+	if (h)
+		h = curl_slist_append(h, "Expect:");
+	if (h == NULL)
+		return wk_fail(c, e, WK_LOCAL_ERROR, "could not build the request headers", CURLE_OK);
 	c->headers = h;
 
-	curl_easy_setopt(e, CURLOPT_URL, c->url);
-	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c->method);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-	if (c->body)
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) c->timeout_ms);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) Min(c->timeout_ms, 2000));
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, wk_write);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, wk_header);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, c);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	rc = curl_easy_setopt(e, CURLOPT_URL, c->url);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c->method);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+	if (rc == CURLE_OK && c->body)
+		rc = curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) c->timeout_ms);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) Min(c->timeout_ms, 2000));
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, wk_write);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, wk_header);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_PRIVATE, c);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	if (rc != CURLE_OK)
+		return wk_fail(c, e, rc == CURLE_OUT_OF_MEMORY ? WK_LOCAL_ERROR : WK_UNSENDABLE,
+					   "could not set up the request", rc);
 	c->easy = e;
 	return e;
+}
+
+/*
+ * wk_transfer_outcome: a transfer that ended without an HTTP answer. The
+ * codes below mean libcurl would not make this request (its URL or options
+ * are wrong), which no retry and no other service state changes; running
+ * out of memory is ours. Everything else (refused, reset, timed out, name
+ * not resolved, bad answer) is the service's.
+ */
+static WkOutcome
+wk_transfer_outcome(CURLcode rc)
+{
+	switch (rc)
+	{
+		case CURLE_URL_MALFORMAT:
+		case CURLE_UNSUPPORTED_PROTOCOL:
+		case CURLE_BAD_FUNCTION_ARGUMENT:
+		case CURLE_UNKNOWN_OPTION:
+		case CURLE_NOT_BUILT_IN:
+			return WK_UNSENDABLE;
+		case CURLE_OUT_OF_MEMORY:
+		case CURLE_FAILED_INIT:
+			return WK_LOCAL_ERROR;
+		default:
+			return WK_SERVICE_FAILED;
+	}
+}
+
+/*
+ * wk_status_outcome: an HTTP answer. 408 and 5xx are the service's trouble
+ * and 429 its pacing; any other non-2xx answer (3xx, which is not followed,
+ * and 4xx such as 400, 404, 405, 409, 410, 413, 414, 422) says the request
+ * itself is wrong: the service is working, and the same request will fail
+ * again.
+ */
+static WkOutcome
+wk_status_outcome(long status)
+{
+	if (status >= 200 && status < 300)
+		return WK_OK;
+	if (status == 429)
+		return WK_THROTTLED;
+	if (status == 408 || status >= 500 || status < 100)
+		return WK_SERVICE_FAILED;
+	return WK_REFUSED;
+}
+
+const char *
+wk_outcome_name(WkOutcome o)
+{
+	switch (o)
+	{
+		case WK_OK:
+			return "ok";
+		case WK_REFUSED:
+			return "refused";
+		case WK_THROTTLED:
+			return "throttled";
+		case WK_SERVICE_FAILED:
+			return "service failed";
+		case WK_UNSENDABLE:
+			return "request cannot be made";
+		case WK_LOCAL_ERROR:
+			return "local error";
+	}
+	return "?";
 }
 
 /*
@@ -141,13 +300,16 @@ wk_http_run(WkCall *calls, int n)
 	for (i = 0; i < n; i++)
 	{
 		CURL	   *e = wk_prepare(&calls[i]);
+		CURLMcode	mrc;
 
 		if (e == NULL)
+			continue;			/* outcome and error are set */
+		mrc = curl_multi_add_handle(m, e);
+		if (mrc != CURLM_OK)
 		{
-			strlcpy(calls[i].error, "could not create a libcurl handle", sizeof(calls[i].error));
-			continue;
+			calls[i].easy = NULL;
+			(void) wk_fail(&calls[i], e, WK_LOCAL_ERROR, curl_multi_strerror(mrc), CURLE_OK);
 		}
-		curl_multi_add_handle(m, e);
 	}
 
 	do
@@ -168,9 +330,17 @@ wk_http_run(WkCall *calls, int n)
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_TOTAL_TIME, &total);
 			c->latency_ms = (int) (total * 1000);
 			if (msg->data.result == CURLE_OK)
+			{
 				curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &c->status);
+				c->outcome = wk_status_outcome(c->status);
+				if (c->status == 0)
+					strlcpy(c->error, "no answer", sizeof(c->error));
+			}
 			else
+			{
+				c->outcome = wk_transfer_outcome(msg->data.result);
 				snprintf(c->error, sizeof(c->error), "%s", curl_easy_strerror(msg->data.result));
+			}
 		}
 		if (running > 0)
 			curl_multi_poll(m, NULL, 0, 100, NULL);
@@ -190,4 +360,153 @@ wk_http_run(WkCall *calls, int n)
 			calls[i].headers = NULL;
 		}
 	}
+}
+
+/* wk_append_escaped: s percent-encoded (all but A-Z a-z 0-9 - . _ ~). */
+static void
+wk_append_escaped(StringInfo buf, const char *s)
+{
+	char	   *esc = curl_easy_escape(NULL, s, (int) strlen(s));
+
+	if (esc == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	appendStringInfoString(buf, esc);
+	curl_free(esc);
+}
+
+/* wk_url_has: whether the URL has this part (a query, a fragment). */
+static bool
+wk_url_has(CURLU *u, CURLUPart what)
+{
+	char	   *part = NULL;
+	CURLUcode	rc = curl_url_get(u, what, &part, 0);
+
+	if (part)
+		curl_free(part);
+	return rc == CURLUE_OK;
+}
+
+/*
+ * wk_build_url: the URL of a call, and the only place one is made.
+ *
+ * base_url is the service's setting: an http(s) URL without a query or a
+ * fragment; its path is kept. Each of segs is then appended as exactly one
+ * path segment, and query holds nquery name/value pairs (query[2i],
+ * query[2i + 1]; a NULL value leaves its pair out). Every segment, name and
+ * value is percent-encoded with curl_easy_escape, which leaves only
+ * A-Z a-z 0-9 - . _ ~ as they are: a '/', '?', '#', '%' or space in an
+ * external id stays inside its own segment or value, so an id can neither
+ * climb to another resource ("../../v2/customers/x") nor add a parameter
+ * ("x?cascade=all"). A segment that is empty, "." or ".." cannot be sent as
+ * one (it would name the collection or its parent, and servers decode
+ * "%2E%2E" to ".."), so it is refused. The parts are assembled and checked
+ * by libcurl's URL API.
+ *
+ * Returns the URL (palloc'd), or NULL with err set when no request can be
+ * made with these pieces. err never quotes base_url (it may hold a
+ * password).
+ */
+char *
+wk_build_url(const char *base_url, const char *const *segs, int nsegs,
+			 const char *const *query, int nquery, char *err, size_t errlen)
+{
+	CURLU	   *u = curl_url();
+	CURLUcode	rc;
+	char	   *part = NULL;
+	StringInfoData buf;
+	char	   *url = NULL;
+	int			i;
+
+	if (u == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	err[0] = '\0';
+	initStringInfo(&buf);
+
+	rc = curl_url_set(u, CURLUPART_URL, base_url ? base_url : "", 0);
+	if (rc != CURLUE_OK)
+	{
+		snprintf(err, errlen, "the base_url is not a URL (%s)", curl_url_strerror(rc));
+		goto done;
+	}
+	rc = curl_url_get(u, CURLUPART_SCHEME, &part, 0);
+	if (rc != CURLUE_OK || (pg_strcasecmp(part, "http") != 0 && pg_strcasecmp(part, "https") != 0))
+	{
+		snprintf(err, errlen, "the base_url is not an http or https URL");
+		goto done;
+	}
+	curl_free(part);
+	part = NULL;
+	if (wk_url_has(u, CURLUPART_QUERY) || wk_url_has(u, CURLUPART_FRAGMENT))
+	{
+		snprintf(err, errlen, "the base_url has a query or a fragment");
+		goto done;
+	}
+
+	/* The path: the base's, without trailing slashes, then one escaped segment each. */
+	rc = curl_url_get(u, CURLUPART_PATH, &part, 0);
+	if (rc != CURLUE_OK)
+	{
+		snprintf(err, errlen, "the base_url has no path (%s)", curl_url_strerror(rc));
+		goto done;
+	}
+	appendStringInfoString(&buf, part);
+	curl_free(part);
+	part = NULL;
+	while (buf.len > 0 && buf.data[buf.len - 1] == '/')
+		buf.data[--buf.len] = '\0';
+	for (i = 0; i < nsegs; i++)
+	{
+		if (segs[i] == NULL || segs[i][0] == '\0' ||
+			strcmp(segs[i], ".") == 0 || strcmp(segs[i], "..") == 0)
+		{
+			snprintf(err, errlen, "path segment %d is empty, \".\" or \"..\"", i + 1);
+			goto done;
+		}
+		appendStringInfoChar(&buf, '/');
+		wk_append_escaped(&buf, segs[i]);
+	}
+	if (buf.len == 0)
+		appendStringInfoChar(&buf, '/');
+	rc = curl_url_set(u, CURLUPART_PATH, buf.data, 0);
+	if (rc != CURLUE_OK)
+	{
+		snprintf(err, errlen, "the path is refused by libcurl (%s)", curl_url_strerror(rc));
+		goto done;
+	}
+
+	resetStringInfo(&buf);
+	for (i = 0; i < nquery; i++)
+	{
+		if (query[2 * i + 1] == NULL)
+			continue;
+		if (buf.len > 0)
+			appendStringInfoChar(&buf, '&');
+		wk_append_escaped(&buf, query[2 * i]);
+		appendStringInfoChar(&buf, '=');
+		wk_append_escaped(&buf, query[2 * i + 1]);
+	}
+	if (buf.len > 0)
+	{
+		rc = curl_url_set(u, CURLUPART_QUERY, buf.data, 0);
+		if (rc != CURLUE_OK)
+		{
+			snprintf(err, errlen, "the query is refused by libcurl (%s)", curl_url_strerror(rc));
+			goto done;
+		}
+	}
+
+	rc = curl_url_get(u, CURLUPART_URL, &part, 0);
+	if (rc != CURLUE_OK)
+	{
+		snprintf(err, errlen, "libcurl cannot assemble the URL (%s)", curl_url_strerror(rc));
+		goto done;
+	}
+	url = pstrdup(part);
+
+done:
+	if (part)
+		curl_free(part);
+	curl_url_cleanup(u);
+	pfree(buf.data);
+	return url;
 }

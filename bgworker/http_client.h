@@ -2,7 +2,8 @@
  *
  * http_client.h
  *	  The worker's outbound calls: libcurl's multi interface, many calls at
- *	  once, never inside a transaction.
+ *	  once, never inside a transaction; and the one place that builds their
+ *	  URLs.
  *
  *-------------------------------------------------------------------------
  */
@@ -11,17 +12,37 @@
 
 #define WK_RESP_MAX 65536
 
+/*
+ * What became of a call. It decides both the retry policy (worker_jobs.c)
+ * and what the service's breaker hears (cb_record_call): only
+ * WK_SERVICE_FAILED counts against a service.
+ */
+typedef enum WkOutcome
+{
+	WK_OK,						/* 2xx */
+	WK_REFUSED,					/* any other answer but 408 and 429 (3xx, 4xx):
+								 * the request is wrong, the service is fine */
+	WK_THROTTLED,				/* 429 */
+	WK_SERVICE_FAILED,			/* connection error, timeout, 408, 5xx */
+	WK_UNSENDABLE,				/* the request could not be made: bad URL,
+								 * method or header, or libcurl calls it
+								 * malformed; nothing reached the service */
+	WK_LOCAL_ERROR				/* our side failed (out of memory): worth
+								 * another try, not the service's fault */
+} WkOutcome;
+
 typedef struct WkCall
 {
 	/* request */
 	int			svc;
-	char	   *url;
+	char	   *url;			/* NULL: no URL could be built (see error) */
 	const char *method;
 	char	   *body;			/* JSON or NULL */
 	char	   *idempotency_key;
 	int			timeout_ms;
 	int			resp_max;		/* 0: WK_RESP_MAX */
 	/* result */
+	WkOutcome	outcome;
 	long		status;			/* 0 when no HTTP answer */
 	char		error[256];		/* transport error, empty if none */
 	int			retry_after_s;	/* -1 when absent */
@@ -36,5 +57,8 @@ typedef struct WkCall
 
 extern void wk_http_init(void);
 extern void wk_http_run(WkCall *calls, int n);
+extern char *wk_build_url(const char *base_url, const char *const *segs, int nsegs,
+						  const char *const *query, int nquery, char *err, size_t errlen);
+extern const char *wk_outcome_name(WkOutcome o);
 
 #endif

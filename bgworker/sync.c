@@ -7,8 +7,16 @@
  * The pages are read with no transaction open; they are applied in one
  * transaction at the end, under a trusted context of the organization and
  * marked as coming from the service (not pushed back). lastSync moves only
- * when every page was read and applied. A failed read counts for the
- * service's breaker and leaves lastSync where it was.
+ * when every page was read and applied; a failed read leaves it where it was.
+ *
+ * URLs are built by wk_build_url (the organization's reference is an escaped
+ * query value) and every read is told to the breaker by cb_record_call, the
+ * jobs' rule: only the service's own failures count against it. A read the
+ * service refuses as wrong (a 4xx, for instance for a malformed reference)
+ * fails that organization's sync alone, and the organization waits
+ * sync_interval_seconds before its next try (it is parked in this process's
+ * memory): the least recently synced come first, so without that a few such
+ * organizations would take every round's places and starve the others.
  *
  *-------------------------------------------------------------------------
  */
@@ -17,8 +25,8 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "lib/stringinfo.h"
 #include "pgstat.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -37,19 +45,20 @@
 #define SYNC_MAX_PAGES		200
 #define SYNC_CHECK_EVERY_S	5
 #define SYNC_PAGE_MAX		(16 * 1024 * 1024)
+#define SYNC_PARKED_MAX		1024
 
 static SaasPlan plan_due = {
 	"SELECT o.id, coalesce(o.external_ids ->> 'user_service', o.id::text),"
 	" to_char(s.cursor_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), i.base_url, i.timeout_ms,"
 	" i.breaker_failure_rate, i.breaker_min_volume, i.breaker_window_seconds,"
-	" i.breaker_reset_seconds, i.breaker_half_open_probes"
+	" i.breaker_reset_seconds, i.breaker_half_open_probes, i.sync_interval_seconds"
 	" FROM saas.organizations o CROSS JOIN saas.integrations i"
 	" LEFT JOIN saas.sync_state s ON s.org_id = o.id AND s.service = i.service"
 	" WHERE i.service = 'user-service' AND i.enabled"
-	" AND o.status = 'active'"
+	" AND o.status = 'active' AND o.id <> ALL ($2)"
 	" AND (s.last_sync IS NULL OR s.last_sync < now() - make_interval(secs => i.sync_interval_seconds))"
 	" ORDER BY s.last_sync NULLS FIRST LIMIT $1",
-	1, {INT4OID}
+	2, {INT4OID, UUIDARRAYOID}
 };
 
 static SaasPlan plan_apply_page = {
@@ -67,72 +76,129 @@ typedef struct SyncOrg
 	char	   *since;			/* RFC 3339 or NULL */
 	char	   *base_url;
 	int			timeout_ms;
+	int			interval_s;
 	CbSettings	cb;
 	List	   *pages;			/* response bodies (char *) */
 	bool		complete;
+	bool		refused;		/* the service refused the request as wrong */
 } SyncOrg;
+
+/* An organization whose sync was refused, and until when it waits. */
+typedef struct SyncParked
+{
+	pg_uuid_t	org;
+	int64		until;
+} SyncParked;
+
+static SyncParked parked[SYNC_PARKED_MAX];
+static int	nparked = 0;
 
 static int64 last_check = 0;
 static const pg_uuid_t nil_user = {{0}};
 
-/* sync_escape: a query-string value, percent-encoded. */
-static char *
-sync_escape(const char *s)
+/*
+ * sync_parked_orgs: the organizations still parked, as a uuid[] for the
+ * query of due organizations; parkings that ended are dropped.
+ */
+static Datum
+sync_parked_orgs(int64 now)
 {
-	StringInfoData o;
+	Datum	   *ids = palloc(sizeof(Datum) * Max(nparked, 1));
+	int			i,
+				k = 0;
 
-	initStringInfo(&o);
-	for (; *s; s++)
-	{
-		unsigned char c = *s;
-
-		if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
-			appendStringInfoChar(&o, c);
-		else
-			appendStringInfo(&o, "%%%02X", c);
-	}
-	return o.data;
+	for (i = 0; i < nparked; i++)
+		if (parked[i].until > now)
+			parked[k++] = parked[i];
+	nparked = k;
+	for (i = 0; i < nparked; i++)
+		ids[i] = UUIDPGetDatum(&parked[i].org);
+	return PointerGetDatum(construct_array(ids, nparked, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
 }
 
-/* sync_read_all: every page for one organization; false on any failure. */
-static bool
-sync_read_all(SyncOrg *o, MemoryContext keep)
+/* sync_park: no sync of org before until; when full, the soonest to end makes room. */
+static void
+sync_park(const pg_uuid_t *org, int64 until)
 {
+	int			i,
+				slot = -1;
+
+	for (i = 0; i < nparked && slot < 0; i++)
+		if (memcmp(&parked[i].org, org, sizeof(pg_uuid_t)) == 0)
+			slot = i;
+	if (slot < 0 && nparked < SYNC_PARKED_MAX)
+		slot = nparked++;
+	if (slot < 0)
+	{
+		slot = 0;
+		for (i = 1; i < nparked; i++)
+			if (parked[i].until < parked[slot].until)
+				slot = i;
+	}
+	parked[slot].org = *org;
+	parked[slot].until = until;
+}
+
+/*
+ * sync_read_all: every page for one organization; false on any failure.
+ * Breaker transitions are appended to trs (recorded by the caller, in a
+ * transaction).
+ */
+static bool
+sync_read_all(SyncOrg *o, MemoryContext keep, CbTransition *trs, int *ntr, int maxtr)
+{
+	static const char *const segs[] = {"users"};
 	int			page;
 	int			svc = saas_service_index("user-service");
+	char	   *org = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&o->org)));
 
 	for (page = 1; page <= SYNC_MAX_PAGES; page++)
 	{
 		WkCall		c;
-		CbTransition tr;
 		bool		moved;
-		bool		ok;
+		char		pagebuf[16];
+		const char *query[8];
 
 		if (cb_state(svc) == CB_OPEN)
 			return false;
+		snprintf(pagebuf, sizeof(pagebuf), "%d", page);
+		query[0] = "organization_id";
+		query[1] = o->ref;
+		query[2] = "per_page";
+		query[3] = "100";
+		query[4] = "page";
+		query[5] = pagebuf;
+		query[6] = "updated_since";
+		query[7] = o->since;	/* NULL: left out */
 		memset(&c, 0, sizeof(c));
 		c.svc = svc;
 		c.method = "GET";
 		c.timeout_ms = o->timeout_ms;
 		c.resp_max = SYNC_PAGE_MAX;
-		c.url = psprintf("%s/users?organization_id=%s&per_page=100&page=%d%s%s",
-						 o->base_url, sync_escape(o->ref), page,
-						 o->since ? "&updated_since=" : "", o->since ? sync_escape(o->since) : "");
+		c.url = wk_build_url(o->base_url, segs, lengthof(segs), query, lengthof(query) / 2,
+							 c.error, sizeof(c.error));
 		wk_http_run(&c, 1);
-		ok = (c.status == 200);
-		if (ok && (c.truncated || !saas_json_valid_strict(c.resp, c.resp_len, true)))
+		cb_record_call(&o->cb, &c, GetCurrentTimestamp(), &trs[*ntr], &moved);
+		if (moved && *ntr < maxtr)
+			(*ntr)++;
+		if (c.status != 200)
 		{
-			elog(LOG, "pg_saas worker: sync of %s: page %d is %s; lastSync stays",
-				 o->ref, page, c.truncated ? "larger than 16 MB" : "not a JSON object");
+			char		why[300];
+
+			if (c.status != 0)
+				snprintf(why, sizeof(why), "HTTP %ld", c.status);
+			else
+				snprintf(why, sizeof(why), "%s", c.error);
+			o->refused = (c.outcome == WK_REFUSED || c.outcome == WK_UNSENDABLE);
+			elog(LOG, "pg_saas worker: sync of organization %s failed on page %d (%s: %s)%s",
+				 org, page, wk_outcome_name(c.outcome), why,
+				 o->refused ? "; next try after sync_interval_seconds" : "");
 			return false;
 		}
-		cb_record(svc, &o->cb, ok || (c.status >= 400 && c.status < 500 && c.status != 408 && c.status != 429),
-				  c.latency_ms, ok ? NULL : (c.error[0] ? c.error : "sync read failed"),
-				  GetCurrentTimestamp(), &tr, &moved);
-		if (!ok)
+		if (c.truncated || !saas_json_valid_strict(c.resp, c.resp_len, true))
 		{
-			elog(LOG, "pg_saas worker: sync of %s failed on page %d (HTTP %ld %s)",
-				 o->ref, page, c.status, c.error);
+			elog(LOG, "pg_saas worker: sync of organization %s: page %d is %s; lastSync stays",
+				 org, page, c.truncated ? "larger than 16 MB" : "not a JSON object");
 			return false;
 		}
 		o->pages = lappend(o->pages, MemoryContextStrdup(keep, c.resp));
@@ -155,17 +221,23 @@ wk_sync_round(void)
 				i,
 				done = 0;
 	MemoryContext keep = CurrentMemoryContext;
-	Datum		arg;
+	Datum		args_due[2];
+	CbTransition trs[SYNC_ORGS_PER_ROUND * 2];
+	int			ntr = 0;
+	char		err[256];
 
 	if (now - last_check < (int64) SYNC_CHECK_EVERY_S * USECS_PER_SEC)
 		return 0;
 	last_check = now;
 
-	arg = Int32GetDatum(SYNC_ORGS_PER_ROUND);
 	orgs = MemoryContextAllocZero(keep, sizeof(SyncOrg) * SYNC_ORGS_PER_ROUND);
-	if (wk_xact_begin("pg_saas worker: pull sync") &&
-		saas_exec(&plan_due, &arg, NULL, true, 0) == SPI_OK_SELECT)
+	if (wk_xact_begin("pg_saas worker: pull sync"))
 	{
+		args_due[0] = Int32GetDatum(SYNC_ORGS_PER_ROUND);
+		args_due[1] = sync_parked_orgs(now);
+		if (saas_exec(&plan_due, args_due, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the organizations due for a sync");
+
 		for (i = 0; i < (int) SPI_processed; i++)
 		{
 			HeapTuple	t = SPI_tuptable->vals[i];
@@ -186,20 +258,31 @@ wk_sync_round(void)
 			o->cb.window_s = DatumGetInt32(SPI_getbinval(t, d, 8, &isnull));
 			o->cb.reset_s = DatumGetInt32(SPI_getbinval(t, d, 9, &isnull));
 			o->cb.probes = DatumGetInt32(SPI_getbinval(t, d, 10, &isnull));
+			o->interval_s = DatumGetInt32(SPI_getbinval(t, d, 11, &isnull));
 		}
 	}
 	wk_xact_commit();
 	if (n == 0)
 		return 0;
 
+	/* A base_url that makes no URL is the setting's fault (the jobs warn about it). */
+	if (wk_build_url(orgs[0].base_url, NULL, 0, NULL, 0, err, sizeof(err)) == NULL)
+		return 0;
+
 	/* Read, with no transaction open. */
 	pgstat_report_activity(STATE_RUNNING, "pg_saas worker: pull sync");
 	for (i = 0; i < n; i++)
-		orgs[i].complete = sync_read_all(&orgs[i], keep);
+	{
+		orgs[i].complete = sync_read_all(&orgs[i], keep, trs, &ntr, lengthof(trs) - 1);
+		if (orgs[i].refused)
+			sync_park(&orgs[i].org, now + (int64) orgs[i].interval_s * USECS_PER_SEC);
+	}
 
 	/* Apply what was read completely (unless pg_saas went away meanwhile). */
 	if (!wk_xact_begin("pg_saas worker: applying pull sync"))
-		n = 0;
+		n = ntr = 0;
+	for (i = 0; i < ntr; i++)
+		wk_note_transition(&trs[i]);
 	for (i = 0; i < n; i++)
 	{
 		SyncOrg    *o = &orgs[i];

@@ -8,9 +8,14 @@
  * 429, 5xx, timeouts and connection errors are retried after
  * base_backoff_ms * backoff_multiplier^(attempt-1), capped at
  * max_backoff_seconds, with jitter (50-100%), and never sooner than a 429's
- * Retry-After; any other 4xx is dead at once; a job out of attempts is
- * dead. Jobs of a service whose breaker is open are not claimed at all, so
- * they wait without spending attempts.
+ * Retry-After; any other answer (4xx, 3xx) is dead at once, and so is a
+ * request that cannot be made (its URL cannot be built from the job's
+ * path, libcurl calls it malformed): both are the job's own problem, retried
+ * only by saas.retry_job, and never counted against the service's breaker
+ * (cb_record_call). A job out of attempts is dead. Jobs of a service whose
+ * breaker is open are not claimed at all, so they wait without spending
+ * attempts; neither are those of a service whose base_url is not a usable
+ * URL (a setting to fix, not the jobs' fault).
  *
  *-------------------------------------------------------------------------
  */
@@ -18,6 +23,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -136,7 +142,8 @@ static SaasPlan plan_on_success = {
 /* Settings of one service for a round. */
 typedef struct WkService
 {
-	char		base_url[512];
+	char	   *base_url;
+	bool		base_ok;		/* base_url makes URLs (wk_build_url) */
 	int			timeout_ms;
 	int			max_in_flight;
 	int			max_retries;
@@ -219,9 +226,37 @@ wk_reclaim_expired_leases(void)
 	(void) saas_exec(&plan_reclaim, NULL, NULL, false, 0);
 }
 
-/* wk_load_settings: the services' settings, by breaker index. */
+/*
+ * wk_check_base: whether a service's base_url can make URLs. A bad one is
+ * logged once per value; its jobs wait (they are not at fault).
+ */
+static bool
+wk_check_base(int svc, const char *base_url)
+{
+	static uint32 warned[SAAS_NSERVICES];
+	char		err[256];
+	char	   *url = wk_build_url(base_url, NULL, 0, NULL, 0, err, sizeof(err));
+	uint32		h;
+
+	if (url != NULL)
+	{
+		warned[svc] = 0;
+		return true;
+	}
+	h = hash_bytes((const unsigned char *) base_url, strlen(base_url)) | 1;
+	if (warned[svc] != h)
+		elog(WARNING, "pg_saas worker: %s: %s; its jobs wait until saas.integrations.base_url is fixed",
+			 saas_service_names[svc], err);
+	warned[svc] = h;
+	return false;
+}
+
+/*
+ * wk_load_settings: the services' settings, by breaker index; strings are
+ * copied into keep (they outlive the transaction).
+ */
 static void
-wk_load_settings(WkService *svcs)
+wk_load_settings(WkService *svcs, MemoryContext keep)
 {
 	uint64		i;
 
@@ -239,7 +274,8 @@ wk_load_settings(WkService *svcs)
 		if (s < 0)
 			continue;
 		w = &svcs[s];
-		strlcpy(w->base_url, SPI_getvalue(t, d, 2), sizeof(w->base_url));
+		w->base_url = MemoryContextStrdup(keep, SPI_getvalue(t, d, 2));
+		w->base_ok = wk_check_base(s, w->base_url);
 		w->timeout_ms = DatumGetInt32(SPI_getbinval(t, d, 3, &isnull));
 		w->max_in_flight = DatumGetInt32(SPI_getbinval(t, d, 4, &isnull));
 		w->max_retries = DatumGetInt32(SPI_getbinval(t, d, 5, &isnull));
@@ -273,7 +309,7 @@ wk_backoff_s(const WkService *w, int attempt, int retry_after_s)
 	return ms / 1000.0;
 }
 
-static void
+void
 wk_note_transition(const CbTransition *tr)
 {
 	Datum		args[4];
@@ -285,6 +321,40 @@ wk_note_transition(const CbTransition *tr)
 	(void) saas_exec(&plan_transition, args, NULL, false, 0);
 	elog(LOG, "pg_saas worker: circuit of %s %s -> %s (%s)", saas_service_names[tr->service],
 		 saas_breaker_state_name(tr->from), saas_breaker_state_name(tr->to), tr->reason);
+}
+
+/*
+ * wk_job_url: the URL of a job's call, or NULL with err set. A job's path
+ * is "/" resource or "/" resource "/" id, as the outbound flows write it
+ * (extension/sql/70_jobs.sql): the resource is one of their literals, the id
+ * a service's reference pasted in as it is. So the resource must be a plain
+ * name, and everything after the next '/' is the id: one segment whatever
+ * it holds ('/', "..", '?', '%', spaces), escaped and never parsed. A call
+ * that needs more segments will have to pass them apart.
+ */
+static char *
+wk_job_url(const char *base_url, const char *path, char *err, size_t errlen)
+{
+	const char *segs[2];
+	int			nsegs = 0;
+	size_t		n;
+
+	if (path == NULL || path[0] != '/')
+	{
+		snprintf(err, errlen, "the job's path does not start with '/'");
+		return NULL;
+	}
+	path++;
+	n = strspn(path, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
+	if (n == 0 || (path[n] != '\0' && path[n] != '/'))
+	{
+		snprintf(err, errlen, "the job's path is not /resource or /resource/id");
+		return NULL;
+	}
+	segs[nsegs++] = pnstrdup(path, n);
+	if (path[n] == '/')
+		segs[nsegs++] = path + n + 1;
+	return wk_build_url(base_url, segs, nsegs, NULL, 0, err, errlen);
 }
 
 /*
@@ -316,7 +386,7 @@ wk_run_jobs_round(long *sleep_ms)
 		wk_xact_commit();
 		return 0;
 	}
-	wk_load_settings(svcs);
+	wk_load_settings(svcs, keep);
 	now = GetCurrentTimestamp();
 	for (s = 0; s < SAAS_NSERVICES; s++)
 	{
@@ -327,7 +397,7 @@ wk_run_jobs_round(long *sleep_ms)
 		Datum		args[3];
 		uint64		k;
 
-		if (!w->present || !w->enabled)
+		if (!w->present || !w->enabled || !w->base_ok)
 			continue;
 		want = Min(w->max_in_flight, WK_MAX_CALLS - n);
 		if (want <= 0)
@@ -351,6 +421,7 @@ wk_run_jobs_round(long *sleep_ms)
 			char	   *body = SPI_getvalue(t, d, 5);
 			WkCall	   *c = &calls[n];
 			WkJob	   *j = &jobs[n];
+			char	   *url;
 
 			j->org_id = *DatumGetUUIDP(SPI_getbinval(t, d, 1, &isnull));
 			j->id = *DatumGetUUIDP(SPI_getbinval(t, d, 2, &isnull));
@@ -361,7 +432,8 @@ wk_run_jobs_round(long *sleep_ms)
 				j->on_success = MemoryContextStrdup(keep, j->on_success);
 			c->svc = s;
 			c->method = MemoryContextStrdup(keep, method ? method : "POST");
-			c->url = MemoryContextStrdup(keep, psprintf("%s%s", w->base_url, path ? path : ""));
+			url = wk_job_url(w->base_url, path, c->error, sizeof(c->error));
+			c->url = url ? MemoryContextStrdup(keep, url) : NULL;
 			c->body = body ? MemoryContextStrdup(keep, body) : NULL;
 			c->idempotency_key = MemoryContextStrdup(keep, SPI_getvalue(t, d, 8));
 			c->timeout_ms = w->timeout_ms;
@@ -404,29 +476,25 @@ wk_run_jobs_round(long *sleep_ms)
 		WkCall	   *c = &calls[i];
 		WkJob	   *j = &jobs[i];
 		WkService  *w = &svcs[c->svc];
-		bool		ok = (c->status >= 200 && c->status < 300);
-		bool		retryable = (c->status == 0 || c->status == 408 || c->status == 429 ||
-								 c->status >= 500);
-		bool		service_failed = (c->status == 0 || c->status == 408 || c->status >= 500);
+		bool		ok = (c->outcome == WK_OK);
+		bool		retryable = (c->outcome == WK_SERVICE_FAILED || c->outcome == WK_THROTTLED ||
+								 c->outcome == WK_LOCAL_ERROR);
 		char		err[400];
 		bool		moved;
 		Datum		args[5];
 		char		nulls[6] = "     ";
 
-		if (c->status == 0)
-			snprintf(err, sizeof(err), "%s", c->error[0] ? c->error : "no answer");
-		else
+		if (c->status != 0)
 			snprintf(err, sizeof(err), "HTTP %ld: %.300s", c->status, c->resp ? c->resp : "");
-
-		if (c->status != 429)
-		{
-			cb_record(c->svc, &w->cb, !service_failed, c->latency_ms, service_failed ? err : NULL,
-					  now, &pending_tr[ntr], &moved);
-			if (moved && ntr < (int) lengthof(pending_tr) - 1)
-				ntr++;
-		}
+		else if (c->outcome == WK_UNSENDABLE)
+			snprintf(err, sizeof(err), "the request cannot be made: %s", c->error);
 		else
-			cb_throttled(c->svc, now + (int64) Max(c->retry_after_s, 1) * USECS_PER_SEC);
+			snprintf(err, sizeof(err), "%s", c->error[0] ? c->error : "no answer");
+
+		/* Only the service's own failures count against its breaker. */
+		cb_record_call(&w->cb, c, now, &pending_tr[ntr], &moved);
+		if (moved && ntr < (int) lengthof(pending_tr) - 1)
+			ntr++;
 
 		args[0] = wk_uuid(&j->org_id);
 		args[1] = wk_uuid(&j->id);

@@ -18,6 +18,19 @@
 #include <stdint.h>
 #include <time.h>
 
+/*
+ * Limits of a request's head, fixed (docs/relay.md): the relay answers 414
+ * or 431 past them, with the API's error body.  libmicrohttpd's per-
+ * connection memory (SAAS_CONN_MEMORY, main.c) holds a head within all of
+ * them with room to spare, so that it is the relay, not libmicrohttpd, that
+ * decides; only heads far beyond get libmicrohttpd's own short answer.
+ */
+#define SAAS_TARGET_MAX			8192	/* bytes of request target */
+#define SAAS_QUERY_PARAMS_MAX	256		/* '&'-separated query fields */
+#define SAAS_HEADER_FIELDS_MAX	100		/* header lines, repeats included */
+#define SAAS_HEADER_BYTES_MAX	16384	/* names + values + 4 per field */
+#define SAAS_CONN_MEMORY		(64 * 1024)
+
 /* Settings, filled once by main.c from flags and environment, then read-only. */
 typedef struct SaasHttpConfig
 {
@@ -29,6 +42,9 @@ typedef struct SaasHttpConfig
 	int			timeout_ms;		/* pool wait + database call, per request */
 	int			idle_timeout_s; /* an idle or stalled HTTP connection is closed */
 	int			max_connections;	/* concurrent HTTP connections */
+	int			max_per_client; /* of which from one client address */
+	int			header_timeout_s;	/* request line and headers, absolute */
+	int			body_timeout_s; /* body, from the end of the headers, absolute */
 	char	   *openapi_path;	/* file served at GET /openapi.json */
 } SaasHttpConfig;
 

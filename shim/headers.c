@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "checks.h"
 #include "headers.h"
 #include "log.h"
 
@@ -59,7 +60,7 @@ hdr_collect(void *cls, enum MHD_ValueKind kind, const char *key, const char *val
 	int			i;
 
 	(void) kind;
-	if (key == NULL || hs->failed)
+	if (key == NULL || hs->failed || saas_check_is_decoy(key))
 		return MHD_YES;
 	if (strcasecmp(key, "x-client-addr") == 0 || strcasecmp(key, "x-request-id") == 0)
 		return MHD_YES;

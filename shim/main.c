@@ -32,6 +32,7 @@
 #include <microhttpd.h>
 
 #include "common.h"
+#include "guard.h"
 #include "log.h"
 #include "openapi.h"
 #include "pool.h"
@@ -55,8 +56,17 @@ static const char usage_text[] =
 "                         database call (default 5000)           SAAS_HTTP_TIMEOUT_MS\n"
 "  --idle-timeout S       close a connection idle or stalled for S seconds\n"
 "                         (default 15)                           SAAS_HTTP_IDLE_TIMEOUT\n"
-"  --max-connections N    concurrent HTTP connections (default 256)\n"
-"                                                                SAAS_HTTP_MAX_CONNECTIONS\n"
+"  --header-timeout S     a request's line and headers must be in within S\n"
+"                         seconds of its first byte, else 408 (default 10)\n"
+"                                                                SAAS_HTTP_HEADER_TIMEOUT\n"
+"  --body-timeout S       its body within S seconds of the headers, else 408\n"
+"                         (default 30)                           SAAS_HTTP_BODY_TIMEOUT\n"
+"  --max-connections N    concurrent HTTP connections; more are answered 503\n"
+"                         (default 256)                          SAAS_HTTP_MAX_CONNECTIONS\n"
+"  --max-connections-per-client N\n"
+"                         of which from one address (IPv6: one /64); more\n"
+"                         are answered 503 (default 32)\n"
+"                                                   SAAS_HTTP_MAX_CONNECTIONS_PER_CLIENT\n"
 "  --openapi FILE         document served at GET /openapi.json (default:\n"
 "                         ../docs/openapi.json from the binary's folder,\n"
 "                         else the installed copy)               SAAS_HTTP_OPENAPI\n"
@@ -77,7 +87,8 @@ typedef struct MainOption
 enum
 {
 	OPT_LISTEN, OPT_DSN, OPT_POOL, OPT_MAX_BODY, OPT_TIMEOUT, OPT_IDLE,
-	OPT_MAXCONN, OPT_OPENAPI, N_OPTS
+	OPT_HEADER_TIMEOUT, OPT_BODY_TIMEOUT, OPT_MAXCONN, OPT_MAXCONN_CLIENT,
+	OPT_OPENAPI, N_OPTS
 };
 
 /*
@@ -129,7 +140,11 @@ main_parse_args(int argc, char **argv, SaasHttpConfig *cfg)
 		[OPT_MAX_BODY] = {"--max-body", "SAAS_HTTP_MAX_BODY", "1048576"},
 		[OPT_TIMEOUT] = {"--timeout-ms", "SAAS_HTTP_TIMEOUT_MS", "5000"},
 		[OPT_IDLE] = {"--idle-timeout", "SAAS_HTTP_IDLE_TIMEOUT", "15"},
+		[OPT_HEADER_TIMEOUT] = {"--header-timeout", "SAAS_HTTP_HEADER_TIMEOUT", "10"},
+		[OPT_BODY_TIMEOUT] = {"--body-timeout", "SAAS_HTTP_BODY_TIMEOUT", "30"},
 		[OPT_MAXCONN] = {"--max-connections", "SAAS_HTTP_MAX_CONNECTIONS", "256"},
+		[OPT_MAXCONN_CLIENT] = {"--max-connections-per-client",
+		"SAAS_HTTP_MAX_CONNECTIONS_PER_CLIENT", "32"},
 		[OPT_OPENAPI] = {"--openapi", "SAAS_HTTP_OPENAPI", NULL},
 	};
 	const char *listen;
@@ -204,7 +219,10 @@ main_parse_args(int argc, char **argv, SaasHttpConfig *cfg)
 	cfg->max_body = (size_t) main_int(&opts[OPT_MAX_BODY], 1, 1LL << 30);
 	cfg->timeout_ms = (int) main_int(&opts[OPT_TIMEOUT], 10, 3600000);
 	cfg->idle_timeout_s = (int) main_int(&opts[OPT_IDLE], 1, 86400);
+	cfg->header_timeout_s = (int) main_int(&opts[OPT_HEADER_TIMEOUT], 1, 3600);
+	cfg->body_timeout_s = (int) main_int(&opts[OPT_BODY_TIMEOUT], 1, 86400);
 	cfg->max_connections = (int) main_int(&opts[OPT_MAXCONN], 1, 100000);
+	cfg->max_per_client = (int) main_int(&opts[OPT_MAXCONN_CLIENT], 1, 100000);
 	cfg->openapi_path = opts[OPT_OPENAPI].value ? strdup(opts[OPT_OPENAPI].value) :
 		saas_openapi_default_path();
 }
@@ -239,7 +257,10 @@ main_mhd_logger(void *cls, const char *fmt, va_list ap)
  * main_start_daemon
  *		Bind and start libmicrohttpd: thread per connection (a request may
  *		block on the database without holding up others), keep-alive by
- *		default, strict request parsing, and the relay's callbacks.
+ *		default, strict request parsing, and the relay's callbacks.  Its
+ *		connection limit is above the relay's (guard.c answers the excess
+ *		503; libmicrohttpd would drop it silently), and its memory per
+ *		connection holds any head within the relay's limits (common.h).
  */
 static struct MHD_Daemon *
 main_start_daemon(const SaasHttpConfig *cfg, SaasRelay *relay)
@@ -267,7 +288,8 @@ main_start_daemon(const SaasHttpConfig *cfg, SaasRelay *relay)
 							  MHD_OPTION_NOTIFY_COMPLETED, saas_relay_completed, relay,
 							  MHD_OPTION_NOTIFY_CONNECTION, saas_relay_connection, relay,
 							  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) cfg->idle_timeout_s,
-							  MHD_OPTION_CONNECTION_LIMIT, (unsigned int) cfg->max_connections,
+							  MHD_OPTION_CONNECTION_LIMIT, (unsigned int) saas_guard_mhd_limit(cfg),
+							  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) SAAS_CONN_MEMORY,
 							  MHD_OPTION_STRICT_FOR_CLIENT, (int) 1,
 							  MHD_OPTION_END);
 	freeaddrinfo(ai);
@@ -295,6 +317,10 @@ main_log_listening(const SaasHttpConfig *cfg, struct MHD_Daemon *daemon, int con
 	saas_logline_int(&line, "connected", connected);
 	saas_logline_int(&line, "max_body", (long long) cfg->max_body);
 	saas_logline_int(&line, "timeout_ms", cfg->timeout_ms);
+	saas_logline_int(&line, "max_connections", cfg->max_connections);
+	saas_logline_int(&line, "per_client", cfg->max_per_client);
+	saas_logline_int(&line, "header_timeout", cfg->header_timeout_s);
+	saas_logline_int(&line, "body_timeout", cfg->body_timeout_s);
 	saas_logline_str(&line, "version", SAAS_HTTP_VERSION);
 	saas_logline_end(&line);
 }
@@ -360,6 +386,9 @@ main(int argc, char **argv)
 	relay.pool = saas_pool_create(cfg.dsn, cfg.pool_size, cfg.timeout_ms);
 	if (relay.pool == NULL)
 		main_die(1, "out of memory", NULL);
+	relay.guard = saas_guard_create(&cfg);
+	if (relay.guard == NULL || !saas_guard_start(relay.guard))
+		main_die(1, "cannot start the connection watchdog", NULL);
 	if (!saas_openapi_load(cfg.openapi_path, &relay.openapi, &relay.openapi_len))
 		saas_log("warn", "OpenAPI document not found; GET /openapi.json will answer 404",
 				 cfg.openapi_path);
@@ -384,6 +413,7 @@ main(int argc, char **argv)
 			 "SIGINT: finishing in-flight requests", NULL);
 	left = main_drain(&cfg, &relay, daemon, &sigs);
 	MHD_stop_daemon(daemon);
+	saas_guard_destroy(relay.guard);
 	saas_pool_destroy(relay.pool);
 	snprintf(detail, sizeof(detail), "%d request(s) were still active and were cut off", left);
 	saas_log("info", "stopped", left > 0 ? detail : NULL);

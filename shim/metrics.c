@@ -67,6 +67,9 @@ static atomic_uint_fast64_t aborted[N_ROUTES];
 static atomic_uint_fast64_t latency_buckets[N_BUCKETS + 1];
 static atomic_uint_fast64_t latency_sum_us;
 static atomic_int in_flight;
+static atomic_int connections_open;
+static atomic_uint_fast64_t refused[2];	/* max_connections, per_client */
+static atomic_uint_fast64_t deadlines[2];	/* headers, body */
 
 /*
  * route_match
@@ -175,6 +178,37 @@ saas_metrics_in_flight(int delta)
 }
 
 /*
+ * saas_metrics_connections
+ *		Connections accepted within the limits and not yet closed.
+ */
+void
+saas_metrics_connections(int delta)
+{
+	atomic_fetch_add(&connections_open, delta);
+}
+
+/*
+ * saas_metrics_refused
+ *		A connection answered 503 and closed at once: the relay's limit, or
+ *		its client address's.
+ */
+void
+saas_metrics_refused(bool per_client)
+{
+	atomic_fetch_add(&refused[per_client ? 1 : 0], 1);
+}
+
+/*
+ * saas_metrics_deadline
+ *		A request cut off with a 408: headers or body not in by its deadline.
+ */
+void
+saas_metrics_deadline(bool body)
+{
+	atomic_fetch_add(&deadlines[body ? 1 : 0], 1);
+}
+
+/*
  * metrics_printf
  *		Append formatted text; every call here formats well under the buffer.
  */
@@ -256,6 +290,25 @@ saas_metrics_render(SaasBuf *out, SaasPool *pool)
 	metrics_printf(out, "# HELP saas_http_requests_in_flight Requests begun and not yet finished.\n"
 				   "# TYPE saas_http_requests_in_flight gauge\n"
 				   "saas_http_requests_in_flight %d\n", atomic_load(&in_flight));
+	metrics_printf(out, "# HELP saas_http_connections_open HTTP connections open (accepted within "
+				   "the limits).\n"
+				   "# TYPE saas_http_connections_open gauge\n"
+				   "saas_http_connections_open %d\n", atomic_load(&connections_open));
+	metrics_printf(out, "# HELP saas_http_connections_refused_total Connections answered 503 and "
+				   "closed at once: --max-connections open, or --max-connections-per-client open "
+				   "from the same address.\n"
+				   "# TYPE saas_http_connections_refused_total counter\n"
+				   "saas_http_connections_refused_total{limit=\"max_connections\"} %llu\n"
+				   "saas_http_connections_refused_total{limit=\"per_client\"} %llu\n",
+				   (unsigned long long) atomic_load(&refused[0]),
+				   (unsigned long long) atomic_load(&refused[1]));
+	metrics_printf(out, "# HELP saas_http_request_deadlines_total Requests answered 408: headers not "
+				   "in within --header-timeout, or body within --body-timeout.\n"
+				   "# TYPE saas_http_request_deadlines_total counter\n"
+				   "saas_http_request_deadlines_total{phase=\"headers\"} %llu\n"
+				   "saas_http_request_deadlines_total{phase=\"body\"} %llu\n",
+				   (unsigned long long) atomic_load(&deadlines[0]),
+				   (unsigned long long) atomic_load(&deadlines[1]));
 
 	saas_pool_stats(pool, &ps);
 	metrics_printf(out, "# HELP saas_http_pool_size Database connections the pool may hold.\n"

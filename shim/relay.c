@@ -16,6 +16,9 @@
  * A request's state lives in a RelayRequest created by the URI callback,
  * which sees the raw request target (path and query exactly as sent), and
  * ended by relay_finish, which writes the access log line and frees it.
+ * What is checked in the head, and how, is in checks.c; the connection
+ * limits and the deadlines of headers and body are guard.c's, told of each
+ * phase here (saas_guard_enter).
  *
  * What the relay forwards: the method (HEAD as GET: the same answer
  * without its body), the raw target, the headers as JSON (headers.c), and
@@ -29,6 +32,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "checks.h"
+#include "guard.h"
 #include "headers.h"
 #include "http_errors.h"
 #include "json.h"
@@ -41,9 +46,6 @@
 #define RELAY_ALLOW_API		"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 #define RELAY_ALLOW_READ	"GET, HEAD"
 
-/* Longest request target accepted (the header memory limit cuts sooner). */
-#define RELAY_TARGET_MAX	8192
-
 /*
  * libmicrohttpd 0.9 cannot answer while it is reading a body, so a chunked
  * body that grows past --max-body is read and dropped before the 413.  One
@@ -51,11 +53,9 @@
  */
 #define RELAY_DRAIN_SLACK	(64 * 1024)
 
-typedef struct RelayConn RelayConn;
-
 typedef struct RelayRequest
 {
-	RelayConn  *owner;			/* the connection's state, or NULL */
+	SaasConn   *owner;			/* the connection's state */
 	int64_t		start_us;
 	char	   *target;			/* raw request target, NUL-terminated */
 	char		method[16];		/* for the log; longer methods are cut */
@@ -64,6 +64,7 @@ typedef struct RelayRequest
 	int			route;
 	bool		started;		/* headers seen (first handler call done) */
 	bool		answered;		/* a response is queued */
+	bool		shut;			/* answered on the socket (guard.c): give up */
 	bool		too_large;		/* body passed --max-body while streaming */
 	SaasBuf		body;
 	size_t		body_seen;		/* bytes received, kept or not */
@@ -73,49 +74,83 @@ typedef struct RelayRequest
 } RelayRequest;
 
 /*
- * Per-connection state: the request in progress.  libmicrohttpd 0.9.75 can
- * drop a connection after the URI callback without calling the completion
- * callback (seen with a query string too large for its memory pool), so the
- * request is also finished when its connection closes: no state leaks and
- * shutdown never waits for a request that cannot end.
+ * The connection's state (SaasConn, guard.c) holds the request in progress
+ * in its "request" field.  libmicrohttpd 0.9.75 can drop a connection after
+ * the URI callback without calling the completion callback, so the request
+ * is also finished when its connection closes: no state leaks and shutdown
+ * never waits for a request that cannot end.
  */
-struct RelayConn
-{
-	RelayRequest *current;
-};
 
 static void relay_finish(SaasRelay *relay, RelayRequest *req, const char *end);
+
+/*
+ * relay_refuse_now
+ *		Answer err straight on the socket and end the connection, without
+ *		waiting for the rest of the head: for a head the relay refuses
+ *		whatever follows (a target too long or with too many parameters),
+ *		and for too many or too large header fields, which may have left
+ *		libmicrohttpd no memory to build an answer with: it would then close
+ *		the connection in silence (its header records, not their bytes, fill
+ *		its memory: 870 fields of 10 bytes do).  Every later callback for
+ *		the request gives up (req->shut).  The request id is a new one when
+ *		the headers, and any X-Request-Id among them, are not in yet.
+ */
+static void
+relay_refuse_now(SaasRelay *relay, RelayRequest *req, SaasRelayError err)
+{
+	long		sent;
+
+	if (req->rid[0] == '\0')
+		saas_request_id_generate(req->rid);
+	req->shut = true;
+	sent = saas_guard_answer(relay->guard, req->owner, err, req->rid);
+	if (sent < 0)
+		return;					/* a deadline cut it first: its 408 is out */
+	req->answered = true;
+	req->status = saas_error_status(err);
+	req->error_code = saas_error_code(err);
+	req->resp_bytes = (size_t) sent;
+}
 
 /*
  * saas_relay_begin
  *		URI callback: the request line has been read.  Creates the request's
  *		state with the raw target, before libmicrohttpd splits off the query
- *		and percent-decodes the path (saas.http wants them as sent).
+ *		and percent-decodes the path (saas.http wants them as sent).  NULL,
+ *		which makes the handler drop the connection, for a connection that
+ *		was refused (already answered 503) or cut at its header deadline.
  */
 void *
 saas_relay_begin(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	SaasRelay  *relay = cls;
-	RelayRequest *req = calloc(1, sizeof(RelayRequest));
 	const union MHD_ConnectionInfo *info =
 		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	SaasConn   *owner = info ? info->socket_context : NULL;
+	RelayRequest *req;
+	SaasRelayError err;
 
+	if (owner == NULL || !saas_guard_enter(relay->guard, owner, SAAS_PHASE_HEADERS, NULL))
+		return NULL;
+	/* a request that was never completed; finish it first */
+	if (owner->request != NULL)
+		relay_finish(relay, owner->request, "abandoned");
+	req = calloc(1, sizeof(RelayRequest));
 	if (req == NULL)
 		return NULL;
-	req->owner = info ? info->socket_context : NULL;
-	if (req->owner != NULL)
-	{
-		/* a request that was never completed; finish it first */
-		if (req->owner->current != NULL)
-			relay_finish(relay, req->owner->current, "abandoned");
-		req->owner->current = req;
-	}
+	req->owner = owner;
+	owner->request = req;
 	req->start_us = saas_now_us();
-	req->target = strndup(uri, RELAY_TARGET_MAX + 1);
+	/* from the socket, never from a header: x-client-addr and per-IP limits key on it */
+	memcpy(req->ip, owner->ip, sizeof(req->ip));
+	req->target = strndup(uri ? uri : "", SAAS_TARGET_MAX + 1);
+	saas_check_shield(conn, uri);
 	req->route = saas_route_of(req->target ? req->target : "");
 	saas_buf_init(&req->body);
 	atomic_fetch_add(&relay->active, 1);
 	saas_metrics_in_flight(1);
+	if (req->target != NULL && !saas_check_target_size(req->target, &err))
+		relay_refuse_now(relay, req, err);
 	return req;
 }
 
@@ -131,6 +166,11 @@ relay_queue(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *req,
 
 	if (resp == NULL)
 		return MHD_NO;			/* out of memory: drop the connection */
+	if (!saas_guard_enter(relay->guard, req->owner, SAAS_PHASE_ANSWER, NULL))
+	{
+		MHD_destroy_response(resp);
+		return MHD_NO;			/* cut at a deadline: the 408 is out */
+	}
 	if (atomic_load(&relay->draining))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	rc = MHD_queue_response(conn, (unsigned int) status, resp);
@@ -164,87 +204,6 @@ relay_fail(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *req,
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	req->error_code = saas_error_code(err);
 	return relay_queue(relay, conn, req, resp, saas_error_status(err), len);
-}
-
-/*
- * relay_client_ip
- *		The peer's numeric address; this is what x-client-addr carries and
- *		what per-IP rate limits key on, so it comes from the socket, never
- *		from a header.
- */
-static void
-relay_client_ip(struct MHD_Connection *conn, char *out, size_t outlen)
-{
-	const union MHD_ConnectionInfo *info =
-		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = info ? info->client_addr : NULL;
-
-	snprintf(out, outlen, "unknown");
-	if (sa == NULL)
-		return;
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, out, (socklen_t) outlen);
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, out, (socklen_t) outlen);
-}
-
-/*
- * relay_target_ok
- *		A target the relay will forward: origin-form ("/..."), printable
- *		ASCII only (RFC 3986 has no raw spaces, controls or 8-bit bytes; a
- *		non-ASCII character arrives percent-encoded), and not too long.
- */
-static bool
-relay_target_ok(const char *target)
-{
-	size_t		i;
-
-	if (target == NULL || target[0] != '/')
-		return false;
-	for (i = 0; target[i] != '\0'; i++)
-	{
-		unsigned char c = (unsigned char) target[i];
-
-		if (i >= RELAY_TARGET_MAX || c <= 0x20 || c >= 0x7f)
-			return false;
-	}
-	return true;
-}
-
-/*
- * relay_method_ok
- *		Methods the API may use.  Others (TRACE, CONNECT, made-up tokens)
- *		never reach the database.
- */
-static bool
-relay_method_ok(const char *method)
-{
-	static const char *const ok[] = {
-		"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", NULL
-	};
-	int			i;
-
-	for (i = 0; ok[i] != NULL; i++)
-		if (strcmp(method, ok[i]) == 0)
-			return true;
-	return false;
-}
-
-/*
- * relay_is_json
- *		Is this Content-Type JSON?  application/json, any case, with or
- *		without parameters (charset): the same rule as the router's, so a
- *		body gets the same 415 whichever of the two looks first.
- */
-static bool
-relay_is_json(const char *ctype)
-{
-	if (ctype == NULL)
-		return false;
-	while (*ctype == ' ' || *ctype == '\t')
-		ctype++;
-	return strncasecmp(ctype, "application/json", 16) == 0 &&
-		(ctype[16] == '\0' || ctype[16] == ';' || ctype[16] == ' ' || ctype[16] == '\t');
 }
 
 /*
@@ -432,46 +391,6 @@ relay_serve_local(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *r
 	return relay_queue(relay, conn, req, resp, 200, len);
 }
 
-/* Counts of the headers that say where a body ends. */
-typedef struct RelayFraming
-{
-	int			content_length;
-	int			transfer_encoding;
-} RelayFraming;
-
-/*
- * relay_count_framing
- *		Header iterator filling a RelayFraming.
- */
-static enum MHD_Result
-relay_count_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-	RelayFraming *f = cls;
-
-	(void) kind;
-	(void) value;
-	if (key != NULL && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
-		f->content_length++;
-	if (key != NULL && strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
-		f->transfer_encoding++;
-	return MHD_YES;
-}
-
-/*
- * relay_framing_ok
- *		One way to tell where the body ends: at most one Content-Length, and
- *		not together with Transfer-Encoding.  Disagreeing lengths are how
- *		request smuggling starts (RFC 9112 6.3); refusing them costs nothing.
- */
-static bool
-relay_framing_ok(struct MHD_Connection *conn)
-{
-	RelayFraming f = {0, 0};
-
-	MHD_get_connection_values(conn, MHD_HEADER_KIND, relay_count_framing, &f);
-	return f.content_length <= 1 && (f.content_length == 0 || f.transfer_encoding == 0);
-}
-
 /*
  * relay_headers_in
  *		First call: everything that can be decided from the request line and
@@ -480,36 +399,43 @@ relay_framing_ok(struct MHD_Connection *conn)
  */
 static enum MHD_Result
 relay_headers_in(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *req,
-				 const char *method)
+				 const char *method, const char *version)
 {
 	const char *clen;
 	const char *tenc;
 	bool		has_body;
+	SaasRelayError err;
 
 	req->started = true;
 	snprintf(req->method, sizeof(req->method), "%s", method);
-	relay_client_ip(conn, req->ip, sizeof(req->ip));
 	saas_request_id_choose(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id"),
 						   req->rid);
+	if (!saas_guard_enter(relay->guard, req->owner, SAAS_PHASE_BODY, req->rid))
+		return MHD_NO;			/* cut at the header deadline: the 408 is out */
 
-	if (!relay_target_ok(req->target))
+	if (!saas_check_headers(conn, &err))
+	{
+		relay_refuse_now(relay, req, err);
+		return MHD_NO;			/* libmicrohttpd closes the connection */
+	}
+	if (!saas_check_target_form(req->target))
 		return relay_fail(relay, conn, req, SAAS_ERR_BAD_TARGET, NULL);
 	if (strcmp(saas_route_name(req->route), "/metrics") == 0 ||
 		strcmp(saas_route_name(req->route), "/openapi.json") == 0)
 		return relay_serve_local(relay, conn, req, method);
-	if (!relay_method_ok(method))
+	if (!saas_check_method(method))
 		return relay_fail(relay, conn, req, SAAS_ERR_METHOD, RELAY_ALLOW_API);
 
-	if (!relay_framing_ok(conn))
-		return relay_fail(relay, conn, req, SAAS_ERR_BAD_FRAMING, NULL);
+	if (!saas_check_framing(conn, version, &err))
+		return relay_fail(relay, conn, req, err, NULL);
 	clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	tenc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
 	if (clen != NULL && strtoull(clen, NULL, 10) > relay->config->max_body)
 		return relay_fail(relay, conn, req, SAAS_ERR_BODY_TOO_LARGE, NULL);
 	has_body = (clen != NULL && strtoull(clen, NULL, 10) > 0) || tenc != NULL;
 	if (has_body &&
-		!relay_is_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-												   MHD_HTTP_HEADER_CONTENT_TYPE)))
+		!saas_check_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+													 MHD_HTTP_HEADER_CONTENT_TYPE)))
 		return relay_fail(relay, conn, req, SAAS_ERR_MEDIA_TYPE, NULL);
 	return MHD_YES;
 }
@@ -527,11 +453,10 @@ saas_relay_handle(void *cls, struct MHD_Connection *conn, const char *url,
 	RelayRequest *req = *req_cls;
 
 	(void) url;
-	(void) version;
-	if (req == NULL || req->target == NULL)
-		return MHD_NO;			/* allocation failed in saas_relay_begin */
+	if (req == NULL || req->target == NULL || req->shut)
+		return MHD_NO;			/* refused, cut, answered, or out of memory */
 	if (!req->started)
-		return relay_headers_in(relay, conn, req, method);
+		return relay_headers_in(relay, conn, req, method, version);
 
 	if (*upload_data_size > 0)
 	{
@@ -559,6 +484,9 @@ saas_relay_handle(void *cls, struct MHD_Connection *conn, const char *url,
 
 	if (req->answered)
 		return MHD_YES;
+	/* the body is in: from here the database call's own timeout rules */
+	if (!saas_guard_enter(relay->guard, req->owner, SAAS_PHASE_ANSWER, NULL))
+		return MHD_NO;			/* cut at the body deadline: the 408 is out */
 	if (req->too_large)
 		return relay_fail(relay, conn, req, SAAS_ERR_BODY_TOO_LARGE, NULL);
 	if (!saas_utf8_valid(req->body.data ? req->body.data : "", req->body.len))
@@ -602,14 +530,23 @@ relay_finish(SaasRelay *relay, RelayRequest *req, const char *end)
 {
 	int64_t		elapsed = saas_now_us() - req->start_us;
 	SaasLogLine line;
+	SaasPhase	cut_phase;
 
-	if (req->owner != NULL && req->owner->current == req)
-		req->owner->current = NULL;
+	if (req->owner->request == req)
+		req->owner->request = NULL;
+	if (req->status == 0 &&
+		saas_guard_was_cut(relay->guard, req->owner, &cut_phase, req->rid))
+	{
+		/* the watchdog answered 408 (guard.c) */
+		req->status = saas_error_status(SAAS_ERR_TIMEOUT);
+		req->error_code = saas_error_code(SAAS_ERR_TIMEOUT);
+		end = cut_phase == SAAS_PHASE_BODY ? "body_deadline" : "header_deadline";
+	}
 
 	saas_logline_begin(&line, "info");
 	saas_logline_str(&line, "msg", "request");
-	saas_logline_str(&line, "rid", req->started ? req->rid : NULL);
-	saas_logline_str(&line, "ip", req->started ? req->ip : NULL);
+	saas_logline_str(&line, "rid", req->rid[0] != '\0' ? req->rid : NULL);
+	saas_logline_str(&line, "ip", req->ip);
 	saas_logline_str(&line, "method", req->started ? req->method : NULL);
 	saas_logline_str(&line, "path", req->target);
 	saas_logline_str(&line, "route", saas_route_name(req->route));
@@ -639,38 +576,46 @@ void
 saas_relay_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 					 enum MHD_RequestTerminationCode toe)
 {
+	SaasRelay  *relay = cls;
 	RelayRequest *req = *req_cls;
+	SaasConn   *owner;
 
 	(void) conn;
 	if (req == NULL)
 		return;
 	*req_cls = NULL;
-	relay_finish(cls, req, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? NULL :
+	owner = req->owner;
+	relay_finish(relay, req, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? NULL :
 				 relay_end_reason(toe));
+	/* between requests: the idle timeout rules until the next one's first byte */
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		(void) saas_guard_enter(relay->guard, owner, SAAS_PHASE_IDLE, NULL);
 }
 
 /*
  * saas_relay_connection
- *		Connection callback: per-connection state at open; at close, the end
- *		of a request that libmicrohttpd never completed (see RelayConn).
+ *		Connection callback: at open, the limits (guard.c) admit the
+ *		connection or answer it 503 (its state stays NULL then); at close,
+ *		the end of a request that libmicrohttpd never completed (see
+ *		SaasConn), then the guard forgets the connection.
  */
 void
 saas_relay_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 					  enum MHD_ConnectionNotificationCode toe)
 {
-	RelayConn  *rc;
+	SaasRelay  *relay = cls;
+	SaasConn   *c;
 
-	(void) conn;
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
 	{
-		*socket_context = calloc(1, sizeof(RelayConn));
+		*socket_context = saas_guard_open(relay->guard, conn);
 		return;
 	}
-	rc = *socket_context;
+	c = *socket_context;
 	*socket_context = NULL;
-	if (rc == NULL)
+	if (c == NULL)
 		return;
-	if (rc->current != NULL)
-		relay_finish(cls, rc->current, "connection_closed");
-	free(rc);
+	if (c->request != NULL)
+		relay_finish(relay, c->request, "connection_closed");
+	saas_guard_close(relay->guard, c);
 }

@@ -15,6 +15,7 @@
 #include <microhttpd.h>
 
 #include "common.h"
+#include "guard.h"
 #include "pool.h"
 
 /* State shared by all request threads; main.c owns it. */
@@ -22,6 +23,7 @@ typedef struct SaasRelay
 {
 	const SaasHttpConfig *config;
 	SaasPool   *pool;
+	SaasGuard  *guard;			/* connection limits and deadlines */
 	char	   *openapi;		/* the document, or NULL when not installed */
 	size_t		openapi_len;
 	atomic_bool draining;		/* shutting down: answer with Connection: close */

@@ -265,6 +265,12 @@ us_list(SimService *svc, const SimRequest *req, SimResponse *resp)
 				written = 0;
 	SimJw		jw;
 
+	if (org && !us_valid_org(org))
+	{
+		sim_resp_error(resp, 400, "INVALID_PARAMETER",
+					   "organization_id must be 1 to 64 of letters, digits, _ . : -");
+		return;
+	}
 	if (page_s && !sim_parse_int(page_s, 1, 1000000, &page))
 	{
 		sim_resp_error(resp, 400, "INVALID_PARAMETER", "page must be an integer >= 1");
