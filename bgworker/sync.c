@@ -94,7 +94,6 @@ static SyncParked parked[SYNC_PARKED_MAX];
 static int	nparked = 0;
 
 static int64 last_check = 0;
-static const pg_uuid_t nil_user = {{0}};
 
 /*
  * sync_parked_orgs: the organizations still parked, as a uuid[] for the
@@ -295,7 +294,7 @@ wk_sync_round(void)
 
 		if (!o->complete)
 			continue;
-		nest = saas_context_push_trusted(&o->org, &nil_user, "admin");
+		nest = saas_context_push_service(&o->org, "user-service");
 		wk_set_in_sync(true);
 		foreach(lc, o->pages)
 		{

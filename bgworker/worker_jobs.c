@@ -44,8 +44,6 @@
 
 #define WK_MAX_CALLS 256
 
-static const pg_uuid_t nil_user = {{0}};
-
 /* Set while the worker applies events: their changes are not pushed back. */
 static bool wk_in_sync = false;
 
@@ -201,7 +199,7 @@ wk_apply_events(int batch)
 		args[0] = wk_uuid(&org);
 		args[1] = SPI_getbinval(events->vals[i], events->tupdesc, 2, &isnull);
 		args[2] = SPI_getbinval(events->vals[i], events->tupdesc, 3, &isnull);
-		nest = saas_context_push_trusted(&org, &nil_user, "admin");
+		nest = saas_context_push_service(&org, TextDatumGetCString(args[1]));
 		wk_in_sync = true;
 		PG_TRY();
 		{
