@@ -269,3 +269,83 @@ SELECT saas.authenticate(:'carol') IS NOT NULL AS authenticated;
 SELECT count(*) AS users_of_a, count(DISTINCT org_id) AS orgs FROM saas.users;
 ROLLBACK;
 RESET ROLE;
+
+--
+-- 12. Attacks found by testing from outside (test/attack), kept as
+--     regressions.
+--
+-- a) A caller's operator ahead of pg_catalog never runs in the owner's
+--    queries (the session check, key and limit loads are planned and run
+--    with search_path pinned).
+CREATE SCHEMA rules_evil AUTHORIZATION regress_app;
+SET ROLE regress_app;
+CREATE FUNCTION rules_evil.eq(a text, b text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+	IF current_user <> 'regress_app' THEN
+		RAISE EXCEPTION 'the caller''s operator ran as %', current_user;
+	END IF;
+	RETURN a OPERATOR(pg_catalog.=) b;
+END
+$$;
+CREATE OPERATOR rules_evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = rules_evil.eq);
+SET search_path = rules_evil, pg_catalog, public;
+SELECT saas.login('{"email":"carol@rules-a.test","password":"carols newer password","organization":"rules-a"}')->>'token' AS carol \gset
+BEGIN;
+SELECT saas.authenticate(:'carol') IS NOT NULL AS authenticated_under_hostile_path;
+SELECT count(*) > 0 AS sees_rows FROM saas.users;
+ROLLBACK;
+RESET search_path;
+RESET ROLE;
+DROP SCHEMA rules_evil CASCADE;
+
+-- b) A delete whose rows passed row-level security cannot slip past the
+--    rules by clearing or replacing the context in the middle of the
+--    statement.
+SET ROLE regress_app;
+SELECT saas.login('{"email":"mallory@rules-b.test","password":"correct horse battery"}')->>'token' AS mallory \gset
+-- (A join filter runs after the scan of users, with its row-level security,
+-- has let the row through.)
+SELECT t.as(:'carol', format($$SET LOCAL enable_seqscan = off;
+	DELETE FROM saas.users u USING (VALUES ('x')) v(x)
+	 WHERE u.id = %L AND set_config('saas.context', '', true) <> v.x$$, :'carol_id')) AS delete_self_context_cleared;
+SELECT t.as(:'carol', format($$SET LOCAL enable_seqscan = off;
+	DELETE FROM saas.users u USING (VALUES ('x')) v(x)
+	 WHERE u.id = %L AND set_config('saas.context', %L, true) <> v.x$$, :'carol_id', :'mallory')) AS delete_self_context_swapped;
+SELECT t.as(:'carol', format($$UPDATE saas.users SET role = 'user' WHERE id = %L AND set_config('saas.context', '', true) IS NOT NULL$$, :'carol_id')) AS update_context_cleared;
+RESET ROLE;
+SELECT t.usr('carol@rules-a.test') AS carol_is_still_admin;
+SET ROLE regress_app;
+
+-- c) The history of a row is the database's: a client-set created_at
+--    (which would push a real account out of the login's candidates) is
+--    replaced by now().
+SELECT t.as(:'mallory', format($$INSERT INTO saas.users (org_id, email, first_name, last_name, created_at, version)
+	VALUES (%L, 'root@rules.test', 'Fake', 'Root', '1970-01-01', 99)$$, :'org_b')) AS backdated_copy;
+RESET ROLE;
+SELECT created_at > now() - interval '1 minute' AS created_now, version
+  FROM saas.users WHERE org_id = :'org_b' AND email = 'root@rules.test';
+SET ROLE regress_app;
+SELECT t.claim(saas.login('{"email":"root@rules.test","password":"correct horse battery root"}')->>'token', 'role') AS root_still_logs_in;
+
+-- d) A transaction kept open does not keep a token alive: the facts are
+--    re-read per statement (here, a second session demotes carol while
+--    carol's transaction is open; 4 s later carol is no longer an admin).
+RESET ROLE;
+CREATE EXTENSION IF NOT EXISTS dblink;
+SELECT dblink_connect('other', format('dbname=%s host=%s port=%s user=%s', current_database(),
+	split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'), current_user)) AS other_session;
+SELECT (t.req('POST', '/users', :'carol', '{"email":"dora@rules-a.test","first_name":"Dora","last_name":"D","role":"admin","password":"doras long password"}')).status AS second_admin;
+SET ROLE regress_app;
+BEGIN;
+SELECT saas.authenticate(:'carol') ->> 'role' AS carol_at_start;
+RESET ROLE;
+SELECT v AS demoted_elsewhere FROM dblink('other', format($$SELECT set_config('saas.context', '', false) IS NULL;
+	UPDATE saas.users SET role = 'user' WHERE email = 'carol@rules-a.test' AND org_id = %L RETURNING role$$, :'org_a')) AS r(v text);
+SELECT pg_sleep(4.5);
+SET ROLE regress_app;
+SELECT saas.current_role() IS DISTINCT FROM 'admin' AS no_longer_admin,
+	   t.sql(format($$INSERT INTO saas.users (org_id, email, first_name, last_name, role)
+			VALUES (%L, 'backdoor@rules-a.test', 'B', 'D', 'admin')$$, :'org_a')) AS backdoor;
+ROLLBACK;
+RESET ROLE;
+SELECT dblink_disconnect('other');

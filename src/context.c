@@ -75,11 +75,15 @@ saas_context_init(void)
 	saas_keys_init();
 }
 
-/* ctx_now: the transaction's start in Unix seconds (STABLE semantics). */
+/*
+ * ctx_now: the statement's start in Unix seconds: stable within a statement
+ * (as the STABLE context functions must be), yet a token expires inside a
+ * long transaction too.
+ */
 static int64
 ctx_now(void)
 {
-	return (int64) timestamptz_to_time_t(GetCurrentTransactionStartTimestamp());
+	return (int64) timestamptz_to_time_t(GetCurrentStatementStartTimestamp());
 }
 
 /*

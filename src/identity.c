@@ -19,10 +19,12 @@
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
 #include "miscadmin.h"
+#include "fmgr.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
 
 #include "pg_saas.h"
+#include "spi_util.h"
 
 /*
  * saas_extension_owner: the role that owns the pg_saas extension in this
@@ -54,7 +56,13 @@ saas_extension_owner(void)
 	return owner;
 }
 
-/* saas_elevate: switch to the extension owner until saas_unelevate. */
+/*
+ * saas_elevate: switch to the extension owner until saas_unelevate, with
+ * search_path pinned: the caller's path must never resolve an operator or
+ * function of a query that runs as the owner (a caller's "=" in a schema
+ * ahead of pg_catalog would run with the owner's rights), nor of a plan
+ * prepared there and kept.
+ */
 void
 saas_elevate(SaasElevation *e)
 {
@@ -63,11 +71,35 @@ saas_elevate(SaasElevation *e)
 	GetUserIdAndSecContext(&e->save_userid, &e->save_sec_context);
 	SetUserIdAndSecContext(owner,
 						   e->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	e->guc_nest = saas_env_push();
 }
 
-/* saas_unelevate: back to the identity saved by saas_elevate. */
+/* saas_unelevate: back to the identity and settings saved by saas_elevate. */
 void
 saas_unelevate(const SaasElevation *e)
 {
+	saas_env_pop(e->guc_nest);
 	SetUserIdAndSecContext(e->save_userid, e->save_sec_context);
+}
+
+/*
+ * saas_invoker_privileged: whether whoever runs the statement, outside any
+ * SECURITY DEFINER function or elevated step, is a superuser or the
+ * extension's owner. Only they may change rows without a tenant context.
+ */
+bool
+saas_invoker_privileged(void)
+{
+	Oid			outer = GetOuterUserId();
+
+	return superuser_arg(outer) || outer == saas_extension_owner();
+}
+
+PG_FUNCTION_INFO_V1(saas_invoker_privileged_sql);
+
+/* SQL: saas._invoker_privileged() RETURNS boolean (for the rule triggers). */
+Datum
+saas_invoker_privileged_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(saas_invoker_privileged());
 }

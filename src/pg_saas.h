@@ -100,10 +100,12 @@ typedef struct SaasElevation
 {
 	Oid			save_userid;
 	int			save_sec_context;
+	int			guc_nest;		/* search_path pinned for the elevated step */
 } SaasElevation;
 extern Oid	saas_extension_owner(void);
 extern void saas_elevate(SaasElevation *e);
 extern void saas_unelevate(const SaasElevation *e);
+extern bool saas_invoker_privileged(void);
 
 /* uuid.c */
 extern void saas_uuid_v7(pg_uuid_t *out);

@@ -164,7 +164,8 @@ saas_session_check(const pg_uuid_t *org_id, const pg_uuid_t *user_id, int64 gen,
 				   uint64 jti, char *role /* 16 bytes, in/out */ )
 {
 	UserState  *s = &states[user_id->data[15] % STATE_SLOTS];
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	/* The statement's start: a long transaction re-reads the facts too. */
+	TimestampTz now = GetCurrentStatementStartTimestamp();
 	int			i;
 
 	/* A policy evaluated while we read the facts: no context (fail closed). */

@@ -79,3 +79,8 @@ CREATE FUNCTION saas._external_ids_valid(ids jsonb) RETURNS boolean
 							OR NOT (e.v OPERATOR(pg_catalog.#>>) '{}') OPERATOR(pg_catalog.~) '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$');
 COMMENT ON FUNCTION saas._external_ids_valid(jsonb) IS
 	'True when every key names a service and every value is a plain token (letters, digits, _ . : -; 1 to 128) (private).';
+
+CREATE FUNCTION saas._invoker_privileged() RETURNS boolean
+	AS 'MODULE_PATHNAME', 'saas_invoker_privileged_sql' LANGUAGE C STABLE;
+COMMENT ON FUNCTION saas._invoker_privileged() IS
+	'True when the statement''s invoker (outside any SECURITY DEFINER step) is a superuser or the extension owner: only they change rows without a tenant context (private).';

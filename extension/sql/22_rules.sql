@@ -7,10 +7,12 @@
 -- Who acts is read from the verified context: saas.current_role() (never
 -- more than the user's role now, see context.c), saas.current_user_id(),
 -- saas._context_trusted() for the extension's own work. Without any context
--- only the extension owner or a superuser can reach the rows at all (row
--- level security shows nothing to anyone else), so that case is maintenance
--- and passes; the structural rules are CHECK constraints that hold for
--- everyone (20_tables.sql).
+-- only a superuser or the extension owner (as the statement's invoker, see
+-- saas._invoker_privileged()) passes, for maintenance; anyone else is
+-- refused, even when row-level security let the row through earlier in the
+-- same statement under a context that a function then cleared or replaced.
+-- The structural rules are CHECK constraints that hold for everyone
+-- (20_tables.sql). Creation times and versions are the database's.
 --
 -- The last-admin rule is concurrency-safe: every change that could remove an
 -- organization's last active admin first locks the organization row, then
@@ -137,13 +139,23 @@ BEGIN
 		NEW.email := pg_catalog.lower(NEW.email);
 	END IF;
 	tgt := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
-	-- No context: the owner's maintenance (nothing else reaches rows).
+	-- No context: the owner's maintenance, nobody else's.
 	IF actor_role IS NULL THEN
-		RETURN tgt;
+		IF saas._invoker_privileged() THEN
+			RETURN tgt;
+		END IF;
+		PERFORM saas._rule_refuse('401', 'a verified tenant context is required');
 	END IF;
-	-- A row outside the caller's organization is for row-level security to
-	-- refuse; checking it here first would reveal the other tenant's state.
+	-- A row outside the caller's organization: for an insert or update, row
+	-- level security refuses it (checking here first would reveal the other
+	-- tenant's state). A delete was let through under another context that
+	-- changed during the statement: refused.
 	IF tgt.org_id IS DISTINCT FROM saas.current_org_id() THEN
+		-- (Deleting an organization cascades to its users: the organization
+		-- is gone by then, and that is no change of context.)
+		IF TG_OP = 'DELETE' AND EXISTS (SELECT 1 FROM saas.organizations WHERE id = OLD.org_id) THEN
+			PERFORM saas._rule_refuse('403', 'the tenant context changed during the statement');
+		END IF;
 		RETURN tgt;
 	END IF;
 
@@ -170,6 +182,10 @@ BEGIN
 		IF NEW.last_login IS NOT NULL AND NOT trusted THEN
 			PERFORM saas._rule_refuse('403', 'last_login is set by login only', 'last_login');
 		END IF;
+		-- The row's history is the database's (login picks the oldest accounts).
+		NEW.created_at := pg_catalog.now();
+		NEW.updated_at := pg_catalog.now();
+		NEW.version := 1;
 	ELSE
 		IF NEW.org_id IS DISTINCT FROM OLD.org_id OR NEW.id IS DISTINCT FROM OLD.id
 		   OR NEW.created_at IS DISTINCT FROM OLD.created_at THEN
@@ -274,7 +290,10 @@ DECLARE
 	v text;
 BEGIN
 	IF actor_role IS NULL THEN
-		RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+		IF saas._invoker_privileged() THEN
+			RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+		END IF;
+		PERFORM saas._rule_refuse('401', 'a verified tenant context is required');
 	END IF;
 	IF TG_OP = 'DELETE' THEN
 		IF OLD.id = saas.platform_org_id() THEN
@@ -293,6 +312,9 @@ BEGIN
 							 OR NEW.features_enabled <> '{}' OR NEW.external_ids <> '{}' OR NEW.status <> 'active') THEN
 			PERFORM saas._rule_refuse('403', 'only a super_admin may set an organization''s commercial fields, status or external ids');
 		END IF;
+		NEW.created_at := pg_catalog.now();
+		NEW.updated_at := pg_catalog.now();
+		NEW.version := 1;
 	ELSE
 		IF NEW.id IS DISTINCT FROM OLD.id OR NEW.created_at IS DISTINCT FROM OLD.created_at THEN
 			PERFORM saas._rule_refuse('403', 'an organization''s id and creation time cannot change');
@@ -342,7 +364,10 @@ DECLARE
 	target_role text;
 BEGIN
 	IF actor_role IS NULL THEN
-		RETURN NEW;
+		IF saas._invoker_privileged() THEN
+			RETURN NEW;
+		END IF;
+		PERFORM saas._rule_refuse('401', 'a verified tenant context is required');
 	END IF;
 	SELECT u.role INTO target_role FROM saas.users u WHERE u.org_id = NEW.org_id AND u.id = NEW.user_id;
 	IF target_role = 'super_admin' AND actor_role <> 'super_admin' THEN

@@ -111,10 +111,10 @@ SELECT is(saas.current_role(), NULL, 'no context: current_role() is NULL');
 SELECT is_empty('SELECT * FROM saas.organizations', 'no context: organizations shows zero rows');
 SELECT is_empty('SELECT * FROM saas.users', 'no context: users shows zero rows');
 SELECT throws_ok($$INSERT INTO saas.organizations (name, slug) VALUES ('Evil', 'evil')$$,
-	'42501', NULL, 'no context: inserting an organization is refused');
+	'SA401', NULL, 'no context: inserting an organization is refused');
 SELECT throws_ok(format($$INSERT INTO saas.users (org_id, email, first_name, last_name)
 	VALUES (%L, 'evil@policy-a.test', 'E', 'Vil')$$, :'org_a'),
-	'42501', NULL, 'no context: inserting a user is refused');
+	'SA401', NULL, 'no context: inserting a user is refused');
 SELECT is(pg_temp.affected($$UPDATE saas.organizations SET name = 'Hacked'$$), 0::bigint,
 	'no context: updating organizations affects zero rows');
 SELECT is(pg_temp.affected($$DELETE FROM saas.users$$), 0::bigint,
