@@ -4,6 +4,33 @@
 -- the same entity changes nothing. Errors are caught and recorded on the
 -- event, so one bad event never blocks the queue.
 
+-- saas._user_for_remote: the user a remote user of the user service is:
+-- the one linked to its id, else a plain user with its email that no
+-- remote user claims yet (to be linked), else none. An admin's email, or a
+-- user linked to another remote user, is a conflict, never a silent link.
+CREATE FUNCTION saas._user_for_remote(p_org uuid, p_ref text, p_email text) RETURNS uuid
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+DECLARE
+	uid uuid;
+	linkable boolean;
+BEGIN
+	SELECT id INTO uid FROM saas.users
+	 WHERE org_id = p_org AND external_user_ids ->> 'user_service' = p_ref;
+	IF uid IS NOT NULL THEN
+		RETURN uid;
+	END IF;
+	SELECT id, role = 'user' AND NOT external_user_ids ? 'user_service' INTO uid, linkable
+	  FROM saas.users WHERE org_id = p_org AND email = lower(p_email);
+	IF uid IS NOT NULL AND NOT linkable THEN
+		PERFORM saas._rule_refuse('409', 'the email belongs to a user that is an admin or linked to another remote user');
+	END IF;
+	RETURN uid;
+END
+$$;
+COMMENT ON FUNCTION saas._user_for_remote(uuid, text, text) IS
+	'The local user of a remote user-service user: linked by id, or a linkable plain user by email; a conflict otherwise (private).';
+
 CREATE FUNCTION saas._apply_event(p_org uuid, p_service text, p_event text) RETURNS text
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
 AS $$
@@ -35,19 +62,7 @@ BEGIN
 
 		CASE ev.event_type
 		WHEN 'user.created' THEN
-			SELECT id INTO uid FROM saas.users
-			 WHERE org_id = p_org AND external_user_ids ->> 'user_service' = d ->> 'user_id';
-			IF uid IS NULL THEN
-				-- Linking by email: only a plain user that no remote user claims yet.
-				-- Anything else is a conflict, never a silent link.
-				SELECT id INTO uid FROM saas.users
-				 WHERE org_id = p_org AND email = lower(d ->> 'email');
-				IF uid IS NOT NULL AND EXISTS (
-					SELECT 1 FROM saas.users WHERE org_id = p_org AND id = uid
-					   AND (role <> 'user' OR external_user_ids ? 'user_service')) THEN
-					PERFORM saas._rule_refuse('409', 'the email belongs to a user that is an admin or linked to another remote user');
-				END IF;
-			END IF;
+			uid := saas._user_for_remote(p_org, d ->> 'user_id', d ->> 'email');
 			IF uid IS NULL THEN
 				INSERT INTO saas.users (org_id, email, first_name, last_name, role, status, external_user_ids)
 				VALUES (p_org, lower(d ->> 'email'), coalesce(d ->> 'first_name', '-'), coalesce(d ->> 'last_name', '-'),
@@ -167,18 +182,7 @@ BEGIN
 	FOR u IN SELECT * FROM jsonb_array_elements(coalesce(p_page -> 'data' -> 'users', p_page -> 'users', '[]')) LOOP
 		BEGIN
 			st := CASE WHEN u ->> 'status' IN ('active', 'inactive', 'suspended') THEN u ->> 'status' ELSE 'active' END;
-			SELECT id INTO uid FROM saas.users
-			 WHERE org_id = p_org AND external_user_ids ->> 'user_service' = u ->> 'user_id';
-			IF uid IS NULL THEN
-				-- By email only a plain user no remote user claims yet (as the appliers).
-				SELECT id INTO uid FROM saas.users
-				 WHERE org_id = p_org AND email = lower(u ->> 'email');
-				IF uid IS NOT NULL AND EXISTS (
-					SELECT 1 FROM saas.users WHERE org_id = p_org AND id = uid
-					   AND (role <> 'user' OR external_user_ids ? 'user_service')) THEN
-					PERFORM saas._rule_refuse('409', 'the email belongs to a user that is an admin or linked to another remote user');
-				END IF;
-			END IF;
+			uid := saas._user_for_remote(p_org, u ->> 'user_id', u ->> 'email');
 			IF uid IS NULL THEN
 				INSERT INTO saas.users (org_id, email, first_name, last_name, role, status, external_user_ids)
 				VALUES (p_org, lower(u ->> 'email'), coalesce(u ->> 'first_name', '-'), coalesce(u ->> 'last_name', '-'),
