@@ -27,6 +27,7 @@
 #include "datatype/timestamp.h"
 
 #include "breaker.h"
+#include "metrics_shmem.h"
 #include "worker_shmem.h"
 
 static void
@@ -40,6 +41,7 @@ cb_transition(SaasBreaker *b, int svc, int to, const char *reason, int64 now,
 	*transitioned = true;
 	b->state = to;
 	b->transitions++;
+	wm_record_transition(svc, to);
 	if (to == CB_OPEN)
 		b->opened_at = now;
 	if (to == CB_HALF_OPEN || to == CB_CLOSED)
@@ -206,6 +208,7 @@ cb_record_call(const CbSettings *s, const WkCall *c, int64 now, CbTransition *tr
 	char		err[300];
 
 	*transitioned = false;
+	wm_record_call(c);
 	switch (c->outcome)
 	{
 		case WK_OK:

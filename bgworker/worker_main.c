@@ -49,6 +49,7 @@
 #include "http_client.h"
 #include "worker_jobs.h"
 #include "worker_shmem.h"
+#include "retention.h"
 
 PGDLLEXPORT void saas_worker_main(Datum arg);
 
@@ -237,7 +238,7 @@ saas_worker_main(Datum arg)
 			warned_missing = false;
 			did += wk_run_jobs_round(&sleep_ms);
 			(void) wk_sync_round();
-			wk_prune_finished_jobs();
+			wk_retention_step();
 		}
 		MemoryContextSwitchTo(TopMemoryContext);
 

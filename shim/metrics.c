@@ -11,6 +11,13 @@
  * as OTHER.  All counters are fixed arrays of atomics: counting costs a few
  * nanoseconds and no lock on the request path.
  *
+ * Beside its own, the relay serves the database's: the background worker's
+ * queue, calls, latency and breakers, from saas.metrics_text(), read on
+ * each scrape through the pool (saas_metrics_render_db).  The worker's
+ * counters live in the database server's shared memory, so the relay only
+ * relays them; when the database cannot answer in time the relay's own
+ * metrics are still served, with saas_http_db_metrics_ok 0.
+ *
  *-------------------------------------------------------------------------
  */
 #include <stdarg.h>
@@ -19,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common.h"
 #include "metrics.h"
 
 /* The paths of the API (API.md) and the relay's own two. */
@@ -336,4 +344,37 @@ saas_metrics_render(SaasBuf *out, SaasPool *pool)
 				   "saas_http_db_errors_total{kind=\"sql\"} %llu\n",
 				   (unsigned long long) ps.connect_failures, (unsigned long long) ps.lost,
 				   (unsigned long long) ps.timeouts, (unsigned long long) ps.sql_errors);
+}
+
+/* The database's part of the exposition: one text value. */
+#define METRICS_DB_SQL		"SELECT saas.metrics_text()"
+#define METRICS_DB_MAX_MS	2000
+
+/*
+ * saas_metrics_render_db
+ *		Append saas.metrics_text() from the database, within
+ *		min(timeout_ms, 2 s), and saas_http_db_metrics_ok saying whether it
+ *		came.  A database that is down, busy (no pooled connection free) or
+ *		without pg_saas leaves the relay's own metrics as they are.
+ */
+void
+saas_metrics_render_db(SaasBuf *out, SaasPool *pool, int timeout_ms)
+{
+	PGresult   *res = NULL;
+	SaasCallStatus st;
+	bool		ok = false;
+	int			ms = timeout_ms < METRICS_DB_MAX_MS ? timeout_ms : METRICS_DB_MAX_MS;
+
+	st = saas_pool_query(pool, METRICS_DB_SQL, saas_now_us() + 1000LL * ms, &res);
+	if (st == SAAS_CALL_OK && PQntuples(res) == 1 && PQnfields(res) == 1 &&
+		!PQgetisnull(res, 0, 0))
+	{
+		saas_buf_append(out, PQgetvalue(res, 0, 0), (size_t) PQgetlength(res, 0, 0));
+		ok = true;
+	}
+	if (res != NULL)
+		PQclear(res);
+	metrics_printf(out, "# HELP saas_http_db_metrics_ok 1 when this scrape includes the database's "
+				   "metrics (saas.metrics_text()), 0 when the database could not give them in time.\n"
+				   "# TYPE saas_http_db_metrics_ok gauge\nsaas_http_db_metrics_ok %d\n", ok ? 1 : 0);
 }

@@ -23,5 +23,6 @@ extern void saas_metrics_connections(int delta);
 extern void saas_metrics_refused(bool per_client);
 extern void saas_metrics_deadline(bool body);
 extern void saas_metrics_render(SaasBuf *out, SaasPool *pool);
+extern void saas_metrics_render_db(SaasBuf *out, SaasPool *pool, int timeout_ms);
 
 #endif							/* SAAS_HTTP_METRICS_H */

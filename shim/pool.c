@@ -99,6 +99,9 @@ struct SaasPool
 	atomic_uint_fast64_t sql_errors;
 };
 
+static SaasCallStatus pool_run(SaasPool *pool, const char *sql, const char *const params[4],
+								int64_t deadline_us, PGresult **res);
+
 /* What a reaper thread needs. */
 typedef struct PoolReap
 {
@@ -433,6 +436,32 @@ SaasCallStatus
 saas_pool_call(SaasPool *pool, const char *const params[4], int64_t deadline_us,
 			   PGresult **res)
 {
+	return pool_run(pool, NULL, params, deadline_us, res);
+}
+
+/*
+ * saas_pool_query
+ *		Run one fixed, parameterless SQL text (the relay's own reads, e.g.
+ *		the database's part of /metrics) on a pooled connection, under the
+ *		same rules as saas_pool_call.  Its SQL errors are not counted as
+ *		saas.http errors: saas_http_db_errors_total{kind="sql"} stays about
+ *		the API.
+ */
+SaasCallStatus
+saas_pool_query(SaasPool *pool, const char *sql, int64_t deadline_us, PGresult **res)
+{
+	return pool_run(pool, sql, NULL, deadline_us, res);
+}
+
+/*
+ * pool_run
+ *		saas_pool_call's work: with sql NULL, the prepared saas.http() with
+ *		params; else sql alone.
+ */
+static SaasCallStatus
+pool_run(SaasPool *pool, const char *sql, const char *const params[4], int64_t deadline_us,
+		 PGresult **res)
+{
 	PoolSlot   *slot;
 	SaasPgWait	w = SAAS_PGW_BROKEN;
 	SaasCallStatus status;
@@ -461,7 +490,8 @@ saas_pool_call(SaasPool *pool, const char *const params[4], int64_t deadline_us,
 		}
 	}
 
-	if (PQsendQueryPrepared(slot->conn, POOL_STMT_NAME, 4, params, NULL, NULL, 0))
+	if (sql != NULL ? PQsendQueryParams(slot->conn, sql, 0, NULL, NULL, NULL, NULL, 0) :
+		PQsendQueryPrepared(slot->conn, POOL_STMT_NAME, 4, params, NULL, NULL, 0))
 		w = saas_pgw_flush(slot->conn, deadline_us);
 	if (w == SAAS_PGW_OK)
 		w = saas_pgw_result(slot->conn, deadline_us, res);
@@ -490,7 +520,7 @@ saas_pool_call(SaasPool *pool, const char *const params[4], int64_t deadline_us,
 			/* statement_timeout fired first: a timeout like any other */
 			if (sqlstate != NULL && strcmp(sqlstate, "57014") == 0)
 				atomic_fetch_add(&pool->timeouts, 1);
-			else
+			else if (sql == NULL)
 				atomic_fetch_add(&pool->sql_errors, 1);
 		}
 		/* a call must leave its session idle and outside any transaction */

@@ -46,6 +46,8 @@ extern SaasPool *saas_pool_create(const char *dsn, int size, int statement_timeo
 extern int	saas_pool_warm(SaasPool *pool, int64_t deadline_us);
 extern SaasCallStatus saas_pool_call(SaasPool *pool, const char *const params[4],
 									 int64_t deadline_us, PGresult **res);
+extern SaasCallStatus saas_pool_query(SaasPool *pool, const char *sql, int64_t deadline_us,
+									  PGresult **res);
 extern void saas_pool_stats(SaasPool *pool, SaasPoolStats *stats);
 extern void saas_pool_destroy(SaasPool *pool);
 

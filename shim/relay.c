@@ -363,6 +363,7 @@ relay_serve_local(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *r
 
 		saas_buf_init(&text);
 		saas_metrics_render(&text, relay->pool);
+		saas_metrics_render_db(&text, relay->pool, relay->config->timeout_ms);
 		if (text.failed)
 		{
 			saas_buf_free(&text);

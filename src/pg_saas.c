@@ -18,6 +18,7 @@
 #include "worker_api.h"
 #include "ratelimit.h"
 #include "shmem.h"
+#include "retention.h"
 
 PG_MODULE_MAGIC;
 
@@ -122,6 +123,8 @@ _PG_init(void)
 							   "Client address of the current HTTP request (set by saas.http).",
 							   NULL, &saas_client_addr_guc, "",
 							   PGC_USERSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
+
+	saas_retention_define_gucs();
 
 	MarkGUCPrefixReserved("saas");
 

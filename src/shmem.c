@@ -20,6 +20,7 @@
 
 #include "shmem.h"
 #include "worker_api.h"
+#include "metrics_shmem.h"
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -32,6 +33,7 @@ saas_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(saas_ratelimit_shmem_size());
 	RequestAddinShmemSpace(saas_worker_shmem_size());
+	RequestAddinShmemSpace(saas_metrics_shmem_size());
 	RequestNamedLWLockTranche(SAAS_LWLOCK_TRANCHE, SAAS_LWLOCKS);
 }
 
@@ -44,6 +46,7 @@ saas_shmem_startup(void)
 	saas_locks = GetNamedLWLockTranche(SAAS_LWLOCK_TRANCHE);
 	saas_ratelimit_shmem_init();
 	saas_worker_shmem_init();
+	saas_metrics_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -30,6 +30,7 @@ AS $$
 		   CASE WHEN p_org IS NULL THEN b.last_error
 				ELSE (SELECT j.last_error FROM saas.jobs j
 					   WHERE j.org_id = p_org AND j.service = i.service AND j.last_error IS NOT NULL
+						 AND j.state <> 'succeeded'	-- the live queue only (a succeeded job has none)
 					   ORDER BY j.updated_at DESC LIMIT 1) END,
 		   coalesce(b.p50_ms, 0), coalesce(b.p95_ms, 0)
 	  FROM saas.integrations i
