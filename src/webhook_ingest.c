@@ -11,8 +11,9 @@
  * within five minutes. A bad signature stores nothing (401).
  *
  * The body is one event, an array of events, or {"events":[...]}. Each
- * event is checked on its own: a bad one is listed in "rejected" with its
- * index, the rest are accepted. Events are idempotent by (org, service,
+ * event is checked on its own, its data against its type's schema
+ * (event_schema.c): a bad one is listed in "rejected" with its index, the
+ * rest are accepted. Events are idempotent by (org, service,
  * event_id); repeats count as duplicates. The worker applies them, and is
  * woken when this transaction commits.
  *
@@ -33,6 +34,7 @@
 #include "utils/timestamp.h"
 
 #include "pg_saas.h"
+#include "event_schema.h"
 #include "json_out.h"
 #include "jwt.h"
 #include "ops.h"
@@ -52,11 +54,18 @@ static SaasPlan plan_integration = {
 /*
  * An organization is found by its reference at the service, or, when it has
  * none there, by its own id (the reference the outbound calls send for it).
+ * The rows are locked (FOR KEY SHARE, as the foreign key check would) so
+ * that an organization deleted at the same time is either still there when
+ * the events are stored (its delete waits, then takes them along) or seen
+ * as gone (the lock waits for the delete's commit, then skips the row): its
+ * events are rejected like any unknown organization's, never a foreign-key
+ * error.
  */
 static SaasPlan plan_org_refs = {
-	"SELECT external_ids ->> $1, id FROM saas.organizations WHERE external_ids ->> $1 = ANY ($2)"
-	" UNION ALL"
-	" SELECT id::text, id FROM saas.organizations WHERE id = ANY ($3) AND NOT external_ids ? $1",
+	"SELECT CASE WHEN external_ids ? $1 THEN external_ids ->> $1 ELSE id::text END, id"
+	" FROM saas.organizations"
+	" WHERE external_ids ->> $1 = ANY ($2) OR (id = ANY ($3) AND NOT external_ids ? $1)"
+	" FOR KEY SHARE",
 	3, {TEXTOID, TEXTARRAYOID, UUIDARRAYOID}
 };
 
@@ -318,6 +327,9 @@ wh_check_event(WhEvent *e, Datum event_types)
 		if (!found)
 			e->error = "event_type is not one this service sends";
 	}
+	/* What the event's type needs in data (event_schema.c). */
+	if (e->error == NULL)
+		e->error = saas_event_data_error(e->event_type, data->val.binary.data);
 	if (e->error == NULL)
 	{
 		/* The entity an event is about: ordering by timestamp is per entity. */
@@ -456,7 +468,7 @@ saas_op_ingest_webhook(const char *service, Jsonb *headers, const char *body,
 		args[1] = PointerGetDatum(construct_array(refs, nrefs, TEXTOID, -1, false, TYPALIGN_INT));
 		args[2] = PointerGetDatum(construct_array(ids, nids, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
 		if (nrefs > 0 &&
-			saas_exec(&plan_org_refs, args, NULL, true, 0) != SPI_OK_SELECT)
+			saas_exec(&plan_org_refs, args, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not map organizations");
 		initStringInfo(&rows);
 		appendStringInfoChar(&rows, '[');

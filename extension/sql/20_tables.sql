@@ -29,7 +29,7 @@ CREATE TABLE saas.organizations (
 );
 COMMENT ON TABLE saas.organizations IS 'Tenants. id is the org_id every tenant row carries.';
 COMMENT ON COLUMN saas.organizations.external_ids IS 'The organization''s references at external services, keyed user_service, payment_service, communication_service.';
-COMMENT ON COLUMN saas.organizations.version IS 'Row version: bumped by every update, served as the ETag.';
+COMMENT ON COLUMN saas.organizations.version IS 'Row version: bumped by every update that changes a client-visible field, served as the ETag.';
 
 CREATE TABLE saas.users (
 	org_id				uuid		NOT NULL,
@@ -89,17 +89,30 @@ COMMENT ON TABLE saas._signing_keys IS 'JWT signing keys by kid. Private. The ne
 CREATE TRIGGER signing_keys_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON saas._signing_keys
 	FOR EACH STATEMENT EXECUTE FUNCTION saas._signing_keys_changed();
 
--- Row bookkeeping: every update bumps version and updated_at.
+-- Row bookkeeping: version (the ETag) and updated_at move only when a field a
+-- client sees changes. A login (last_login) or an update that writes the
+-- same values (a webhook echo, a sync page) leaves both as they were, so an
+-- ETag a client holds stays valid. The comparison covers every column but
+-- the bookkeeping ones, so a column added later counts without an edit here.
+-- (It runs last among the BEFORE triggers: "touch" sorts after "rules".)
 CREATE FUNCTION saas._touch_row() RETURNS trigger LANGUAGE plpgsql
 	SET search_path = pg_catalog, saas, pg_temp
 AS $$
 BEGIN
-	NEW.version := OLD.version + 1;
-	NEW.updated_at := pg_catalog.now();
+	IF (pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) '{version,updated_at,last_login}'::text[])
+	   IS NOT DISTINCT FROM
+	   (pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) '{version,updated_at,last_login}'::text[]) THEN
+		NEW.version := OLD.version;
+		NEW.updated_at := OLD.updated_at;
+	ELSE
+		NEW.version := OLD.version + 1;
+		NEW.updated_at := pg_catalog.now();
+	END IF;
 	RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION saas._touch_row() IS 'Bumps version and updated_at on update (private).';
+COMMENT ON FUNCTION saas._touch_row() IS
+	'Bumps version and updated_at on an update that changes a client-visible field; a login or a no-op update keeps both (private).';
 CREATE TRIGGER organizations_touch BEFORE UPDATE ON saas.organizations
 	FOR EACH ROW EXECUTE FUNCTION saas._touch_row();
 CREATE TRIGGER users_touch BEFORE UPDATE ON saas.users

@@ -76,7 +76,9 @@ BEGIN
 				 WHERE org_id = p_org AND id = uid;
 			END IF;
 		WHEN 'user.updated' THEN
-			ch := coalesce(d -> 'changes', d);
+			-- The service sends data.changes (and data.previous_values); a flat
+			-- data is read the same way.
+			ch := CASE WHEN pg_catalog.jsonb_typeof(d -> 'changes') = 'object' THEN d -> 'changes' ELSE d END;
 			UPDATE saas.users SET
 				first_name = coalesce(ch ->> 'first_name', first_name),
 				last_name = coalesce(ch ->> 'last_name', last_name),
@@ -93,6 +95,12 @@ BEGIN
 			 WHERE org_id = p_org AND external_user_ids ->> 'user_service' = d ->> 'user_id';
 			IF NOT FOUND THEN result := 'ignored: unknown user'; END IF;
 		WHEN 'subscription.created', 'subscription.updated', 'subscription.canceled' THEN
+			-- subscription.updated says what changed in data.changes (and what it
+			-- was in data.previous_values), beside the current status: the state
+			-- is data with the changes laid over it.
+			IF pg_catalog.jsonb_typeof(d -> 'changes') = 'object' THEN
+				d := (d - '{changes,previous_values}'::text[]) || (d -> 'changes');
+			END IF;
 			INSERT INTO saas.subscriptions (org_id, subscription_ref, customer_ref, plan, status, amount, currency, last_event_at, details)
 			VALUES (p_org, d ->> 'subscription_id', d ->> 'customer_id', d ->> 'plan',
 					CASE WHEN ev.event_type = 'subscription.canceled' THEN 'canceled' ELSE coalesce(d ->> 'status', 'active') END,

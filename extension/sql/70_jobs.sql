@@ -146,6 +146,15 @@ BEGIN
 	IF ref IS NULL THEN
 		RETURN;
 	END IF;
+	-- The organization was deleted while the call ran: what the call created
+	-- at the service is removed again, and nothing is chained.
+	IF NOT EXISTS (SELECT 1 FROM saas.organizations o WHERE o.id = p_org) THEN
+		IF p_on_success ? 'set_user_ref' THEN
+			PERFORM saas._enqueue(p_org, 'user-service', 'user.delete', 'DELETE', '/users/' || ref, NULL,
+				'user-delete:' || (p_on_success ->> 'user_id'));
+		END IF;
+		RETURN;
+	END IF;
 	IF p_on_success ? 'set_org_ref' THEN
 		UPDATE saas.organizations SET external_ids = external_ids || jsonb_build_object(p_on_success ->> 'set_org_ref', ref)
 		 WHERE id = p_org AND external_ids ->> (p_on_success ->> 'set_org_ref') IS DISTINCT FROM ref;
@@ -223,8 +232,9 @@ BEGIN
 		END IF;
 	ELSE
 		ref := OLD.external_user_ids ->> 'user_service';
-		-- When the whole organization is deleted its queue goes with it: nothing to push.
-		IF ref IS NOT NULL AND EXISTS (SELECT 1 FROM saas.organizations o WHERE o.id = OLD.org_id) THEN
+		-- Also when the whole organization is deleted (its users go by cascade):
+		-- jobs outlive the organization, so the user is removed at the service.
+		IF ref IS NOT NULL THEN
 			PERFORM saas._enqueue(OLD.org_id, 'user-service', 'user.delete', 'DELETE', '/users/' || ref, NULL,
 				'user-delete:' || OLD.id);
 		END IF;
@@ -236,3 +246,48 @@ COMMENT ON FUNCTION saas._users_outbound() IS 'Enqueues pushes of API changes to
 CREATE TRIGGER users_outbound AFTER INSERT OR UPDATE OR DELETE ON saas.users
 	FOR EACH ROW EXECUTE FUNCTION saas._users_outbound();
 
+-- Deleting an organization: its active subscriptions are canceled at the
+-- payment service (its linked users are removed at the user service by
+-- users_outbound as they go by cascade), through jobs enqueued in the
+-- deleting transaction. saas.jobs has no foreign key to organizations, so
+-- these jobs outlive the row; the calls not made yet for the organization
+-- (available, retryable, dead) are void and go. BEFORE DELETE: the
+-- subscriptions are still there (their cascade runs after the row is gone);
+-- a delete the rules refuse rolls all of it back.
+CREATE FUNCTION saas._organizations_deleted() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+DECLARE
+	s record;
+BEGIN
+	DELETE FROM saas.jobs j WHERE j.org_id = OLD.id AND j.state IN ('available', 'retryable', 'dead');
+	FOR s IN SELECT x.subscription_ref FROM saas.subscriptions x
+			  WHERE x.org_id = OLD.id AND x.status <> 'canceled' ORDER BY x.subscription_ref LOOP
+		PERFORM saas._enqueue(OLD.id, 'payment-service', 'subscription.cancel', 'DELETE',
+			'/subscriptions/' || s.subscription_ref, NULL, 'subscription-cancel:' || s.subscription_ref);
+	END LOOP;
+	RETURN OLD;
+END
+$$;
+COMMENT ON FUNCTION saas._organizations_deleted() IS
+	'Enqueues the cancellation of a deleted organization''s active subscriptions and drops its pending calls (private).';
+CREATE TRIGGER organizations_outbound BEFORE DELETE ON saas.organizations
+	FOR EACH ROW EXECUTE FUNCTION saas._organizations_deleted();
+
+-- Relinking an organization to another reference at a service starts its
+-- pull sync over: the cursor was the old reference's, so the users already
+-- at the new one would never be read.
+CREATE FUNCTION saas._organizations_relinked() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+BEGIN
+	DELETE FROM saas.sync_state s USING saas.integrations i
+	 WHERE s.org_id = NEW.id AND s.service = i.service
+	   AND (NEW.external_ids ->> i.ref_key) IS DISTINCT FROM (OLD.external_ids ->> i.ref_key);
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION saas._organizations_relinked() IS 'Resets the pull sync of an organization whose reference at a service changed (private).';
+CREATE TRIGGER organizations_relinked AFTER UPDATE OF external_ids ON saas.organizations
+	FOR EACH ROW WHEN (OLD.external_ids IS DISTINCT FROM NEW.external_ids)
+	EXECUTE FUNCTION saas._organizations_relinked();
