@@ -5,11 +5,19 @@
  *
  * Closed: calls flow; outcomes land in one-second buckets of a rolling
  * window. When the window holds at least min_volume calls and the share of
- * failures (errors and timeouts) reaches failure_rate, the breaker opens.
+ * failures (errors and timeouts) reaches failure_rate, the breaker opens;
+ * it also opens after "consecutive" failures in a row, whatever the volume
+ * (a service that is down fails every call, and at low volume the rate
+ * alone would never open it while the jobs spend their attempts). A call
+ * that succeeds but takes longer than slow_call_ms counts as a failure (as
+ * resilience4j's slow-call threshold does): a service that answers in
+ * seconds is as harmful as one that does not answer.
  * Open: no calls; jobs wait (not failed, no attempt spent). After reset_s
  * it goes half_open and lets "probes" calls through: that many successes
- * close it, one failure opens it again. Every transition is reported to
- * the caller, which records it in saas._breaker_events.
+ * close it, one failure opens it again. Closing starts a fresh window and
+ * forgets the last error, so the status says OK again by itself. Every
+ * transition is reported to the caller, which records it in
+ * saas._breaker_events.
  *
  * What counts is decided in one place, cb_record_call, for the jobs and
  * the pull sync alike: only the service's own failures (connection errors,
@@ -55,6 +63,8 @@ cb_transition(SaasBreaker *b, int svc, int to, const char *reason, int64 now,
 		memset(b->bucket_sec, 0, sizeof(b->bucket_sec));
 		memset(b->ok, 0, sizeof(b->ok));
 		memset(b->fail, 0, sizeof(b->fail));
+		b->last_error[0] = '\0';
+		b->consecutive_failures = 0;
 	}
 }
 
@@ -124,12 +134,14 @@ cb_record(int svc, const CbSettings *s, bool success, int latency_ms, const char
 	{
 		b->ok[slot]++;
 		b->last_success = now;
+		b->consecutive_failures = 0;
 		b->lat_ms[b->lat_count++ % CB_LAT_SAMPLES] = (uint32) Max(latency_ms, 0);
 	}
 	else
 	{
 		b->fail[slot]++;
 		b->last_failure = now;
+		b->consecutive_failures++;
 		if (error)
 			strlcpy(b->last_error, error, sizeof(b->last_error));
 	}
@@ -154,6 +166,13 @@ cb_record(int svc, const CbSettings *s, bool success, int latency_ms, const char
 			char		why[160];
 
 			snprintf(why, sizeof(why), "%u of %u calls failed in %d s", fails, calls, s->window_s);
+			cb_transition(b, svc, CB_OPEN, why, now, tr, transitioned);
+		}
+		else if (s->consecutive > 0 && b->consecutive_failures >= s->consecutive)
+		{
+			char		why[160];
+
+			snprintf(why, sizeof(why), "%d calls failed in a row", b->consecutive_failures);
 			cb_transition(b, svc, CB_OPEN, why, now, tr, transitioned);
 		}
 	}
@@ -197,7 +216,8 @@ cb_release(int svc)
 /*
  * cb_record_call: what one call tells its service's breaker. A service
  * failure counts against it; an answer, even one refusing the request
- * (3xx, 4xx), shows the service working and counts as a success; a 429
+ * (3xx, 4xx), shows the service working and counts as a success unless it
+ * took longer than the slow-call threshold; a 429
  * pauses the service until Retry-After and counts as neither; a request
  * that was never made (WK_UNSENDABLE, WK_LOCAL_ERROR) counts as nothing.
  */
@@ -213,7 +233,14 @@ cb_record_call(const CbSettings *s, const WkCall *c, int64 now, CbTransition *tr
 	{
 		case WK_OK:
 		case WK_REFUSED:
-			cb_record(c->svc, s, true, c->latency_ms, NULL, now, tr, transitioned);
+			if (s->slow_call_ms > 0 && c->latency_ms > s->slow_call_ms)
+			{
+				snprintf(err, sizeof(err), "slow call: %d ms (breaker_slow_call_ms %d)",
+						 c->latency_ms, s->slow_call_ms);
+				cb_record(c->svc, s, false, c->latency_ms, err, now, tr, transitioned);
+			}
+			else
+				cb_record(c->svc, s, true, c->latency_ms, NULL, now, tr, transitioned);
 			break;
 		case WK_SERVICE_FAILED:
 			if (c->status != 0)
@@ -230,6 +257,23 @@ cb_record_call(const CbSettings *s, const WkCall *c, int64 now, CbTransition *tr
 			cb_release(c->svc);
 			break;
 	}
+}
+
+/*
+ * cb_unused: probe slots granted by cb_acquire that found nothing to call
+ * go back, so the next round can still probe.
+ */
+void
+cb_unused(int svc, int n)
+{
+	SaasBreaker *b = &saas_worker_shared->breakers[svc];
+
+	if (n <= 0)
+		return;
+	LWLockAcquire(saas_worker_lock(), LW_EXCLUSIVE);
+	if (b->state == CB_HALF_OPEN)
+		b->probes_in_flight = Max(0, b->probes_in_flight - n);
+	LWLockRelease(saas_worker_lock());
 }
 
 int

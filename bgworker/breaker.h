@@ -17,6 +17,9 @@ typedef struct CbSettings
 	int			window_s;
 	int			reset_s;		/* open -> half_open after this long */
 	int			probes;			/* calls let through while half_open */
+	int			consecutive;	/* ... or after this many failures in a row */
+	int			slow_call_ms;	/* a success slower than this is a failure (0:
+								 * off) */
 } CbSettings;
 
 typedef struct CbTransition
@@ -36,5 +39,6 @@ extern void cb_record_call(const CbSettings *s, const WkCall *c, int64 now_us,
 extern int	cb_state(int svc);
 extern void cb_throttled(int svc, int64 until_us);
 extern void cb_release(int svc);
+extern void cb_unused(int svc, int n);
 
 #endif

@@ -1,13 +1,18 @@
 /*-------------------------------------------------------------------------
  *
  * http_client.c
- *	  Outbound HTTP with libcurl's multi interface: every call of a round
- *	  runs concurrently, each with its own timeout, and the worker keeps
- *	  answering interrupts while it waits. No transaction is open here.
+ *	  Outbound HTTP with libcurl's multi interface, as an event loop: calls
+ *	  are started whenever the worker has them (wk_http_start), transfers
+ *	  progress whenever the worker drives the loop (wk_http_drive), and each
+ *	  call is handed back as soon as it completes (wk_http_next_done), so a
+ *	  slow or hanging service holds up only its own calls. Each call has its
+ *	  own timeout; the worker keeps answering interrupts and notices its
+ *	  latch while it waits. No transaction is open here.
  *
  * Callbacks never palloc or elog (a longjmp through libcurl would corrupt
  * it): the response buffer is allocated before the call and truncated at
- * resp_max (and flagged as truncated).
+ * resp_max (and flagged as truncated). A WkCall must stay allocated until
+ * it is finished (and, when queued, handed back).
  *
  * This file also builds every outbound URL (wk_build_url) and says what
  * became of each call (WkOutcome), so that the jobs and the pull sync share
@@ -23,8 +28,14 @@
 
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "postmaster/postmaster.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/pmsignal.h"
+#include "utils/timestamp.h"
 
 #include "http_client.h"
+#include "worker_api.h"
 
 /*
  * One multi handle for the worker's life: it keeps the connection cache,
@@ -283,82 +294,216 @@ wk_outcome_name(WkOutcome o)
 	return "?";
 }
 
+/* Calls in flight, per service and in all; finished calls not yet handed back. */
+static int	wk_inflight[SAAS_NSERVICES];
+static int	wk_inflight_all = 0;
+#define WK_DONE_RING (WK_MAX_IN_FLIGHT * 4)
+static WkCall *wk_done[WK_DONE_RING];
+static int	wk_done_head = 0,
+			wk_done_count = 0;
+static void (*wk_done_hook) (void) = NULL;
+
+/* wk_call_finished: the call has its outcome; free its handles, queue it. */
+static void
+wk_call_finished(WkCall *c)
+{
+	if (c->easy)
+	{
+		curl_multi_remove_handle(wk_multi, c->easy);
+		curl_easy_cleanup(c->easy);
+		c->easy = NULL;
+		if (c->svc >= 0 && c->svc < SAAS_NSERVICES)
+			wk_inflight[c->svc]--;
+		wk_inflight_all--;
+	}
+	if (c->headers)
+	{
+		curl_slist_free_all(c->headers);
+		c->headers = NULL;
+	}
+	c->finished = true;
+	if (c->queued)
+	{
+		if (wk_done_count >= WK_DONE_RING)
+			elog(PANIC, "pg_saas worker: more finished calls than it can hold");
+		wk_done[(wk_done_head + wk_done_count) % WK_DONE_RING] = c;
+		wk_done_count++;
+	}
+}
+
 /*
- * wk_http_run: perform all calls concurrently; returns when every call has
- * an outcome (an HTTP status, or a transport error such as a timeout).
+ * wk_http_start: start one call. queue_when_done: hand it back through
+ * wk_http_next_done when it completes (the jobs); otherwise the caller
+ * watches c->finished (wk_http_run). A call that cannot start is finished
+ * at once with its outcome set.
+ */
+void
+wk_http_start(WkCall *c, bool queue_when_done)
+{
+	CURL	   *e;
+	CURLMcode	mrc;
+
+	if (wk_multi == NULL)
+		wk_http_init();
+	c->finished = false;
+	c->queued = queue_when_done;
+	c->easy = NULL;
+	e = wk_prepare(c);
+	if (e == NULL)
+	{
+		wk_call_finished(c);	/* outcome and error are set */
+		return;
+	}
+	mrc = curl_multi_add_handle(wk_multi, e);
+	if (mrc != CURLM_OK)
+	{
+		c->easy = NULL;
+		(void) wk_fail(c, e, WK_LOCAL_ERROR, curl_multi_strerror(mrc), CURLE_OK);
+		wk_call_finished(c);
+		return;
+	}
+	if (c->svc >= 0 && c->svc < SAAS_NSERVICES)
+		wk_inflight[c->svc]++;
+	wk_inflight_all++;
+}
+
+/* wk_http_harvest: outcomes of the transfers that ended; how many. */
+static int
+wk_http_harvest(void)
+{
+	CURLMsg    *msg;
+	int			left,
+				n = 0;
+
+	while ((msg = curl_multi_info_read(wk_multi, &left)) != NULL)
+	{
+		WkCall	   *c;
+		double		total = 0;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &c);
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_TOTAL_TIME, &total);
+		c->latency_ms = (int) (total * 1000);
+		if (msg->data.result == CURLE_OK)
+		{
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &c->status);
+			c->outcome = wk_status_outcome(c->status);
+			if (c->status == 0)
+				strlcpy(c->error, "no answer", sizeof(c->error));
+		}
+		else
+		{
+			c->outcome = wk_transfer_outcome(msg->data.result);
+			snprintf(c->error, sizeof(c->error), "%s", curl_easy_strerror(msg->data.result));
+		}
+		wk_call_finished(c);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * wk_http_drive: let the transfers progress for up to timeout_ms. Returns
+ * early, with how many calls finished, as soon as one did, when nothing is
+ * in flight, or (stop_on_latch) when the worker's latch is set (new work
+ * arrived). Sleeps
+ * in slices of at most 20 ms so interrupts and the latch are seen promptly.
+ */
+int
+wk_http_drive(long timeout_ms, bool stop_on_latch)
+{
+	int64		deadline = GetCurrentTimestamp() + (int64) Max(timeout_ms, 0) * 1000;
+	int			running = 0;
+	int			n = 0;
+
+	if (wk_multi == NULL)
+		wk_http_init();
+	for (;;)
+	{
+		int64		left;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!PostmasterIsAlive())
+			proc_exit(1);
+		curl_multi_perform(wk_multi, &running);
+		n += wk_http_harvest();
+		if (n > 0 || running == 0 || (stop_on_latch && MyLatch->is_set))
+			return n;
+		left = (deadline - GetCurrentTimestamp()) / 1000;
+		if (left <= 0)
+			return n;
+		curl_multi_poll(wk_multi, NULL, 0, (int) Min(left, 20), NULL);
+	}
+}
+
+/* wk_http_next_done: a finished call to record, or NULL. */
+WkCall *
+wk_http_next_done(void)
+{
+	WkCall	   *c;
+
+	if (wk_done_count == 0)
+		return NULL;
+	c = wk_done[wk_done_head];
+	wk_done_head = (wk_done_head + 1) % WK_DONE_RING;
+	wk_done_count--;
+	return c;
+}
+
+/* wk_http_has_done: whether finished calls wait to be handed back. */
+bool
+wk_http_has_done(void)
+{
+	return wk_done_count > 0;
+}
+
+int
+wk_http_in_flight(int svc)
+{
+	return (svc >= 0 && svc < SAAS_NSERVICES) ? wk_inflight[svc] : 0;
+}
+
+int
+wk_http_in_flight_total(void)
+{
+	return wk_inflight_all;
+}
+
+/*
+ * wk_http_set_done_hook: called while wk_http_run waits whenever other
+ * calls finished, so that the worker records them (outside any
+ * transaction) instead of letting them wait for this call.
+ */
+void
+wk_http_set_done_hook(void (*hook) (void))
+{
+	wk_done_hook = hook;
+}
+
+/*
+ * wk_http_run: perform these calls and return when every one has an
+ * outcome. Other calls in flight keep going meanwhile, and those that
+ * finish are handed to the done hook at once.
  */
 void
 wk_http_run(WkCall *calls, int n)
 {
-	CURLM	   *m = wk_multi;
-	int			i,
-				running = 0;
-
-	if (m == NULL)
-		wk_http_init();
-	m = wk_multi;
-	for (i = 0; i < n; i++)
-	{
-		CURL	   *e = wk_prepare(&calls[i]);
-		CURLMcode	mrc;
-
-		if (e == NULL)
-			continue;			/* outcome and error are set */
-		mrc = curl_multi_add_handle(m, e);
-		if (mrc != CURLM_OK)
-		{
-			calls[i].easy = NULL;
-			(void) wk_fail(&calls[i], e, WK_LOCAL_ERROR, curl_multi_strerror(mrc), CURLE_OK);
-		}
-	}
-
-	do
-	{
-		CURLMsg    *msg;
-		int			left;
-
-		CHECK_FOR_INTERRUPTS();
-		curl_multi_perform(m, &running);
-		while ((msg = curl_multi_info_read(m, &left)) != NULL)
-		{
-			WkCall	   *c;
-			double		total = 0;
-
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &c);
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_TOTAL_TIME, &total);
-			c->latency_ms = (int) (total * 1000);
-			if (msg->data.result == CURLE_OK)
-			{
-				curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &c->status);
-				c->outcome = wk_status_outcome(c->status);
-				if (c->status == 0)
-					strlcpy(c->error, "no answer", sizeof(c->error));
-			}
-			else
-			{
-				c->outcome = wk_transfer_outcome(msg->data.result);
-				snprintf(c->error, sizeof(c->error), "%s", curl_easy_strerror(msg->data.result));
-			}
-		}
-		if (running > 0)
-			curl_multi_poll(m, NULL, 0, 100, NULL);
-	} while (running > 0);
+	int			i;
 
 	for (i = 0; i < n; i++)
+		wk_http_start(&calls[i], false);
+	for (;;)
 	{
-		if (calls[i].easy)
-		{
-			curl_multi_remove_handle(m, calls[i].easy);
-			curl_easy_cleanup(calls[i].easy);
-			calls[i].easy = NULL;
-		}
-		if (calls[i].headers)
-		{
-			curl_slist_free_all(calls[i].headers);
-			calls[i].headers = NULL;
-		}
+		bool		all = true;
+
+		for (i = 0; i < n && all; i++)
+			all = calls[i].finished;
+		if (all)
+			return;
+		(void) wk_http_drive(100, false);
+		if (wk_done_count > 0 && wk_done_hook != NULL)
+			wk_done_hook();
 	}
 }
 

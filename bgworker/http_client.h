@@ -1,9 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * http_client.h
- *	  The worker's outbound calls: libcurl's multi interface, many calls at
- *	  once, never inside a transaction; and the one place that builds their
- *	  URLs.
+ *	  The worker's outbound calls: one libcurl multi handle for the worker's
+ *	  life, calls started at any time and handed back one by one as each
+ *	  completes (so a slow service never holds up the others), never inside
+ *	  a transaction; what became of a call (one classifier for jobs and
+ *	  sync); and the one place that builds their URLs.
  *
  *-------------------------------------------------------------------------
  */
@@ -53,10 +55,22 @@ typedef struct WkCall
 	/* private */
 	void	   *easy;
 	void	   *headers;
+	bool		finished;		/* outcome is set */
+	bool		queued;			/* handed back by wk_http_next_done */
 } WkCall;
 
+/* Calls in flight at once, over all services (per service: max_in_flight). */
+#define WK_MAX_IN_FLIGHT 256
+
 extern void wk_http_init(void);
+extern void wk_http_start(WkCall *c, bool queue_when_done);
+extern int	wk_http_drive(long timeout_ms, bool stop_on_latch);
+extern WkCall *wk_http_next_done(void);
+extern bool wk_http_has_done(void);
+extern int	wk_http_in_flight(int svc);
+extern int	wk_http_in_flight_total(void);
 extern void wk_http_run(WkCall *calls, int n);
+extern void wk_http_set_done_hook(void (*hook) (void));
 extern char *wk_build_url(const char *base_url, const char *const *segs, int nsegs,
 						  const char *const *query, int nquery, char *err, size_t errlen);
 extern const char *wk_outcome_name(WkOutcome o);

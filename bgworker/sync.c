@@ -10,8 +10,11 @@
  * when every page was read and applied; a failed read leaves it where it was.
  *
  * URLs are built by wk_build_url (the organization's reference is an escaped
- * query value) and every read is told to the breaker by cb_record_call, the
- * jobs' rule: only the service's own failures count against it. A read the
+ * query value). Every read asks the breaker first (cb_acquire, as the jobs
+ * do: while half-open, a read is one of its probes, and none is made while
+ * it is open or paused by a 429), and is told to it by cb_record_call, the
+ * jobs' rule: only the service's own failures count against it. A page is
+ * read when the call's outcome is WK_OK, the jobs' classifier (any 2xx). A read the
  * service refuses as wrong (a 4xx, for instance for a malformed reference)
  * fails that organization's sync alone, and the organization waits
  * sync_interval_seconds before its next try (it is parked in this process's
@@ -51,7 +54,8 @@ static SaasPlan plan_due = {
 	"SELECT o.id, coalesce(o.external_ids ->> 'user_service', o.id::text),"
 	" to_char(s.cursor_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), i.base_url, i.timeout_ms,"
 	" i.breaker_failure_rate, i.breaker_min_volume, i.breaker_window_seconds,"
-	" i.breaker_reset_seconds, i.breaker_half_open_probes, i.sync_interval_seconds"
+	" i.breaker_reset_seconds, i.breaker_half_open_probes, i.sync_interval_seconds,"
+	" i.breaker_consecutive_failures, i.breaker_slow_call_ms"
 	" FROM saas.organizations o CROSS JOIN saas.integrations i"
 	" LEFT JOIN saas.sync_state s ON s.org_id = o.id AND s.service = i.service"
 	" WHERE i.service = 'user-service' AND i.enabled"
@@ -158,8 +162,16 @@ sync_read_all(SyncOrg *o, MemoryContext keep, CbTransition *trs, int *ntr, int m
 		char		pagebuf[16];
 		const char *query[8];
 
-		if (cb_state(svc) == CB_OPEN)
+		if (*ntr >= maxtr)
 			return false;
+		if (cb_acquire(svc, &o->cb, GetCurrentTimestamp(), 1, &trs[*ntr], &moved) == 0)
+		{
+			if (moved)
+				(*ntr)++;
+			return false;
+		}
+		if (moved)
+			(*ntr)++;
 		snprintf(pagebuf, sizeof(pagebuf), "%d", page);
 		query[0] = "organization_id";
 		query[1] = o->ref;
@@ -180,7 +192,7 @@ sync_read_all(SyncOrg *o, MemoryContext keep, CbTransition *trs, int *ntr, int m
 		cb_record_call(&o->cb, &c, GetCurrentTimestamp(), &trs[*ntr], &moved);
 		if (moved && *ntr < maxtr)
 			(*ntr)++;
-		if (c.status != 200)
+		if (c.outcome != WK_OK)
 		{
 			char		why[300];
 
@@ -258,6 +270,8 @@ wk_sync_round(void)
 			o->cb.reset_s = DatumGetInt32(SPI_getbinval(t, d, 9, &isnull));
 			o->cb.probes = DatumGetInt32(SPI_getbinval(t, d, 10, &isnull));
 			o->interval_s = DatumGetInt32(SPI_getbinval(t, d, 11, &isnull));
+			o->cb.consecutive = DatumGetInt32(SPI_getbinval(t, d, 12, &isnull));
+			o->cb.slow_call_ms = DatumGetInt32(SPI_getbinval(t, d, 13, &isnull));
 		}
 	}
 	wk_xact_commit();

@@ -1,21 +1,34 @@
 /*-------------------------------------------------------------------------
  *
  * worker_jobs.c
- *	  Applying ingested events, and one round of outbound jobs: claim,
- *	  call (outside any transaction), record.
+ *	  Applying ingested events, and the claiming half of the job queue:
+ *	  which jobs to call now, and starting their calls.
  *
- * Retry policy (per service, from saas.integrations): 2xx is done; 408,
- * 429, 5xx, timeouts and connection errors are retried after
- * base_backoff_ms * backoff_multiplier^(attempt-1), capped at
- * max_backoff_seconds, with jitter (50-100%), and never sooner than a 429's
- * Retry-After; any other answer (4xx, 3xx) is dead at once, and so is a
- * request that cannot be made (its URL cannot be built from the job's
- * path, libcurl calls it malformed): both are the job's own problem, retried
- * only by saas.retry_job, and never counted against the service's breaker
- * (cb_record_call). A job out of attempts is dead. Jobs of a service whose
- * breaker is open are not claimed at all, so they wait without spending
- * attempts; neither are those of a service whose base_url is not a usable
- * URL (a setting to fix, not the jobs' fault).
+ * The worker keeps calls in flight across its rounds (http_client.c): each
+ * round claims, for every service that has room under its max_in_flight
+ * (and the worker's WK_MAX_IN_FLIGHT), as many due jobs as fit, commits the
+ * claim, and starts the calls; job_record.c records each one when it
+ * completes. A slow service fills its own slots and no one else's.
+ *
+ * Which jobs: claims rotate across organizations, so one tenant's backlog
+ * cannot delay another's jobs. Per service, a walk over the organizations
+ * with queued jobs (one index descent each, jobs_fair_idx) starts after the
+ * organization served last; among those organizations the claim takes each
+ * one's oldest due job first, then each one's second, and so on.
+ *
+ * When not to claim: while the service's breaker is open or a 429 paused it
+ * (cb_acquire), its jobs wait in their state without spending attempts; a
+ * half-open breaker lets its probes through, with the oldest waiting jobs,
+ * or, when no job waits, with a health call (GET base_url: any answer but a
+ * 5xx or 408 shows the service is back), so it closes by itself. Neither
+ * are jobs claimed for a service whose base_url is not a usable URL (a
+ * setting to fix, not the jobs' fault).
+ *
+ * Leases: a claim writes the lease (2 x timeout_ms + 30 s) and the worker's
+ * incarnation (lease_owner, random per process start). A restarted worker
+ * takes over the running jobs of any other incarnation at once, since only
+ * one worker serves the database and its predecessor is gone; the lease
+ * stays the safety net for anything else (expired leases are made due).
  *
  *-------------------------------------------------------------------------
  */
@@ -24,13 +37,13 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
-#include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "fmgr.h"
 #include "utils/timestamp.h"
@@ -42,10 +55,25 @@
 #include "worker_jobs.h"
 #include "worker_shmem.h"
 
-#define WK_MAX_CALLS 256
+/* Organizations visited per claim of one service: at least this many. */
+#define WK_MIN_ORG_WALK 16
+
+WkService	wk_services[SAAS_NSERVICES];
+int64		wk_incarnation = 0;
 
 /* Set while the worker applies events: their changes are not pushed back. */
 static bool wk_in_sync = false;
+
+/* Where each service's walk over organizations resumes. */
+static pg_uuid_t wk_cursor[SAAS_NSERVICES];
+
+/* A health call in flight, per service (at most one). */
+static bool wk_health_in_flight[SAAS_NSERVICES];
+
+/* Parent of every call's memory context. */
+static MemoryContext wk_calls_cxt = NULL;
+
+static MemoryContext wk_settings_cxt = NULL;
 
 static SaasPlan plan_pending_events = {
 	"SELECT org_id, service, event_id FROM saas.webhook_events WHERE applied_at IS NULL"
@@ -60,55 +88,70 @@ static SaasPlan plan_apply = {
 };
 
 static SaasPlan plan_reclaim = {
-	"UPDATE saas.jobs SET state = 'retryable', run_at = now(), lease_until = NULL, updated_at = now(),"
+	"UPDATE saas.jobs SET state = 'retryable', run_at = now(), lease_until = NULL, lease_owner = NULL,"
+	" updated_at = now(),"
 	" last_error = coalesce(last_error, 'lease expired: the worker stopped during the call')"
 	" WHERE state = 'running' AND lease_until < now()",
 	0, {0},
 	NULL, true				/* data-dependent: planned per use */
 };
 
+static SaasPlan plan_take_over = {
+	"UPDATE saas.jobs SET state = 'retryable', run_at = now(), lease_until = NULL, lease_owner = NULL,"
+	" updated_at = now(),"
+	" last_error = coalesce(last_error, 'taken over: the previous worker stopped during the call')"
+	" WHERE state = 'running' AND lease_owner IS DISTINCT FROM $1",
+	1, {INT8OID},
+	NULL, true				/* data-dependent: planned per use */
+};
+
 static SaasPlan plan_settings = {
 	"SELECT service, base_url, timeout_ms, max_in_flight, max_retries, backoff_multiplier,"
 	" base_backoff_ms, max_backoff_seconds, breaker_failure_rate, breaker_min_volume,"
-	" breaker_window_seconds, breaker_reset_seconds, breaker_half_open_probes, enabled"
+	" breaker_window_seconds, breaker_reset_seconds, breaker_half_open_probes, enabled,"
+	" retry_window_seconds, breaker_consecutive_failures, breaker_slow_call_ms"
 	" FROM saas.integrations",
 	0, {0}
 };
 
+/* Up to $3 organizations with queued jobs of service $1, after $2. */
+static SaasPlan plan_org_walk = {
+	"WITH RECURSIVE o(org_id, n) AS ("
+	"  (SELECT j.org_id, 1 FROM saas.jobs j"
+	"    WHERE j.service = $1 AND j.state IN ('available', 'retryable') AND j.org_id > $2"
+	"    ORDER BY j.org_id LIMIT 1)"
+	"  UNION ALL"
+	"  SELECT (SELECT j.org_id FROM saas.jobs j"
+	"           WHERE j.service = $1 AND j.state IN ('available', 'retryable') AND j.org_id > o.org_id"
+	"           ORDER BY j.org_id LIMIT 1), o.n + 1"
+	"    FROM o WHERE o.org_id IS NOT NULL AND o.n < $3)"
+	" SELECT org_id FROM o WHERE org_id IS NOT NULL ORDER BY n",
+	3, {TEXTOID, UUIDOID, INT4OID},
+	NULL, true				/* data-dependent: planned per use */
+};
+
+/*
+ * Claim up to $2 due jobs of service $1 among the organizations $4, each
+ * one's oldest first, then each one's second, in the walk's order.
+ */
 static SaasPlan plan_claim = {
-	"WITH due AS (SELECT org_id, id FROM saas.jobs"
-	"  WHERE state IN ('available', 'retryable') AND run_at <= now() AND service = $1"
-	"  ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+	"WITH cand AS ("
+	"  SELECT c.org_id, c.id, o.pos, row_number() OVER (PARTITION BY c.org_id ORDER BY c.run_at) AS rk"
+	"    FROM unnest($4::uuid[]) WITH ORDINALITY AS o(org_id, pos)"
+	"    CROSS JOIN LATERAL (SELECT j.org_id, j.id, j.run_at FROM saas.jobs j"
+	"       WHERE j.service = $1 AND j.state IN ('available', 'retryable') AND j.org_id = o.org_id"
+	"         AND j.run_at <= now() ORDER BY j.run_at LIMIT $2) c),"
+	" due AS ("
+	"  SELECT j.org_id, j.id FROM cand JOIN saas.jobs j ON j.org_id = cand.org_id AND j.id = cand.id"
+	"   WHERE j.state IN ('available', 'retryable') AND j.run_at <= now()"
+	"   ORDER BY cand.rk, cand.pos LIMIT $2 FOR UPDATE OF j SKIP LOCKED)"
 	" UPDATE saas.jobs j SET state = 'running', attempt = j.attempt + 1,"
-	"  lease_until = now() + make_interval(secs => $3), updated_at = now()"
+	"  lease_until = now() + make_interval(secs => $3), lease_owner = $5, updated_at = now()"
 	" FROM due WHERE j.org_id = due.org_id AND j.id = due.id"
 	" RETURNING j.org_id, j.id, j.payload ->> 'method', j.payload ->> 'path', j.payload -> 'body',"
-	"  j.attempt, j.max_attempts, j.idempotency_key, j.payload -> 'on_success'",
-	3, {TEXTOID, INT4OID, FLOAT8OID},
+	"  j.attempt, j.max_attempts, j.idempotency_key, j.payload -> 'on_success', j.created_at",
+	5, {TEXTOID, INT4OID, FLOAT8OID, UUIDARRAYOID, INT8OID},
 	NULL, true				/* data-dependent: planned per use */
-};
-
-/* All successes of a round in one statement. */
-static SaasPlan plan_done = {
-	"UPDATE saas.jobs j SET state = 'succeeded', finished_at = now(), updated_at = now(),"
-	" lease_until = NULL, last_status = u.status, last_error = NULL"
-	" FROM unnest($1::uuid[], $2::uuid[], $3::int[]) AS u(org_id, id, status)"
-	" WHERE j.org_id = u.org_id AND j.id = u.id",
-	3, {UUIDARRAYOID, UUIDARRAYOID, INT4ARRAYOID},
-	NULL, true				/* data-dependent: planned per use */
-};
-
-static SaasPlan plan_retry = {
-	"UPDATE saas.jobs SET state = 'retryable', run_at = now() + make_interval(secs => $3),"
-	" updated_at = now(), lease_until = NULL, last_status = $4, last_error = $5"
-	" WHERE org_id = $1 AND id = $2",
-	5, {UUIDOID, UUIDOID, FLOAT8OID, INT4OID, TEXTOID}
-};
-
-static SaasPlan plan_dead = {
-	"UPDATE saas.jobs SET state = 'dead', finished_at = now(), updated_at = now(),"
-	" lease_until = NULL, last_status = $3, last_error = $4 WHERE org_id = $1 AND id = $2",
-	4, {UUIDOID, UUIDOID, INT4OID, TEXTOID}
 };
 
 static SaasPlan plan_transition = {
@@ -116,10 +159,11 @@ static SaasPlan plan_transition = {
 	4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}
 };
 
-static SaasPlan plan_prune = {
-	"DELETE FROM saas.jobs WHERE ctid = ANY (ARRAY(SELECT ctid FROM saas.jobs"
-	" WHERE state = 'succeeded' AND finished_at < now() - interval '7 days' LIMIT 5000))",
-	0, {0}
+/* The service is back: the jobs its outage pushed into the future are due now. */
+static SaasPlan plan_due_after_close = {
+	"UPDATE saas.jobs SET run_at = now() WHERE service = $1 AND state = 'retryable' AND run_at > now()",
+	1, {TEXTOID},
+	NULL, true				/* data-dependent: planned per use */
 };
 
 /* The earliest due job: one index probe per service (jobs_due_idx is by service). */
@@ -132,38 +176,7 @@ static SaasPlan plan_next_due = {
 	0, {0}
 };
 
-static SaasPlan plan_on_success = {
-	"SELECT saas._job_succeeded($1, $2, $3, $4)",
-	4, {UUIDOID, UUIDOID, JSONBOID, TEXTOID}
-};
-
-/* Settings of one service for a round. */
-typedef struct WkService
-{
-	char	   *base_url;
-	bool		base_ok;		/* base_url makes URLs (wk_build_url) */
-	int			timeout_ms;
-	int			max_in_flight;
-	int			max_retries;
-	double		multiplier;
-	int			base_backoff_ms;
-	int			max_backoff_s;
-	CbSettings	cb;
-	bool		enabled;
-	bool		present;
-} WkService;
-
-/* One claimed job and its call. */
-typedef struct WkJob
-{
-	pg_uuid_t	org_id;
-	pg_uuid_t	id;
-	int			attempt;
-	int			max_attempts;
-	char	   *on_success;
-} WkJob;
-
-static Datum
+Datum
 wk_uuid(const pg_uuid_t *u)
 {
 	pg_uuid_t  *c = palloc(sizeof(pg_uuid_t));
@@ -218,9 +231,31 @@ wk_apply_events(int batch)
 	return (int) n;
 }
 
+/*
+ * wk_recover_leases: jobs left running by a worker that is gone are made
+ * due again. take_over (once per extension seen by this process): every
+ * running job of another incarnation, at once; otherwise, once a second,
+ * those whose lease ran out.
+ */
 void
-wk_reclaim_expired_leases(void)
+wk_recover_leases(bool take_over)
 {
+	static int64 last = 0;
+	int64		now = GetCurrentTimestamp();
+
+	if (take_over)
+	{
+		Datum		arg = Int64GetDatum(wk_incarnation);
+
+		(void) saas_exec(&plan_take_over, &arg, NULL, false, 0);
+		if (SPI_processed > 0)
+			elog(LOG, "pg_saas worker: took over %lu running jobs of the previous worker",
+				 (unsigned long) SPI_processed);
+		return;
+	}
+	if (now - last < USECS_PER_SEC)
+		return;
+	last = now;
 	(void) saas_exec(&plan_reclaim, NULL, NULL, false, 0);
 }
 
@@ -250,17 +285,22 @@ wk_check_base(int svc, const char *base_url)
 }
 
 /*
- * wk_load_settings: the services' settings, by breaker index; strings are
- * copied into keep (they outlive the transaction).
+ * wk_load_settings: the services' settings into wk_services, by breaker
+ * index; they serve the claims and the recording of calls that complete
+ * later, so they live in their own context until the next load.
  */
 static void
-wk_load_settings(WkService *svcs, MemoryContext keep)
+wk_load_settings(void)
 {
 	uint64		i;
 
-	memset(svcs, 0, sizeof(WkService) * SAAS_NSERVICES);
+	if (wk_settings_cxt == NULL)
+		wk_settings_cxt = AllocSetContextCreate(TopMemoryContext, "pg_saas worker settings",
+												ALLOCSET_SMALL_SIZES);
 	if (saas_exec(&plan_settings, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read saas.integrations");
+	MemoryContextReset(wk_settings_cxt);
+	memset(wk_services, 0, sizeof(wk_services));
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	t = SPI_tuptable->vals[i];
@@ -271,8 +311,8 @@ wk_load_settings(WkService *svcs, MemoryContext keep)
 
 		if (s < 0)
 			continue;
-		w = &svcs[s];
-		w->base_url = MemoryContextStrdup(keep, SPI_getvalue(t, d, 2));
+		w = &wk_services[s];
+		w->base_url = MemoryContextStrdup(wk_settings_cxt, SPI_getvalue(t, d, 2));
 		w->base_ok = wk_check_base(s, w->base_url);
 		w->timeout_ms = DatumGetInt32(SPI_getbinval(t, d, 3, &isnull));
 		w->max_in_flight = DatumGetInt32(SPI_getbinval(t, d, 4, &isnull));
@@ -286,27 +326,19 @@ wk_load_settings(WkService *svcs, MemoryContext keep)
 		w->cb.reset_s = DatumGetInt32(SPI_getbinval(t, d, 12, &isnull));
 		w->cb.probes = DatumGetInt32(SPI_getbinval(t, d, 13, &isnull));
 		w->enabled = DatumGetBool(SPI_getbinval(t, d, 14, &isnull));
+		w->retry_window_s = DatumGetInt32(SPI_getbinval(t, d, 15, &isnull));
+		w->cb.consecutive = DatumGetInt32(SPI_getbinval(t, d, 16, &isnull));
+		w->cb.slow_call_ms = DatumGetInt32(SPI_getbinval(t, d, 17, &isnull));
 		w->present = true;
 	}
 }
 
-/* wk_backoff_s: the delay before the next attempt, with jitter. */
-static double
-wk_backoff_s(const WkService *w, int attempt, int retry_after_s)
-{
-	double		ms = w->base_backoff_ms;
-	int			i;
-	double		cap = (double) w->max_backoff_s * 1000.0;
-
-	for (i = 1; i < attempt && ms < cap; i++)
-		ms *= w->multiplier;
-	ms = Min(ms, cap);
-	ms = ms * (0.5 + 0.5 * pg_prng_double(&pg_global_prng_state));
-	if (retry_after_s > 0)
-		ms = Max(ms, retry_after_s * 1000.0);
-	return ms / 1000.0;
-}
-
+/*
+ * wk_note_transition: a breaker moved; recorded in saas._breaker_events and
+ * the log. When it closes, the jobs that backed off during the outage are
+ * due at once: the service is back, so they need not wait out a backoff
+ * meant for a failing service.
+ */
 void
 wk_note_transition(const CbTransition *tr)
 {
@@ -319,6 +351,8 @@ wk_note_transition(const CbTransition *tr)
 	(void) saas_exec(&plan_transition, args, NULL, false, 0);
 	elog(LOG, "pg_saas worker: circuit of %s %s -> %s (%s)", saas_service_names[tr->service],
 		 saas_breaker_state_name(tr->from), saas_breaker_state_name(tr->to), tr->reason);
+	if (tr->to == CB_CLOSED)
+		(void) saas_exec(&plan_due_after_close, args, NULL, false, 0);
 }
 
 /*
@@ -355,202 +389,230 @@ wk_job_url(const char *base_url, const char *path, char *err, size_t errlen)
 	return wk_build_url(base_url, segs, nsegs, NULL, 0, err, errlen);
 }
 
+/* Calls made ready inside the claim transaction, started after its commit. */
+static WkInflight *wk_ready[WK_MAX_IN_FLIGHT + SAAS_NSERVICES];
+static int	wk_nready = 0;
+
+/* wk_new_inflight: a call's own memory context and record. */
+static WkInflight *
+wk_new_inflight(int svc)
+{
+	MemoryContext cxt;
+	WkInflight *f;
+
+	if (wk_calls_cxt == NULL)
+		wk_calls_cxt = AllocSetContextCreate(TopMemoryContext, "pg_saas worker calls",
+											 ALLOCSET_DEFAULT_SIZES);
+	cxt = AllocSetContextCreate(wk_calls_cxt, "pg_saas call", ALLOCSET_SMALL_SIZES);
+	f = MemoryContextAllocZero(cxt, sizeof(WkInflight));
+	f->cxt = cxt;
+	f->call.svc = svc;
+	f->call.timeout_ms = wk_services[svc].timeout_ms;
+	return f;
+}
+
+/* wk_finish_inflight: the call is recorded; its memory goes. */
+void
+wk_finish_inflight(WkInflight *f)
+{
+	if (f->health)
+		wk_health_in_flight[f->call.svc] = false;
+	MemoryContextDelete(f->cxt);
+}
+
 /*
- * wk_run_jobs_round: claim, call, record. Returns how many jobs it
- * finished; sets *sleep_ms to when the next job is due (capped).
+ * wk_start_health: a half-open breaker with a probe slot and no job to
+ * probe with: GET base_url. It is judged by cb_record_call like any call.
+ */
+static void
+wk_start_health(int svc)
+{
+	WkInflight *f = wk_new_inflight(svc);
+	MemoryContext old = MemoryContextSwitchTo(f->cxt);
+
+	f->health = true;
+	f->call.method = "GET";
+	f->call.url = wk_build_url(wk_services[svc].base_url, NULL, 0, NULL, 0,
+							   f->call.error, sizeof(f->call.error));
+	f->call.resp_max = 4096;
+	wk_health_in_flight[svc] = true;
+	wk_ready[wk_nready++] = f;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * wk_claim_service: claim up to allowed jobs of one service, fairly across
+ * organizations, and remember where the next claim starts. Returns the
+ * claimed rows (SPI_tuptable) count; the rows are read by the caller.
+ */
+static int
+wk_claim_service(int s, int allowed)
+{
+	WkService  *w = &wk_services[s];
+	int			limit = Min(Max(allowed * 2, WK_MIN_ORG_WALK), 256);
+	Datum		args[5];
+	Datum	   *orgs;
+	int			norgs,
+				i,
+				k;
+	int			maxpos = 0;
+	static const pg_uuid_t zero;
+
+	args[0] = CStringGetTextDatum(saas_service_names[s]);
+	args[1] = UUIDPGetDatum(&wk_cursor[s]);
+	args[2] = Int32GetDatum(limit);
+	if (saas_exec(&plan_org_walk, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not find organizations with queued jobs");
+	norgs = (int) SPI_processed;
+	if (norgs == 0)
+	{
+		wk_cursor[s] = zero;
+		return 0;
+	}
+	orgs = palloc(sizeof(Datum) * norgs);
+	for (i = 0; i < norgs; i++)
+	{
+		bool		isnull;
+
+		orgs[i] = wk_uuid(DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[i],
+													  SPI_tuptable->tupdesc, 1, &isnull)));
+	}
+
+	args[1] = Int32GetDatum(allowed);
+	args[2] = Float8GetDatum(w->timeout_ms / 1000.0 * 2 + 30);
+	args[3] = PointerGetDatum(construct_array(orgs, norgs, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	args[4] = Int64GetDatum(wk_incarnation);
+	if (saas_exec(&plan_claim, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not claim jobs");
+
+	/* The next walk starts after the last organization served. */
+	for (k = 0; k < (int) SPI_processed; k++)
+	{
+		bool		isnull;
+		pg_uuid_t  *org = DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[k],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+
+		for (i = maxpos; i < norgs; i++)
+			if (memcmp(DatumGetUUIDP(orgs[i]), org, sizeof(pg_uuid_t)) == 0)
+				maxpos = i + 1;
+	}
+	if (SPI_processed == 0)
+		maxpos = norgs;
+	if (maxpos == norgs && norgs < limit)
+		wk_cursor[s] = zero;	/* the walk reached the end: wrap around */
+	else
+		wk_cursor[s] = *DatumGetUUIDP(orgs[Max(maxpos, 1) - 1]);
+	return (int) SPI_processed;
+}
+
+/*
+ * wk_ready_claimed: the calls of the rows wk_claim_service returned, copied
+ * out of SPI into their own contexts; they start after the commit.
+ */
+static void
+wk_ready_claimed(int s, int n)
+{
+	WkService  *w = &wk_services[s];
+	SPITupleTable *tt = SPI_tuptable;
+	int			k;
+
+	for (k = 0; k < n; k++)
+	{
+		HeapTuple	t = tt->vals[k];
+		TupleDesc	d = tt->tupdesc;
+		bool		isnull;
+		WkInflight *f = wk_new_inflight(s);
+		MemoryContext old = MemoryContextSwitchTo(f->cxt);
+		char	   *method = SPI_getvalue(t, d, 3);
+		char	   *body = SPI_getvalue(t, d, 5);
+
+		f->org_id = *DatumGetUUIDP(SPI_getbinval(t, d, 1, &isnull));
+		f->id = *DatumGetUUIDP(SPI_getbinval(t, d, 2, &isnull));
+		f->attempt = DatumGetInt32(SPI_getbinval(t, d, 6, &isnull));
+		f->max_attempts = DatumGetInt32(SPI_getbinval(t, d, 7, &isnull));
+		f->on_success = SPI_getvalue(t, d, 9);
+		f->created_at = DatumGetTimestampTz(SPI_getbinval(t, d, 10, &isnull));
+		f->call.method = method ? method : "POST";
+		f->call.url = wk_job_url(w->base_url, SPI_getvalue(t, d, 4), f->call.error,
+								 sizeof(f->call.error));
+		f->call.body = body;
+		f->call.idempotency_key = SPI_getvalue(t, d, 8);
+		wk_ready[wk_nready++] = f;
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/*
+ * wk_claim_and_start: one claim transaction for every service with room,
+ * then the calls start, only once the claim is committed (a call never
+ * runs for a claim that could still roll back). Returns how many jobs were
+ * claimed; *wait_ms is how long the worker may wait for completions or new
+ * work before the next round.
  */
 int
-wk_run_jobs_round(long *sleep_ms)
+wk_claim_and_start(long *wait_ms)
 {
-	WkService	svcs[SAAS_NSERVICES];
-	WkCall	   *calls = palloc0(sizeof(WkCall) * WK_MAX_CALLS);
-	WkJob	   *jobs = palloc0(sizeof(WkJob) * WK_MAX_CALLS);
-	CbTransition pending_tr[SAAS_NSERVICES * 2];
+	CbTransition trs[SAAS_NSERVICES];
 	int			ntr = 0;
-	int			n = 0;
+	int			claimed[SAAS_NSERVICES] = {0};
+	int			total = 0;
 	int			s,
 				i;
-	int64		now;
+	bool		blocked = false;
 	bool		isnull;
-	MemoryContext keep = CurrentMemoryContext;	/* outlives SPI_finish */
-	Datum	   *done_org,
-			   *done_id,
-			   *done_status;
-	int			ndone = 0;
+	int64		now;
 
-	/* Claim, and commit the claim, before any call. */
+	*wait_ms = 1000;
 	if (!wk_xact_begin("pg_saas worker: claiming jobs"))
 	{
 		wk_xact_commit();
 		return 0;
 	}
-	wk_load_settings(svcs, keep);
+	wk_load_settings();
 	now = GetCurrentTimestamp();
 	for (s = 0; s < SAAS_NSERVICES; s++)
 	{
-		WkService  *w = &svcs[s];
-		int			want,
+		WkService  *w = &wk_services[s];
+		int			room,
 					allowed;
 		bool		moved;
-		Datum		args[3];
-		uint64		k;
 
 		if (!w->present || !w->enabled || !w->base_ok)
 			continue;
-		want = Min(w->max_in_flight, WK_MAX_CALLS - n);
-		if (want <= 0)
-			break;
-		allowed = cb_acquire(s, &w->cb, now, want, &pending_tr[ntr], &moved);
+		room = Min(Min(w->max_in_flight, WK_MAX_IN_FLIGHT) - wk_http_in_flight(s),
+				   WK_MAX_IN_FLIGHT - wk_http_in_flight_total() - total);
+		if (room <= 0)
+			continue;
+		allowed = cb_acquire(s, &w->cb, now, room, &trs[ntr], &moved);
 		if (moved)
 			ntr++;
 		if (allowed == 0)
+		{
+			blocked = true;
 			continue;
-		args[0] = CStringGetTextDatum(saas_service_names[s]);
-		args[1] = Int32GetDatum(allowed);
-		args[2] = Float8GetDatum(w->timeout_ms / 1000.0 * 2 + 30);
-		if (saas_exec(&plan_claim, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
-			elog(ERROR, "could not claim jobs");
-		for (k = 0; k < SPI_processed; k++)
-		{
-			HeapTuple	t = SPI_tuptable->vals[k];
-			TupleDesc	d = SPI_tuptable->tupdesc;
-			char	   *method = SPI_getvalue(t, d, 3);
-			char	   *path = SPI_getvalue(t, d, 4);
-			char	   *body = SPI_getvalue(t, d, 5);
-			WkCall	   *c = &calls[n];
-			WkJob	   *j = &jobs[n];
-			char	   *url;
-
-			j->org_id = *DatumGetUUIDP(SPI_getbinval(t, d, 1, &isnull));
-			j->id = *DatumGetUUIDP(SPI_getbinval(t, d, 2, &isnull));
-			j->attempt = DatumGetInt32(SPI_getbinval(t, d, 6, &isnull));
-			j->max_attempts = DatumGetInt32(SPI_getbinval(t, d, 7, &isnull));
-			j->on_success = SPI_getvalue(t, d, 9);
-			if (j->on_success)
-				j->on_success = MemoryContextStrdup(keep, j->on_success);
-			c->svc = s;
-			c->method = MemoryContextStrdup(keep, method ? method : "POST");
-			url = wk_job_url(w->base_url, path, c->error, sizeof(c->error));
-			c->url = url ? MemoryContextStrdup(keep, url) : NULL;
-			c->body = body ? MemoryContextStrdup(keep, body) : NULL;
-			c->idempotency_key = MemoryContextStrdup(keep, SPI_getvalue(t, d, 8));
-			c->timeout_ms = w->timeout_ms;
-			n++;
 		}
-		/* Probes granted but not used go back. */
-		if ((int) SPI_processed < allowed && cb_state(s) == CB_HALF_OPEN)
+		claimed[s] = wk_claim_service(s, allowed);
+		wk_ready_claimed(s, claimed[s]);
+		total += claimed[s];
+		if (claimed[s] < allowed && cb_state(s) == CB_HALF_OPEN)
 		{
-			LWLockAcquire(saas_worker_lock(), LW_EXCLUSIVE);
-			saas_worker_shared->breakers[s].probes_in_flight =
-				Max(0, saas_worker_shared->breakers[s].probes_in_flight - (allowed - (int) SPI_processed));
-			LWLockRelease(saas_worker_lock());
-		}
-	}
-	for (i = 0; i < ntr; i++)
-		wk_note_transition(&pending_tr[i]);
-	ntr = 0;
-	wk_xact_commit();
+			int			unused = allowed - claimed[s];
 
-	if (n > 0)
-	{
-		pgstat_report_activity(STATE_RUNNING, "pg_saas worker: calling services");
-		wk_http_run(calls, n);
-		pg_atomic_fetch_add_u64(&saas_worker_shared->calls, n);
-	}
-
-	/* Record every outcome in one transaction. */
-	done_org = palloc(sizeof(Datum) * Max(n, 1));
-	done_id = palloc(sizeof(Datum) * Max(n, 1));
-	done_status = palloc(sizeof(Datum) * Max(n, 1));
-	if (!wk_xact_begin("pg_saas worker: recording outcomes"))
-	{
-		/* Dropped while we called: the jobs went with it. */
-		wk_xact_commit();
-		return n;
-	}
-	now = GetCurrentTimestamp();
-	for (i = 0; i < n; i++)
-	{
-		WkCall	   *c = &calls[i];
-		WkJob	   *j = &jobs[i];
-		WkService  *w = &svcs[c->svc];
-		bool		ok = (c->outcome == WK_OK);
-		bool		retryable = (c->outcome == WK_SERVICE_FAILED || c->outcome == WK_THROTTLED ||
-								 c->outcome == WK_LOCAL_ERROR);
-		char		err[400];
-		bool		moved;
-		Datum		args[5];
-		char		nulls[6] = "     ";
-
-		if (c->status != 0)
-			snprintf(err, sizeof(err), "HTTP %ld: %.300s", c->status, c->resp ? c->resp : "");
-		else if (c->outcome == WK_UNSENDABLE)
-			snprintf(err, sizeof(err), "the request cannot be made: %s", c->error);
-		else
-			snprintf(err, sizeof(err), "%s", c->error[0] ? c->error : "no answer");
-
-		/* Only the service's own failures count against its breaker. */
-		cb_record_call(&w->cb, c, now, &pending_tr[ntr], &moved);
-		if (moved && ntr < (int) lengthof(pending_tr) - 1)
-			ntr++;
-
-		args[0] = wk_uuid(&j->org_id);
-		args[1] = wk_uuid(&j->id);
-		if (ok)
-		{
-			done_org[ndone] = args[0];
-			done_id[ndone] = args[1];
-			done_status[ndone] = Int32GetDatum((int32) c->status);
-			ndone++;
-			if (j->on_success)
+			/* Nothing to probe with: one health call uses one slot. */
+			if (claimed[s] == 0 && !wk_health_in_flight[s])
 			{
-				Datum		a2[4];
-				char		n2[5] = "    ";
-
-				a2[0] = args[0];
-				a2[1] = args[1];
-				a2[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum(j->on_success));
-				a2[3] = CStringGetTextDatum(c->resp ? c->resp : "");
-				(void) saas_exec(&plan_on_success, a2, n2, false, 0);
+				unused--;
+				wk_start_health(s);
 			}
+			cb_unused(s, unused);
 		}
-		else if (retryable && j->attempt < j->max_attempts)
-		{
-			args[2] = Float8GetDatum(wk_backoff_s(w, j->attempt, c->retry_after_s));
-			args[3] = Int32GetDatum((int32) c->status);
-			if (c->status == 0)
-				nulls[3] = 'n';
-			args[4] = CStringGetTextDatum(err);
-			(void) saas_exec(&plan_retry, args, nulls, false, 0);
-		}
-		else
-		{
-			char		why[480];
-
-			snprintf(why, sizeof(why), "%s%s", err,
-					 retryable ? " (attempts exhausted)" : " (not retryable)");
-			args[2] = Int32GetDatum((int32) c->status);
-			if (c->status == 0)
-				nulls[2] = 'n';
-			args[3] = CStringGetTextDatum(why);
-			(void) saas_exec(&plan_dead, args, nulls, false, 0);
-		}
-	}
-	if (ndone > 0)
-	{
-		Datum		arrs[3];
-
-		arrs[0] = PointerGetDatum(construct_array(done_org, ndone, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
-		arrs[1] = PointerGetDatum(construct_array(done_id, ndone, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
-		arrs[2] = PointerGetDatum(construct_array(done_status, ndone, INT4OID, 4, true, TYPALIGN_INT));
-		if (saas_exec(&plan_done, arrs, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not record finished jobs");
 	}
 	for (i = 0; i < ntr; i++)
-		wk_note_transition(&pending_tr[i]);
+		wk_note_transition(&trs[i]);
 
 	/* Sleep until the next due job (at most a second: the safety net). */
-	if (saas_exec(&plan_next_due, NULL, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	if (total == 0 &&
+		saas_exec(&plan_next_due, NULL, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 	{
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
@@ -558,34 +620,27 @@ wk_run_jobs_round(long *sleep_ms)
 		{
 			double		secs = DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
 
-			/* Due now but not claimed means a breaker holds them: poll gently. */
-			if (secs <= 0 && n == 0)
-				*sleep_ms = 1000;
+			/* Due now but not claimed: a breaker or a pause holds them; poll gently. */
+			if (secs <= 0)
+				*wait_ms = blocked ? 250 : 1000;
 			else
-				*sleep_ms = (long) Min(1000.0, Max(10.0, secs * 1000.0));
+				*wait_ms = (long) Min(1000.0, Max(10.0, secs * 1000.0));
 		}
 	}
 	wk_xact_commit();
-	return n;
-}
 
-/*
- * wk_prune_finished_jobs: succeeded jobs older than a week are deleted, a
- * bounded batch once a minute, so the queue table does not grow forever.
- * Dead jobs stay until someone retries or deletes them.
- */
-void
-wk_prune_finished_jobs(void)
-{
-	static int64 last = 0;
-	int64		now = GetCurrentTimestamp();
+	/* The claims are committed: now the calls may go. */
+	if (wk_nready > 0)
+		pgstat_report_activity(STATE_RUNNING, "pg_saas worker: calling services");
+	for (i = 0; i < wk_nready; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(wk_ready[i]->cxt);
 
-	if (now - last < 60 * USECS_PER_SEC)
-		return;
-	last = now;
-	if (wk_xact_begin("pg_saas worker: pruning finished jobs"))
-		(void) saas_exec(&plan_prune, NULL, NULL, false, 0);
-	wk_xact_commit();
+		wk_http_start(&wk_ready[i]->call, true);
+		MemoryContextSwitchTo(old);
+	}
+	wk_nready = 0;
+	return total;
 }
 
 /* wk_set_in_sync: mark changes as coming from a service (sync.c). */

@@ -4,14 +4,26 @@
  *	  The pg_saas background worker: applies ingested webhook events and
  *	  drains the job queue of outbound calls, behind circuit breakers.
  *
- * One round: (1) in a transaction, apply pending events; (2) in a
- * transaction, claim due jobs (FOR UPDATE SKIP LOCKED, with a lease) for
- * each service whose breaker lets calls through, and commit; (3) with no
- * transaction open, perform the calls concurrently (http_client.c); (4) in
- * a new transaction, record every outcome: done, retry at a backed-off
- * time, or dead. Jobs whose lease ran out (a worker died mid-call) are
- * made due again. Between rounds the worker sleeps on its latch, woken by
- * committing transactions that gave it work, or by a timeout.
+ * The main loop is a sequence of named steps, each in its own transaction
+ * (or none), as in PostgreSQL's worker_spi:
+ *
+ *	 1. wk_step_events		(transaction) apply pending events; recover the
+ *							jobs of a worker that is gone
+ *	 2. wk_claim_and_start	(transaction) claim due jobs for every service
+ *							with room, commit, then start their calls
+ *	 3. wk_step_wait		(no transaction) let calls progress until one
+ *							completes, new work arrives, or a job is due
+ *	 4. wk_record_finished	(transaction) record each completed call
+ *	 5. wk_sync_round		(transactions around reads with none open)
+ *							pull sync of users
+ *	 6. wk_retention_step	(transactions) delete finished work past its
+ *							retention
+ *
+ * Calls stay in flight across iterations (libcurl's multi handle,
+ * http_client.c), so a slow service never holds up the recording of
+ * another's calls nor the claiming of new ones. Between iterations with
+ * nothing in flight the worker sleeps on its latch, woken by committing
+ * transactions that gave it work, or by a timeout.
  *
  * The worker never crashes on a missing extension: each round first checks
  * that pg_saas exists, and takes its tables with conditional locks, so
@@ -43,6 +55,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
+#include "port.h"
 
 #include "pg_saas.h"
 #include "breaker.h"
@@ -174,6 +187,60 @@ wk_database_being_dropped(void)
 	return dropping;
 }
 
+/*
+ * wk_step_events: in one transaction, apply pending events and bring back
+ * the jobs of a worker that is gone (at once for the first round that sees
+ * pg_saas, by lease after that). Returns whether pg_saas is ready; sets
+ * *applied to the number of events applied.
+ */
+static bool
+wk_step_events(int *applied)
+{
+	static bool took_over = false;
+	bool		ready;
+
+	*applied = 0;
+	ready = wk_xact_begin("pg_saas worker: applying events");
+	if (wk_database_being_dropped())
+	{
+		elog(LOG, "pg_saas worker: database \"%s\" is being dropped; the worker leaves it",
+			 saas_database);
+		proc_exit(1);
+	}
+	if (ready)
+	{
+		*applied = wk_apply_events(WK_EVENT_BATCH);
+		wk_recover_leases(!took_over);
+		took_over = true;
+	}
+	else
+		took_over = false;		/* a new pg_saas may have jobs of anyone */
+	wk_xact_commit();
+	return ready;
+}
+
+/*
+ * wk_step_wait: with calls in flight, drive them until one completes, the
+ * latch is set or wait_ms passes; with none, sleep on the latch.
+ */
+static void
+wk_step_wait(long wait_ms)
+{
+	if (wk_http_in_flight_total() > 0)
+		(void) wk_http_drive(wait_ms, true);
+	else if (wait_ms > 0 && !wk_http_has_done())
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 wait_ms, PG_WAIT_EXTENSION);
+}
+
+/* While the sync waits for a page, calls that complete are recorded at once. */
+static void
+wk_record_while_waiting(void)
+{
+	if (!IsTransactionState())
+		(void) wk_record_finished();
+}
+
 void
 saas_worker_main(Datum arg)
 {
@@ -185,23 +252,28 @@ saas_worker_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(saas_database, NULL, 0);
 
+	/* A new incarnation: the lease owner of every job this process claims. */
+	if (!pg_strong_random(&wk_incarnation, sizeof(wk_incarnation)) || wk_incarnation == 0)
+		wk_incarnation = ((int64) MyProcPid << 32) ^ GetCurrentTimestamp();
 	LWLockAcquire(saas_worker_lock(), LW_EXCLUSIVE);
 	saas_worker_shared->worker_pid = MyProcPid;
 	saas_worker_shared->worker_pgprocno = MyProc->pgprocno;
+	saas_worker_shared->worker_incarnation = wk_incarnation;
 	LWLockRelease(saas_worker_lock());
 	before_shmem_exit(wk_detach, (Datum) 0);
 
 	wk_http_init();
+	wk_http_set_done_hook(wk_record_while_waiting);
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "pg_saas worker round",
 									  ALLOCSET_DEFAULT_SIZES);
 	elog(LOG, "pg_saas worker started in database \"%s\"", saas_database);
 
 	for (;;)
 	{
-		long		sleep_ms = WK_IDLE_MS;
-		bool		ready;
-		int			did = 0;
+		long		wait_ms = WK_IDLE_MS;
+		int			applied;
 
+		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
@@ -211,41 +283,26 @@ saas_worker_main(Datum arg)
 		MemoryContextReset(round_cxt);
 		MemoryContextSwitchTo(round_cxt);
 
-		ready = wk_xact_begin("pg_saas worker: applying events");
-		if (wk_database_being_dropped())
-		{
-			elog(LOG, "pg_saas worker: database \"%s\" is being dropped; the worker leaves it",
-				 saas_database);
-			proc_exit(1);
-		}
-		if (ready)
-		{
-			did += wk_apply_events(WK_EVENT_BATCH);
-			wk_reclaim_expired_leases();
-		}
-		wk_xact_commit();
-
-		if (!ready)
+		if (!wk_step_events(&applied))
 		{
 			if (!warned_missing)
 				elog(LOG, "pg_saas worker: extension pg_saas is not installed in \"%s\"; waiting",
 					 saas_database);
 			warned_missing = true;
-			sleep_ms = 5000;
+			/* Calls still in flight finish (and are dropped with their jobs). */
+			wk_step_wait(5000);
+			(void) wk_record_finished();
+			MemoryContextSwitchTo(TopMemoryContext);
+			continue;
 		}
-		else
-		{
-			warned_missing = false;
-			did += wk_run_jobs_round(&sleep_ms);
-			(void) wk_sync_round();
-			wk_retention_step();
-		}
-		MemoryContextSwitchTo(TopMemoryContext);
+		warned_missing = false;
 
-		if (did > 0)
-			continue;			/* more may be waiting: go again at once */
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(sleep_ms, 10), PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		(void) wk_claim_and_start(&wait_ms);
+		wk_step_wait(applied > 0 ? 0 : wait_ms);
+		(void) wk_record_finished();
+		(void) wk_sync_round();
+		wk_retention_step();
+
+		MemoryContextSwitchTo(TopMemoryContext);
 	}
 }

@@ -38,12 +38,14 @@ typedef struct SaasBreaker
 	char		last_error[256];
 	uint64		transitions;
 	int64		throttled_until;	/* µs; a 429's Retry-After pauses the service */
+	int			consecutive_failures;	/* failures since the last success */
 } SaasBreaker;
 
 typedef struct SaasWorkerShared
 {
 	int			worker_pid;		/* 0: not running */
 	int			worker_pgprocno;
+	int64		worker_incarnation; /* lease_owner of the jobs it claims */
 	pg_atomic_uint64 wakeups;
 	pg_atomic_uint64 calls;
 	pg_atomic_uint64 events_applied;

@@ -609,6 +609,16 @@ router_dispatch(SaasRequest *req, SaasResponse *r)
 		saas_op_list_jobs(&req->params, &r->body);
 		return;
 	}
+	if (strcmp(s0, "jobs") == 0 && req->nsegs == 2 && strcmp(req->segs[1], "retry") == 0)
+	{
+		if (!is_post)
+			method_not_allowed(r, "POST");
+		req_authenticate_limited(req, r);
+		no_params(req);
+		req_require_json(req);
+		saas_op_retry_jobs(req->json, &r->body);
+		return;
+	}
 	if (strcmp(s0, "jobs") == 0 && req->nsegs == 3 && strcmp(req->segs[2], "retry") == 0)
 	{
 		pg_uuid_t	id;

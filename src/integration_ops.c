@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * integration_ops.c
- *	  GET /integrations/status, GET /jobs and POST /jobs/:id/retry.
+ *	  GET /integrations/status, GET /jobs, POST /jobs/:id/retry and
+ *	  POST /jobs/retry.
  *
  * Jobs are read as the caller (admins of the organization, by row-level
  * security and an explicit org filter); status and retry are SECURITY
@@ -37,6 +38,22 @@ static SaasPlan plan_jobs = {
 
 static SaasPlan plan_retry = {
 	"SELECT saas.retry_job($1)::text", 1, {UUIDOID}
+};
+
+static SaasPlan plan_retry_bulk = {
+	"SELECT saas.retry_jobs($1, $2, $3::timestamptz)::text", 3, {TEXTOID, TEXTOID, TEXTOID}
+};
+
+static const char *const retry_services[] = {
+	"user-service", "payment-service", "communication-service", NULL
+};
+static const char *const retry_states[] = {"dead", "retryable", NULL};
+
+static const SaasField retry_fields[] = {
+	{"service", SF_ENUM, false, 0, 0, retry_services},
+	{"state", SF_ENUM, false, 0, 0, retry_states},
+	{"since", SF_STRING, false, 1, 64},
+	{NULL}
 };
 
 void
@@ -102,6 +119,37 @@ saas_op_retry_job(const pg_uuid_t *id, StringInfo out)
 	saas_spi_connect();
 	if (saas_exec(&plan_retry, &val, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not retry job");
+	appendStringInfoString(out, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	SPI_finish();
+}
+
+/*
+ * saas_op_retry_jobs: POST /jobs/retry {service?, state? (dead), since?}:
+ * after an incident, every matching job of the caller's organization is
+ * made due again at once (saas.retry_jobs checks the role and the scope).
+ * A "since" that is not a date-time is the database's 400.
+ */
+void
+saas_op_retry_jobs(Jsonb *body, StringInfo out)
+{
+	const SaasContext *ctx = saas_context_require();
+	SaasErrors	e;
+	Datum		vals[3];
+	char		nulls[4] = "   ";
+	char	   *state;
+
+	saas_require_role(ctx, admin_roles, "retry jobs");
+	saas_require_object(body);
+	saas_errors_init(&e);
+	saas_validate(body, retry_fields, "", &e);
+	saas_errors_raise(&e);
+	state = saas_get_str(body, "state");
+	vals[0] = saas_text_datum_or_null(saas_get_str(body, "service"), &nulls[0]);
+	vals[1] = CStringGetTextDatum(state ? state : "dead");
+	vals[2] = saas_text_datum_or_null(saas_get_str(body, "since"), &nulls[2]);
+	saas_spi_connect();
+	if (saas_exec(&plan_retry_bulk, vals, nulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not retry jobs");
 	appendStringInfoString(out, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	SPI_finish();
 }

@@ -68,6 +68,7 @@ extern void saas_op_ingest_webhook(const char *service, Jsonb *headers, const ch
 extern void saas_op_integration_status(StringInfo out);
 extern void saas_op_list_jobs(const SaasParams *p, StringInfo out);
 extern void saas_op_retry_job(const pg_uuid_t *id, StringInfo out);
+extern void saas_op_retry_jobs(Jsonb *body, StringInfo out);
 
 /* health */
 extern void saas_op_health(StringInfo out, int *status);

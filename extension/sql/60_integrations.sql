@@ -24,6 +24,9 @@ CREATE TABLE saas.integrations (
 	requests_per_minute			integer		NOT NULL,
 	burst_limit					integer		NOT NULL,
 	sync_interval_seconds		integer		NOT NULL DEFAULT 300,
+	retry_window_seconds		integer		NOT NULL DEFAULT 259200,
+	breaker_consecutive_failures integer	NOT NULL DEFAULT 5,
+	breaker_slow_call_ms		integer		NOT NULL DEFAULT 0,
 	enabled						boolean		NOT NULL DEFAULT true,
 	CONSTRAINT integrations_pkey PRIMARY KEY (service),
 	CONSTRAINT integrations_ref_key_key UNIQUE (ref_key),
@@ -34,11 +37,19 @@ CREATE TABLE saas.integrations (
 	CONSTRAINT integrations_breaker_check CHECK (breaker_failure_rate > 0 AND breaker_failure_rate <= 1
 		AND breaker_min_volume >= 1 AND breaker_window_seconds >= 1 AND breaker_reset_seconds >= 1
 		AND breaker_half_open_probes >= 1),
-	CONSTRAINT integrations_limits_check CHECK (timeout_ms BETWEEN 10 AND 600000 AND max_in_flight BETWEEN 1 AND 1024)
+	CONSTRAINT integrations_limits_check CHECK (timeout_ms BETWEEN 10 AND 600000 AND max_in_flight BETWEEN 1 AND 1024),
+	CONSTRAINT integrations_resilience_check CHECK (retry_window_seconds BETWEEN 0 AND 2592000
+		AND breaker_consecutive_failures >= 1 AND breaker_slow_call_ms >= 0)
 );
 COMMENT ON TABLE saas.integrations IS
 	'External services: base URL, webhook secret (Standard Webhooks whsec_...), retry policy, circuit breaker and rate limit. Owner only: holds secrets.';
 COMMENT ON COLUMN saas.integrations.ref_key IS 'Key of the service in organizations.external_ids and users.external_user_ids.';
+COMMENT ON COLUMN saas.integrations.retry_window_seconds IS
+	'A failing job is retried until both its attempts are spent and this long has passed since it was enqueued (default 3 days).';
+COMMENT ON COLUMN saas.integrations.breaker_consecutive_failures IS
+	'The circuit also opens after this many failures in a row, whatever the volume.';
+COMMENT ON COLUMN saas.integrations.breaker_slow_call_ms IS
+	'A call that succeeds but takes longer counts as a failure for the breaker (0: off).';
 ALTER TABLE saas.integrations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE saas.integrations FORCE ROW LEVEL SECURITY;
 CREATE POLICY integrations_owner ON saas.integrations USING (true);
@@ -141,6 +152,7 @@ CREATE TABLE saas.jobs (
 	max_attempts	integer		NOT NULL DEFAULT 4,
 	run_at			timestamptz	NOT NULL DEFAULT pg_catalog.now(),
 	lease_until		timestamptz,
+	lease_owner		bigint,
 	last_error		text,
 	last_status		integer,
 	idempotency_key	text		NOT NULL,
@@ -156,11 +168,15 @@ CREATE TABLE saas.jobs (
 );
 -- The claim reads one service's due jobs in run_at order.
 CREATE INDEX jobs_due_idx ON saas.jobs (service, run_at) WHERE state IN ('available', 'retryable');
+-- Fair claims walk the organizations with queued jobs, then each one's due jobs in run_at order.
+CREATE INDEX jobs_fair_idx ON saas.jobs (service, org_id, run_at) WHERE state IN ('available', 'retryable');
 -- Queue counts of the status and expired leases (state = 'running'); finished jobs leave it,
 -- so a job's last update adds no entry here.
 CREATE INDEX jobs_state_service_idx ON saas.jobs (state, service) WHERE state <> 'succeeded';
 COMMENT ON TABLE saas.jobs IS
-	'Outbound calls to external services: claimed by the worker with FOR UPDATE SKIP LOCKED and a lease, retried with backoff, dead after max_attempts.';
+	'Outbound calls to external services: claimed by the worker with FOR UPDATE SKIP LOCKED and a lease, retried with backoff, dead after max_attempts and the retry window.';
+COMMENT ON COLUMN saas.jobs.lease_owner IS
+	'Incarnation of the worker that holds the lease: a restarted worker takes over its predecessor''s running jobs at once.';
 
 -- Sync bookkeeping and breaker history.
 CREATE TABLE saas.sync_state (

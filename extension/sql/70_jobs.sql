@@ -106,6 +106,43 @@ END
 $$;
 COMMENT ON FUNCTION saas.retry_job(uuid) IS 'POST /jobs/:id/retry: revives a dead job (attempts reset) and wakes the worker.';
 
+-- Bulk recovery after an incident (admin: own organization; the owner: all).
+CREATE FUNCTION saas.retry_jobs(service text DEFAULT NULL, state text DEFAULT 'dead',
+								since timestamptz DEFAULT NULL) RETURNS jsonb
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+DECLARE
+	owner_call boolean := saas.current_role() IS NULL
+		AND pg_catalog.pg_has_role(session_user, (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_saas'), 'MEMBER');
+	n bigint;
+BEGIN
+	IF NOT owner_call AND coalesce(saas.current_role(), '') NOT IN ('admin', 'super_admin') THEN
+		RAISE EXCEPTION 'only an admin may retry jobs' USING ERRCODE = CASE WHEN saas.current_role() IS NULL THEN 'SA401' ELSE 'SA403' END;
+	END IF;
+	IF retry_jobs.state IS NULL OR retry_jobs.state NOT IN ('dead', 'retryable') THEN
+		RAISE EXCEPTION 'state must be dead or retryable' USING ERRCODE = '22023';
+	END IF;
+	IF retry_jobs.service IS NOT NULL AND NOT EXISTS (SELECT 1 FROM saas.integrations i WHERE i.service = retry_jobs.service) THEN
+		RAISE EXCEPTION 'unknown service "%"', retry_jobs.service USING ERRCODE = '22023';
+	END IF;
+	-- Dead jobs start over (attempts reset); retryable ones are made due now.
+	UPDATE saas.jobs x SET state = 'available', run_at = now(), updated_at = now(), finished_at = NULL,
+		   attempt = CASE WHEN x.state = 'dead' THEN 0 ELSE x.attempt END,
+		   last_error = CASE WHEN x.state = 'dead' THEN NULL ELSE x.last_error END
+	 WHERE x.state = retry_jobs.state
+	   AND (retry_jobs.service IS NULL OR x.service = retry_jobs.service)
+	   AND (retry_jobs.since IS NULL OR coalesce(x.finished_at, x.updated_at) >= retry_jobs.since)
+	   AND (owner_call OR x.org_id = saas.current_org_id());
+	GET DIAGNOSTICS n = ROW_COUNT;
+	IF n > 0 THEN
+		PERFORM saas._wake_worker();
+	END IF;
+	RETURN jsonb_build_object('retried', n);
+END
+$$;
+COMMENT ON FUNCTION saas.retry_jobs(text, text, timestamptz) IS
+	'POST /jobs/retry: revives dead jobs (attempts reset), or makes retryable ones due now, filtered by service and time of their last outcome; returns {"retried": n}.';
+
 CREATE FUNCTION saas._wake_worker() RETURNS void
 	AS 'MODULE_PATHNAME', 'saas_wake_worker' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION saas._wake_worker() IS 'Wakes the worker when the current transaction commits (private).';
