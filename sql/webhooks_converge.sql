@@ -40,7 +40,7 @@ SELECT t.wh('payment-service', jsonb_build_array(
 	t.ev('cv_p2', 'subscription.created', '2024-04-01T10:00:00Z', 'cv_001', '{"subscription_id":"cv_sub","plan":"starter","amount":"a lot"}'),
 	t.ev('cv_p3', 'subscription.updated', '2024-04-01T10:00:00Z', 'cv_001', '{"changes":{"plan":"enterprise"}}'),
 	t.ev('cv_p4', 'subscription.canceled', '2024-04-01T10:00:00Z', 'cv_001', '{"plan":"starter"}'),
-	t.ev('cv_p5', 'payment.succeeded', '2024-04-01T10:00:00Z', 'cv_001', '{"payment_id":"pay_1"}'),
+	t.ev('cv_p5', 'payment.succeeded', '2024-04-01T10:00:00Z', 'cv_001', '{"amount":5}'),
 	t.ev('cv_p6', 'payment.failed', '2024-04-01T10:00:00Z', 'cv_001', '{"subscription_id":"cv_sub","amount":[1]}'),
 	t.ev('cv_p7', 'invoice.created', '2024-04-01T10:00:00Z', 'cv_001', '{"invoice_id":"inv_1"}'),
 	t.ev('cv_p8', 'subscription.created', '2024-04-01T10:00:00Z', 'cv_001',

@@ -14,8 +14,9 @@
  *
  * The table follows what the services send (the reference payloads in
  * webhook_events.json and saas-sim): the entity id of each event
- * (user_id, subscription_id, message_id) is always required; payments
- * name their subscription, an invoice its subscription or itself;
+ * (user_id, subscription_id, message_id) is always required; a payment
+ * or an invoice names its subscription or itself (the applier then takes
+ * the organization's latest subscription);
  * subscription.updated carries what changed in "changes" (and
  * "previous_values").
  *
@@ -73,8 +74,8 @@ static const EsSchema schemas[] = {
 	{"subscription.updated", {REQ_STR("subscription_id"), OPT_OBJ("changes"), OPT_OBJ("previous_values"),
 	OPT_STR("customer_id"), OPT_STR("plan"), OPT_STR("status"), OPT_NUM("amount"), OPT_STR("currency")}},
 	{"subscription.canceled", {REQ_STR("subscription_id"), OPT_STR("customer_id"), OPT_STR("plan")}},
-	{"payment.succeeded", {REQ_STR("subscription_id"), OPT_STR("payment_id"), OPT_NUM("amount")}},
-	{"payment.failed", {REQ_STR("subscription_id"), OPT_STR("payment_id"), OPT_NUM("amount")}},
+	{"payment.succeeded", {ANY_STR("subscription_id"), ANY_STR("payment_id"), OPT_NUM("amount")}},
+	{"payment.failed", {ANY_STR("subscription_id"), ANY_STR("payment_id"), OPT_NUM("amount")}},
 	{"invoice.created", {ANY_STR("subscription_id"), ANY_STR("invoice_id"), OPT_NUM("amount")}},
 	{"message.sent", {REQ_STR("message_id"), OPT_STR("template"), OPT_STR("recipient")}},
 	{"message.delivered", {REQ_STR("message_id"), OPT_STR("template"), OPT_STR("recipient")}},
