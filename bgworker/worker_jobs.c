@@ -13,8 +13,9 @@
  * Which jobs: claims rotate across organizations, so one tenant's backlog
  * cannot delay another's jobs. Per service, a walk over the organizations
  * with queued jobs (one index descent each, jobs_fair_idx) starts after the
- * organization served last; among those organizations the claim takes each
- * one's oldest due job first, then each one's second, and so on.
+ * organization served last and visits at most as many as there are free
+ * slots; each organization visited gets the same share of the slots, its
+ * oldest due jobs (a share left unused is claimed in the next round).
  *
  * When not to claim: while the service's breaker is open or a 429 paused it
  * (cb_acquire), its jobs wait in their state without spending attempts; a
@@ -54,9 +55,6 @@
 #include "spi_util.h"
 #include "worker_jobs.h"
 #include "worker_shmem.h"
-
-/* Organizations visited per claim of one service: at least this many. */
-#define WK_MIN_ORG_WALK 16
 
 WkService	wk_services[SAAS_NSERVICES];
 int64		wk_incarnation = 0;
@@ -131,27 +129,23 @@ static SaasPlan plan_org_walk = {
 };
 
 /*
- * Claim up to $2 due jobs of service $1 among the organizations $4, each
- * one's oldest first, then each one's second, in the walk's order.
+ * Claim, for each of the organizations $4, up to $2 of its due jobs of
+ * service $1, oldest first: the same share for every organization walked.
  */
 static SaasPlan plan_claim = {
-	"WITH cand AS ("
-	"  SELECT c.org_id, c.id, o.pos, row_number() OVER (PARTITION BY c.org_id ORDER BY c.run_at) AS rk"
-	"    FROM unnest($4::uuid[]) WITH ORDINALITY AS o(org_id, pos)"
-	"    CROSS JOIN LATERAL (SELECT j.org_id, j.id, j.run_at FROM saas.jobs j"
+	"WITH due AS ("
+	"  SELECT c.org_id, c.id FROM unnest($4::uuid[]) AS o(org_id)"
+	"    CROSS JOIN LATERAL (SELECT j.org_id, j.id FROM saas.jobs j"
 	"       WHERE j.service = $1 AND j.state IN ('available', 'retryable') AND j.org_id = o.org_id"
-	"         AND j.run_at <= now() ORDER BY j.run_at LIMIT $2) c),"
-	" due AS ("
-	"  SELECT j.org_id, j.id FROM cand JOIN saas.jobs j ON j.org_id = cand.org_id AND j.id = cand.id"
-	"   WHERE j.state IN ('available', 'retryable') AND j.run_at <= now()"
-	"   ORDER BY cand.rk, cand.pos LIMIT $2 FOR UPDATE OF j SKIP LOCKED)"
+	"         AND j.run_at <= now() ORDER BY j.run_at LIMIT $2 FOR UPDATE SKIP LOCKED) c)"
 	" UPDATE saas.jobs j SET state = 'running', attempt = j.attempt + 1,"
 	"  lease_until = now() + make_interval(secs => $3), lease_owner = $5, updated_at = now()"
 	" FROM due WHERE j.org_id = due.org_id AND j.id = due.id"
 	" RETURNING j.org_id, j.id, j.payload ->> 'method', j.payload ->> 'path', j.payload -> 'body',"
 	"  j.attempt, j.max_attempts, j.idempotency_key, j.payload -> 'on_success', j.created_at",
 	5, {TEXTOID, INT4OID, FLOAT8OID, UUIDARRAYOID, INT8OID},
-	NULL, true				/* data-dependent: planned per use */
+	NULL, true				/* data-dependent: planned per use (a generic plan
+							 * scans the whole queue) */
 };
 
 static SaasPlan plan_transition = {
@@ -449,13 +443,11 @@ static int
 wk_claim_service(int s, int allowed)
 {
 	WkService  *w = &wk_services[s];
-	int			limit = Min(Max(allowed * 2, WK_MIN_ORG_WALK), 256);
+	int			limit = Min(allowed, 256);
 	Datum		args[5];
 	Datum	   *orgs;
 	int			norgs,
-				i,
-				k;
-	int			maxpos = 0;
+				i;
 	static const pg_uuid_t zero;
 
 	args[0] = CStringGetTextDatum(saas_service_names[s]);
@@ -478,30 +470,18 @@ wk_claim_service(int s, int allowed)
 													  SPI_tuptable->tupdesc, 1, &isnull)));
 	}
 
-	args[1] = Int32GetDatum(allowed);
+	args[1] = Int32GetDatum(Max(allowed / norgs, 1));	/* each one's share */
 	args[2] = Float8GetDatum(w->timeout_ms / 1000.0 * 2 + 30);
 	args[3] = PointerGetDatum(construct_array(orgs, norgs, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
 	args[4] = Int64GetDatum(wk_incarnation);
 	if (saas_exec(&plan_claim, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim jobs");
 
-	/* The next walk starts after the last organization served. */
-	for (k = 0; k < (int) SPI_processed; k++)
-	{
-		bool		isnull;
-		pg_uuid_t  *org = DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[k],
-												   SPI_tuptable->tupdesc, 1, &isnull));
-
-		for (i = maxpos; i < norgs; i++)
-			if (memcmp(DatumGetUUIDP(orgs[i]), org, sizeof(pg_uuid_t)) == 0)
-				maxpos = i + 1;
-	}
-	if (SPI_processed == 0)
-		maxpos = norgs;
-	if (maxpos == norgs && norgs < limit)
+	/* Every organization walked had its share: the next walk starts after them. */
+	if (norgs < limit)
 		wk_cursor[s] = zero;	/* the walk reached the end: wrap around */
 	else
-		wk_cursor[s] = *DatumGetUUIDP(orgs[Max(maxpos, 1) - 1]);
+		wk_cursor[s] = *DatumGetUUIDP(orgs[norgs - 1]);
 	return (int) SPI_processed;
 }
 
@@ -582,6 +562,16 @@ wk_claim_and_start(long *wait_ms)
 		room = Min(Min(w->max_in_flight, WK_MAX_IN_FLIGHT) - wk_http_in_flight(s),
 				   WK_MAX_IN_FLIGHT - wk_http_in_flight_total() - total);
 		if (room <= 0)
+			continue;
+
+		/*
+		 * While the service has calls in flight, claim only once a quarter
+		 * of its slots (at most 32) are free: a claim costs about the same
+		 * for 1 job as for 100, so under load claims come in batches. An
+		 * idle service is claimed for at once, so latency stays low.
+		 */
+		if (wk_http_in_flight(s) > 0 &&
+			room < Min(Max(Min(w->max_in_flight, WK_MAX_IN_FLIGHT) / 4, 1), 32))
 			continue;
 		allowed = cb_acquire(s, &w->cb, now, room, &trs[ntr], &moved);
 		if (moved)
