@@ -564,15 +564,6 @@ wk_claim_and_start(long *wait_ms)
 		if (room <= 0)
 			continue;
 
-		/*
-		 * While the service has calls in flight, claim only once a quarter
-		 * of its slots (at most 32) are free: a claim costs about the same
-		 * for 1 job as for 100, so under load claims come in batches. An
-		 * idle service is claimed for at once, so latency stays low.
-		 */
-		if (wk_http_in_flight(s) > 0 &&
-			room < Min(Max(Min(w->max_in_flight, WK_MAX_IN_FLIGHT) / 4, 1), 32))
-			continue;
 		allowed = cb_acquire(s, &w->cb, now, room, &trs[ntr], &moved);
 		if (moved)
 			ntr++;
