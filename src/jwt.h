@@ -70,7 +70,6 @@ extern Jsonb *saas_jsonb_from_text(const char *json, int len);
 extern bool saas_json_valid_strict(const char *json, int len, bool top_object);
 extern JsonbValue *saas_jsonb_get(Jsonb *jb, const char *key);
 extern JsonbValue *saas_jsonb_container_get(JsonbContainer *c, const char *key);
-extern bool saas_numeric_to_int64(Numeric n, int64 *out);
 
 /*
  * A NumericDate (JSON number text, may be non-integer or use an exponent)
