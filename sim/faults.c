@@ -101,6 +101,22 @@ faults_set_field(SimFaults *f, const char *key, const SimJson *v, char *err, siz
 			return false;
 		f->lost_response_rate = d;
 	}
+	else if (strcmp(key, "lost_response") == 0)
+	{
+		const char *m = v->type == SJ_STRING ? v->string : "";
+
+		if (strcmp(m, "error") == 0)
+			f->lost_response = SIM_LOST_ERROR;
+		else if (strcmp(m, "drop") == 0)
+			f->lost_response = SIM_LOST_DROP;
+		else if (strcmp(m, "hang") == 0)
+			f->lost_response = SIM_LOST_HANG;
+		else
+		{
+			snprintf(err, errlen, "lost_response must be one of error, drop, hang");
+			return false;
+		}
+	}
 	else if (strcmp(key, "status") == 0)
 	{
 		if (!faults_number(key, v, 400, 599, true, &d, err, errlen))
@@ -190,7 +206,7 @@ sim_faults_from_spec(const char *spec, SimFaults *f, char *err, size_t errlen)
 			break;
 		}
 		*eq = '\0';
-		if (strcmp(tok, "mode") == 0)
+		if (strcmp(tok, "mode") == 0 || strcmp(tok, "lost_response") == 0)
 		{
 			SimJson		s = {.type = SJ_STRING, .string = eq + 1};
 
@@ -224,6 +240,8 @@ sim_faults_write(SimJw *jw, const SimFaults *f)
 	jw_kint(jw, "retry_after", f->retry_after);
 	jw_kint(jw, "flap_period_ms", f->flap_period_ms);
 	jw_knum(jw, "lost_response_rate", f->lost_response_rate);
+	jw_kstr(jw, "lost_response", f->lost_response == SIM_LOST_DROP ? "drop" :
+			f->lost_response == SIM_LOST_HANG ? "hang" : "error");
 	jw_kint(jw, "hang_max_ms", f->hang_max_ms);
 	jw_obj_end(jw);
 }
@@ -293,6 +311,7 @@ sim_faults_decide(SimService *svc, SimFaultDecision *d)
 		{
 			d->error_status = f->status;
 			d->lose_response = true;
+			d->lost_how = f->lost_response;
 		}
 		d->retry_after = f->retry_after;
 	}

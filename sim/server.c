@@ -263,10 +263,11 @@ typedef enum HangEnd
 /*
  * srv_hang
  *		Answer nothing until the client gives up (EOF on its socket), the mode
- *		changes, the daemon closes or hang_max_ms passes.
+ *		changes, the daemon closes or hang_max_ms passes.  lost: the hang of a
+ *		lost response (after the effect), which no change of mode ends.
  */
 static HangEnd
-srv_hang(struct MHD_Connection *conn, SimService *svc, unsigned epoch)
+srv_hang(struct MHD_Connection *conn, SimService *svc, unsigned epoch, bool lost)
 {
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	int			fd = ci ? ci->connect_fd : -1;
@@ -280,7 +281,7 @@ srv_hang(struct MHD_Connection *conn, SimService *svc, unsigned epoch)
 		if (srv_epoch_changed(svc, epoch))
 			return HANG_CLIENT_GONE;
 		sim_faults_get(svc, &f);
-		if (f.mode != SIM_MODE_HANG)
+		if (!lost && f.mode != SIM_MODE_HANG)
 			return HANG_MODE_CHANGED;
 		if (sim_mono_ms() >= deadline)
 			return HANG_TIMED_OUT;
@@ -385,7 +386,9 @@ srv_apply(SimService *svc, const SimRequest *req, SimResponse *resp)
  * srv_service_request
  *		A complete request to a simulated service: faults first (as a real
  *		outage would strike before the service does anything), then the
- *		effect, then a lost response if one was drawn.
+ *		effect, then a lost response if one was drawn: replaced by the
+ *		injected error, dropped (the connection closed with no answer) or
+ *		hung (no answer until the client gives up), as lost_response says.
  */
 static enum MHD_Result
 srv_service_request(struct MHD_Connection *conn, ConnCtx *ctx, SimRequest *req,
@@ -399,7 +402,7 @@ srv_service_request(struct MHD_Connection *conn, ConnCtx *ctx, SimRequest *req,
 	sim_faults_decide(svc, &d);
 	if (d.hang)
 	{
-		HangEnd		end = srv_hang(conn, svc, epoch);
+		HangEnd		end = srv_hang(conn, svc, epoch, false);
 
 		if (end == HANG_CLIENT_GONE)
 		{
@@ -424,8 +427,19 @@ srv_service_request(struct MHD_Connection *conn, ConnCtx *ctx, SimRequest *req,
 		return MHD_YES;
 	}
 	srv_apply(svc, req, resp);
+	if (d.lose_response && d.lost_how == SIM_LOST_DROP)
+	{
+		srv_log_request(conn, ctx, req->method, req->path, 0, "fault:lost-response (dropped)");
+		return MHD_NO;
+	}
+	if (d.lose_response && d.lost_how == SIM_LOST_HANG &&
+		srv_hang(conn, svc, epoch, true) == HANG_CLIENT_GONE)
+	{
+		srv_log_request(conn, ctx, req->method, req->path, 0, "fault:lost-response (client gave up)");
+		return MHD_NO;
+	}
 	if (d.lose_response)
-		srv_inject_error(resp, &d);
+		srv_inject_error(resp, &d);		/* error, or a lost hang that timed out */
 	return MHD_YES;
 }
 

@@ -105,6 +105,14 @@ typedef enum SimMode
 	SIM_MODE_FLAP
 } SimMode;
 
+/* how a lost response is lost (the effect is applied in every case) */
+typedef enum SimLost
+{
+	SIM_LOST_ERROR,				/* the answer is replaced by the injected error */
+	SIM_LOST_DROP,				/* the connection is closed with no answer */
+	SIM_LOST_HANG				/* no answer until the client gives up */
+} SimLost;
+
 typedef struct SimFaults
 {
 	double		error_rate;		/* share of requests answered with status */
@@ -114,7 +122,8 @@ typedef struct SimFaults
 	SimMode		mode;
 	int			retry_after;	/* seconds; sets Retry-After on injected errors */
 	int			flap_period_ms; /* length of each up and each down phase */
-	double		lost_response_rate; /* effect applied, answer replaced by error */
+	double		lost_response_rate; /* effect applied, answer lost */
+	SimLost		lost_response;	/* how it is lost */
 	int			hang_max_ms;	/* a hang ends by itself after this long */
 	int64_t		flap_started_ms;	/* monotonic; phase 0 (up) starts here */
 } SimFaults;
@@ -126,6 +135,7 @@ typedef struct SimFaultDecision
 	int			delay_ms;
 	int			error_status;	/* 0: none */
 	bool		lose_response;
+	SimLost		lost_how;		/* with lose_response */
 	int			retry_after;
 } SimFaultDecision;
 

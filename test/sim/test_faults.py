@@ -182,6 +182,42 @@ def test_lost_response_applies_the_effect_and_a_keyed_retry_replays_it(ctx):
     eq(ctx.sim.stats(USER)["effects"], 1, "still one effect")
 
 
+def test_lost_response_dropped_or_hung_gives_no_answer_after_the_effect(ctx):
+    body = {"organization_id": "org_001", "email": "dropped@techcorp.com", "first_name": "D", "last_name": "R"}
+    h = {"Idempotency-Key": "lost-drop-1"}
+    ctx.sim.faults(USER, {"lost_response_rate": 1.0, "lost_response": "drop"})
+    eq(ctx.sim.ctl("GET", "/_sim/faults/user-service").json["faults"]["lost_response"], "drop", "GET shows it")
+    try:
+        r = ctx.sim.api(USER, "POST", "/v1/users", body, headers=h, timeout=3)
+        outcome = "answered %d" % r.status
+    except (http.client.HTTPException, ConnectionError) as e:
+        outcome = "dropped"
+    eq(outcome, "dropped", "the connection is closed with no answer")
+    eq(ctx.sim.stats(USER)["effects"], 1, "but the effect happened")
+    # hung: no answer until the client gives up, after the effect
+    ctx.sim.faults(USER, {"lost_response_rate": 1.0, "lost_response": "hang"})
+    body2 = dict(body, email="hung@techcorp.com")
+    t0 = time.monotonic()
+    try:
+        ctx.sim.api(USER, "POST", "/v1/users", body2, headers={"Idempotency-Key": "lost-hang-1"}, timeout=1)
+        outcome = "answered"
+    except (socket.timeout, TimeoutError):
+        outcome = "timeout"
+    eq(outcome, "timeout", "the client sees no answer")
+    check(time.monotonic() - t0 >= 0.9, "it waited its whole timeout")
+    eq(ctx.sim.stats(USER)["effects"], 2, "the effect happened before the hang")
+    simtest.wait_for(lambda: "lost-response (client gave up)" in ctx.sim.stderr(), timeout=3,
+                     what="the sim to notice the client left")
+    ctx.sim.faults(USER, {"mode": "ok"})
+    for key, email, b in (("lost-drop-1", "dropped@techcorp.com", body), ("lost-hang-1", "hung@techcorp.com", body2)):
+        r = ctx.sim.api(USER, "POST", "/v1/users", b, headers={"Idempotency-Key": key})
+        eq((r.status, r.json["data"]["email"]), (201, email), "a keyed retry gets the first answer (%s)" % key)
+    s = ctx.sim.stats(USER)
+    eq((s["effects"], s["faults_injected"], s["idempotent_replays"]), (2, 2, 2), "two effects, two faults, two replays")
+    r = ctx.sim.ctl("POST", "/_sim/faults/user-service", {"lost_response": "sometimes"})
+    check(is_error_shape(r, 400, "VALIDATION_ERROR"), "an unknown way is refused: %r" % r)
+
+
 def test_fault_profiles_are_validated_and_readable(ctx):
     for bad in ({"error_rate": 2}, {"mode": "sideways"}, {"status": 200}, {"latency_ms": -1},
                 {"latency_ms": 1.5}, {"surprise": True}, {"flap_period_ms": 10}):
