@@ -4,10 +4,17 @@
  *	  Pull sync: per linked organization, read the user service's users
  *	  changed since the last sync (every page), then upsert them.
  *
- * The pages are read with no transaction open; they are applied in one
- * transaction at the end, under a trusted context of the organization and
- * marked as coming from the service (not pushed back). lastSync moves only
- * when every page was read and applied; a failed read leaves it where it was.
+ * The pages are read with no transaction open, each as an ordinary call in
+ * flight of the worker's one event loop (wk_http_start, like the jobs'
+ * calls): wk_sync_round never waits for the network, it takes a page that
+ * completed and starts the next read, so while the user service is slow or
+ * hangs the main loop keeps claiming, calling and recording the other
+ * services' jobs. The pages are applied in one transaction when the round's
+ * organizations are all read, under a trusted context of the organization
+ * and marked as coming from the service (not pushed back). lastSync moves
+ * only when every page was read and applied; a failed read leaves it where
+ * it was. A round begun before pg_saas was dropped and created again is
+ * dropped unapplied.
  *
  * URLs are built by wk_build_url (the organization's reference is an escaped
  * query value). Every read asks the breaker first (cb_acquire, as the jobs
@@ -27,6 +34,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "pgstat.h"
 #include "utils/array.h"
@@ -83,6 +91,10 @@ typedef struct SyncOrg
 	int			interval_s;
 	CbSettings	cb;
 	List	   *pages;			/* response bodies (char *) */
+	int			page;			/* the page being read (from 1) */
+	WkCall		call;			/* its read, while in_flight */
+	bool		in_flight;
+	bool		finished;		/* read completely, or failed */
 	bool		complete;
 	bool		refused;		/* the service refused the request as wrong */
 } SyncOrg;
@@ -143,105 +155,138 @@ sync_park(const pg_uuid_t *org, int64 until)
 }
 
 /*
- * sync_read_all: every page for one organization; false on any failure.
- * Breaker transitions are appended to trs (recorded by the caller, in a
- * transaction).
+ * The round in progress: its organizations, read one after the other, each
+ * page an ordinary call in flight of the worker's one event loop (the main
+ * loop drives it with the jobs' calls and comes back here when it
+ * completes), so a slow or hanging user service never holds up the claiming
+ * or recording of other calls. Everything of a round lives in sync_cxt,
+ * reset when the round has been applied.
+ */
+static MemoryContext sync_cxt = NULL;
+static SyncOrg *round_orgs = NULL;
+static int	round_n = 0;
+static int	round_cur = 0;			/* the organization being read */
+static int64 round_started = 0;
+static Oid	round_extension = InvalidOid;	/* pg_saas when the round began */
+static CbTransition round_trs[SYNC_ORGS_PER_ROUND * 2 + 2];
+static int	round_ntr = 0;
+
+/* sync_note: a breaker transition to write when the round is applied. */
+static void
+sync_note(const CbTransition *tr)
+{
+	if (round_ntr < (int) lengthof(round_trs))
+		round_trs[round_ntr++] = *tr;
+}
+
+/*
+ * sync_start_page: acquire the breaker and start the read of o's next page;
+ * false (o is finished, incomplete) when the breaker lets no call through.
  */
 static bool
-sync_read_all(SyncOrg *o, MemoryContext keep, CbTransition *trs, int *ntr, int maxtr)
+sync_start_page(SyncOrg *o)
 {
 	static const char *const segs[] = {"users"};
-	int			page;
 	int			svc = saas_service_index("user-service");
-	char	   *org = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&o->org)));
+	CbTransition tr;
+	bool		moved;
+	char		pagebuf[16];
+	const char *query[8];
+	MemoryContext old;
 
-	for (page = 1; page <= SYNC_MAX_PAGES; page++)
+	if (cb_acquire(svc, &o->cb, GetCurrentTimestamp(), 1, &tr, &moved) == 0)
 	{
-		WkCall		c;
-		bool		moved;
-		char		pagebuf[16];
-		const char *query[8];
-
-		if (*ntr >= maxtr)
-			return false;
-		if (cb_acquire(svc, &o->cb, GetCurrentTimestamp(), 1, &trs[*ntr], &moved) == 0)
-		{
-			if (moved)
-				(*ntr)++;
-			return false;
-		}
 		if (moved)
-			(*ntr)++;
-		snprintf(pagebuf, sizeof(pagebuf), "%d", page);
-		query[0] = "organization_id";
-		query[1] = o->ref;
-		query[2] = "per_page";
-		query[3] = "100";
-		query[4] = "page";
-		query[5] = pagebuf;
-		query[6] = "updated_since";
-		query[7] = o->since;	/* NULL: left out */
-		memset(&c, 0, sizeof(c));
-		c.svc = svc;
-		c.method = "GET";
-		c.timeout_ms = o->timeout_ms;
-		c.resp_max = SYNC_PAGE_MAX;
-		c.url = wk_build_url(o->base_url, segs, lengthof(segs), query, lengthof(query) / 2,
-							 c.error, sizeof(c.error));
-		wk_http_run(&c, 1);
-		cb_record_call(&o->cb, &c, GetCurrentTimestamp(), &trs[*ntr], &moved);
-		if (moved && *ntr < maxtr)
-			(*ntr)++;
-		if (c.outcome != WK_OK)
-		{
-			char		why[300];
-
-			if (c.status != 0)
-				snprintf(why, sizeof(why), "HTTP %ld", c.status);
-			else
-				snprintf(why, sizeof(why), "%s", c.error);
-			o->refused = (c.outcome == WK_REFUSED || c.outcome == WK_UNSENDABLE);
-			elog(LOG, "pg_saas worker: sync of organization %s failed on page %d (%s: %s)%s",
-				 org, page, wk_outcome_name(c.outcome), why,
-				 o->refused ? "; next try after sync_interval_seconds" : "");
-			return false;
-		}
-		if (c.truncated || !saas_json_valid_strict(c.resp, c.resp_len, true))
-		{
-			elog(LOG, "pg_saas worker: sync of organization %s: page %d is %s; lastSync stays",
-				 org, page, c.truncated ? "larger than 16 MB" : "not a JSON object");
-			return false;
-		}
-		o->pages = lappend(o->pages, MemoryContextStrdup(keep, c.resp));
-		if (strstr(c.resp, "\"has_more\":true") == NULL)
-			return true;
+			sync_note(&tr);
+		return false;
 	}
+	if (moved)
+		sync_note(&tr);
+	snprintf(pagebuf, sizeof(pagebuf), "%d", o->page);
+	query[0] = "organization_id";
+	query[1] = o->ref;
+	query[2] = "per_page";
+	query[3] = "100";
+	query[4] = "page";
+	query[5] = pagebuf;
+	query[6] = "updated_since";
+	query[7] = o->since;		/* NULL: left out */
+	old = MemoryContextSwitchTo(sync_cxt);	/* the URL and the answer */
+	memset(&o->call, 0, sizeof(o->call));
+	o->call.svc = svc;
+	o->call.method = "GET";
+	o->call.timeout_ms = o->timeout_ms;
+	o->call.resp_max = SYNC_PAGE_MAX;
+	o->call.url = wk_build_url(o->base_url, segs, lengthof(segs), query, lengthof(query) / 2,
+							   o->call.error, sizeof(o->call.error));
+	wk_http_start(&o->call, false);
+	MemoryContextSwitchTo(old);
+	o->in_flight = true;
 	return true;
 }
 
 /*
- * wk_sync_round: sync the organizations that are due. Returns how many
- * organizations completed a sync.
+ * sync_page_done: the read of o's page completed: tell the breaker, keep
+ * the page, and say whether o is finished (complete or failed).
  */
-int
-wk_sync_round(void)
+static bool
+sync_page_done(SyncOrg *o)
 {
-	int64		now = GetCurrentTimestamp();
-	SyncOrg    *orgs;
+	WkCall	   *c = &o->call;
+	CbTransition tr;
+	bool		moved;
+	char	   *org = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&o->org)));
+
+	o->in_flight = false;
+	cb_record_call(&o->cb, c, GetCurrentTimestamp(), &tr, &moved);
+	if (moved)
+		sync_note(&tr);
+	if (c->outcome != WK_OK)
+	{
+		char		why[300];
+
+		if (c->status != 0)
+			snprintf(why, sizeof(why), "HTTP %ld", c->status);
+		else
+			snprintf(why, sizeof(why), "%s", c->error);
+		o->refused = (c->outcome == WK_REFUSED || c->outcome == WK_UNSENDABLE);
+		elog(LOG, "pg_saas worker: sync of organization %s failed on page %d (%s: %s)%s",
+			 org, o->page, wk_outcome_name(c->outcome), why,
+			 o->refused ? "; next try after sync_interval_seconds" : "");
+		return true;
+	}
+	if (c->truncated || !saas_json_valid_strict(c->resp, c->resp_len, true))
+	{
+		elog(LOG, "pg_saas worker: sync of organization %s: page %d is %s; lastSync stays",
+			 org, o->page, c->truncated ? "larger than 16 MB" : "not a JSON object");
+		return true;
+	}
+	o->pages = lappend(o->pages, c->resp);	/* allocated in sync_cxt */
+	if (strstr(c->resp, "\"has_more\":true") == NULL || o->page >= SYNC_MAX_PAGES)
+	{
+		o->complete = true;
+		return true;
+	}
+	o->page++;
+	return false;
+}
+
+/*
+ * sync_begin_round: read the organizations that are due into sync_cxt;
+ * how many (0: no round).
+ */
+static int
+sync_begin_round(int64 now)
+{
 	int			n = 0,
-				i,
-				done = 0;
-	MemoryContext keep = CurrentMemoryContext;
+				i;
 	Datum		args_due[2];
-	CbTransition trs[SYNC_ORGS_PER_ROUND * 2];
-	int			ntr = 0;
 	char		err[256];
 
-	if (now - last_check < (int64) SYNC_CHECK_EVERY_S * USECS_PER_SEC)
-		return 0;
-	last_check = now;
-
-	orgs = MemoryContextAllocZero(keep, sizeof(SyncOrg) * SYNC_ORGS_PER_ROUND);
+	if (sync_cxt == NULL)
+		sync_cxt = AllocSetContextCreate(TopMemoryContext, "pg_saas pull sync",
+										 ALLOCSET_DEFAULT_SIZES);
+	round_orgs = MemoryContextAllocZero(sync_cxt, sizeof(SyncOrg) * SYNC_ORGS_PER_ROUND);
 	if (wk_xact_begin("pg_saas worker: pull sync"))
 	{
 		args_due[0] = Int32GetDatum(SYNC_ORGS_PER_ROUND);
@@ -254,15 +299,15 @@ wk_sync_round(void)
 			HeapTuple	t = SPI_tuptable->vals[i];
 			TupleDesc	d = SPI_tuptable->tupdesc;
 			bool		isnull;
-			SyncOrg    *o = &orgs[n++];
+			SyncOrg    *o = &round_orgs[n++];
 			char	   *since;
 
 			o->org = *DatumGetUUIDP(SPI_getbinval(t, d, 1, &isnull));
-			o->ref = MemoryContextStrdup(keep, SPI_getvalue(t, d, 2));
+			o->ref = MemoryContextStrdup(sync_cxt, SPI_getvalue(t, d, 2));
 			since = SPI_getvalue(t, d, 3);
 			if (since)
-				o->since = MemoryContextStrdup(keep, since);
-			o->base_url = MemoryContextStrdup(keep, SPI_getvalue(t, d, 4));
+				o->since = MemoryContextStrdup(sync_cxt, since);
+			o->base_url = MemoryContextStrdup(sync_cxt, SPI_getvalue(t, d, 4));
 			o->timeout_ms = DatumGetInt32(SPI_getbinval(t, d, 5, &isnull));
 			o->cb.failure_rate = DatumGetFloat8(SPI_getbinval(t, d, 6, &isnull));
 			o->cb.min_volume = DatumGetInt32(SPI_getbinval(t, d, 7, &isnull));
@@ -272,33 +317,46 @@ wk_sync_round(void)
 			o->interval_s = DatumGetInt32(SPI_getbinval(t, d, 11, &isnull));
 			o->cb.consecutive = DatumGetInt32(SPI_getbinval(t, d, 12, &isnull));
 			o->cb.slow_call_ms = DatumGetInt32(SPI_getbinval(t, d, 13, &isnull));
+			o->page = 1;
 		}
+		round_extension = get_extension_oid("pg_saas", true);
 	}
 	wk_xact_commit();
-	if (n == 0)
-		return 0;
 
 	/* A base_url that makes no URL is the setting's fault (the jobs warn about it). */
-	if (wk_build_url(orgs[0].base_url, NULL, 0, NULL, 0, err, sizeof(err)) == NULL)
-		return 0;
+	if (n > 0 && wk_build_url(round_orgs[0].base_url, NULL, 0, NULL, 0, err, sizeof(err)) == NULL)
+		n = 0;
+	if (n == 0)
+		MemoryContextReset(sync_cxt);
+	round_n = n;
+	round_cur = 0;
+	round_ntr = 0;
+	round_started = now;
+	return n;
+}
 
-	/* Read, with no transaction open. */
-	pgstat_report_activity(STATE_RUNNING, "pg_saas worker: pull sync");
-	for (i = 0; i < n; i++)
-	{
-		orgs[i].complete = sync_read_all(&orgs[i], keep, trs, &ntr, lengthof(trs) - 1);
-		if (orgs[i].refused)
-			sync_park(&orgs[i].org, now + (int64) orgs[i].interval_s * USECS_PER_SEC);
-	}
+/*
+ * sync_apply_round: in one transaction, the breaker's transitions and the
+ * users of every organization read completely (unless pg_saas went away
+ * meanwhile). Returns how many organizations completed a sync.
+ */
+static int
+sync_apply_round(void)
+{
+	int			n = round_n,
+				ntr = round_ntr,
+				i,
+				done = 0;
 
-	/* Apply what was read completely (unless pg_saas went away meanwhile). */
 	if (!wk_xact_begin("pg_saas worker: applying pull sync"))
 		n = ntr = 0;
+	else if (get_extension_oid("pg_saas", true) != round_extension)
+		n = ntr = 0;			/* dropped and created again meanwhile */
 	for (i = 0; i < ntr; i++)
-		wk_note_transition(&trs[i]);
+		wk_note_transition(&round_trs[i]);
 	for (i = 0; i < n; i++)
 	{
-		SyncOrg    *o = &orgs[i];
+		SyncOrg    *o = &round_orgs[i];
 		ListCell   *lc;
 		Datum		newest = (Datum) 0;
 		bool		have_newest = false;
@@ -338,5 +396,60 @@ wk_sync_round(void)
 		done++;
 	}
 	wk_xact_commit();
+	return done;
+}
+
+/*
+ * wk_sync_round: one step of the pull sync, never waiting for the network.
+ * Every SYNC_CHECK_EVERY_S it starts a round with the organizations that are
+ * due; then, each time the main loop comes by, it takes the page that
+ * completed (if any) and starts the next read, until every organization is
+ * read (completely, or up to its first failure); then it applies them.
+ * Returns how many organizations completed a sync (0 while reading).
+ */
+int
+wk_sync_round(void)
+{
+	int64		now = GetCurrentTimestamp();
+	int			done;
+
+	if (round_n == 0)
+	{
+		if (now - last_check < (int64) SYNC_CHECK_EVERY_S * USECS_PER_SEC)
+			return 0;
+		last_check = now;
+		if (sync_begin_round(now) == 0)
+			return 0;
+	}
+
+	while (round_cur < round_n)
+	{
+		SyncOrg    *o = &round_orgs[round_cur];
+
+		if (o->in_flight)
+		{
+			if (!o->call.finished)
+				return 0;		/* the main loop comes back when it completes */
+			o->finished = sync_page_done(o);
+		}
+		if (!o->finished)
+		{
+			if (round_ntr < (int) lengthof(round_trs) - 2 && sync_start_page(o))
+			{
+				if (!o->call.finished)
+					return 0;
+				continue;		/* it could not start: take its outcome now */
+			}
+			o->finished = true; /* the breaker lets no call through */
+		}
+		if (o->refused)
+			sync_park(&o->org, round_started + (int64) o->interval_s * USECS_PER_SEC);
+		round_cur++;
+	}
+
+	done = sync_apply_round();
+	MemoryContextReset(sync_cxt);
+	round_n = 0;
+	round_orgs = NULL;
 	return done;
 }

@@ -14,8 +14,9 @@
  *	 3. wk_step_wait		(no transaction) let calls progress until one
  *							completes, new work arrives, or a job is due
  *	 4. wk_record_finished	(transaction) record each completed call
- *	 5. wk_sync_round		(transactions around reads with none open)
- *							pull sync of users
+ *	 5. wk_sync_round		(transactions before and after its reads) pull
+ *							sync of users; its page reads are calls in flight
+ *							like the jobs', never waited for here
  *	 6. wk_retention_step	(transactions) delete finished work past its
  *							retention
  *
