@@ -8,7 +8,10 @@
  * failures (errors and timeouts) reaches failure_rate, the breaker opens;
  * it also opens after "consecutive" failures in a row, whatever the volume
  * (a service that is down fails every call, and at low volume the rate
- * alone would never open it while the jobs spend their attempts). A call
+ * alone would never open it while the jobs spend their attempts); a
+ * failure is in the row only when no call succeeded while it was in
+ * flight, so the timeouts of a service that answers most calls, which
+ * complete late and together, do not make a row. A call
  * that succeeds but takes longer than slow_call_ms counts as a failure (as
  * resilience4j's slow-call threshold does): a service that answers in
  * seconds is as harmful as one that does not answer.
@@ -141,7 +144,14 @@ cb_record(int svc, const CbSettings *s, bool success, int latency_ms, const char
 	{
 		b->fail[slot]++;
 		b->last_failure = now;
-		b->consecutive_failures++;
+		/*
+		 * In a row means with no success since the call started: a call
+		 * that timed out while others succeeded does not extend a run
+		 * (timeouts complete late and together, so counting by completion
+		 * would see a run in a service that answers 70 % of its calls).
+		 */
+		if (b->last_success <= now - (int64) Max(latency_ms, 0) * 1000)
+			b->consecutive_failures++;
 		if (error)
 			strlcpy(b->last_error, error, sizeof(b->last_error));
 	}
