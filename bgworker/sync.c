@@ -235,6 +235,7 @@ sync_page_done(SyncOrg *o)
 	WkCall	   *c = &o->call;
 	CbTransition tr;
 	bool		moved;
+	MemoryContext old;
 	char	   *org = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&o->org)));
 
 	o->in_flight = false;
@@ -261,7 +262,10 @@ sync_page_done(SyncOrg *o)
 			 org, o->page, c->truncated ? "larger than 16 MB" : "not a JSON object");
 		return true;
 	}
-	o->pages = lappend(o->pages, c->resp);	/* allocated in sync_cxt */
+	/* The page and the list both in sync_cxt: the loop's round context is reset between pages. */
+	old = MemoryContextSwitchTo(sync_cxt);
+	o->pages = lappend(o->pages, c->resp);
+	MemoryContextSwitchTo(old);
 	if (strstr(c->resp, "\"has_more\":true") == NULL || o->page >= SYNC_MAX_PAGES)
 	{
 		o->complete = true;
