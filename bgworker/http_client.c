@@ -9,10 +9,12 @@
  *	  own timeout; the worker keeps answering interrupts and notices its
  *	  latch while it waits. No transaction is open here.
  *
- * Callbacks never palloc or elog (a longjmp through libcurl would corrupt
- * it): the response buffer is allocated before the call and truncated at
- * resp_max (and flagged as truncated). A WkCall must stay allocated until
- * it is finished (and, when queued, handed back).
+ * Callbacks never elog (a longjmp through libcurl would corrupt it): the
+ * response buffer is allocated before the call, small, and grown by the
+ * write callback with MCXT_ALLOC_NO_OOM in the same memory context up to
+ * resp_max, past which (or out of memory) the answer is truncated (and
+ * flagged as truncated). A WkCall must stay allocated until it is finished
+ * (and, when queued, handed back).
  *
  * This file also builds every outbound URL (wk_build_url) and says what
  * became of each call (WkOutcome), so that the jobs and the pull sync share
@@ -32,6 +34,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/pmsignal.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "http_client.h"
@@ -43,15 +46,65 @@
  */
 static CURLM *wk_multi = NULL;
 
+/*
+ * What a call costs us besides the transfer itself, kept small because the
+ * worker makes thousands of calls a second on a core it shares with
+ * PostgreSQL: easy handles are reused (a pool of reset handles: creating
+ * one allocates and clears its buffers), the headers every call sends are
+ * one list built once (a call with an Idempotency-Key puts one node of its
+ * own, in its memory, in front of it), and the answer's buffer starts small
+ * and grows as the answer arrives, up to resp_max.
+ */
+#define WK_POOL_MAX WK_MAX_IN_FLIGHT
+#define WK_RESP_FIRST 1024
+static CURL *wk_pool[WK_POOL_MAX];
+static int	wk_npool = 0;
+static struct curl_slist *wk_base_headers = NULL;
+
 void
 wk_http_init(void)
 {
+	struct curl_slist *h = NULL;
+
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		elog(ERROR, "could not initialize libcurl");
 	wk_multi = curl_multi_init();
 	if (wk_multi == NULL)
 		elog(ERROR, "could not create a libcurl multi handle");
 	curl_multi_setopt(wk_multi, CURLMOPT_MAXCONNECTS, 256L);
+
+	h = curl_slist_append(h, "Content-Type: application/json");
+	if (h)
+		h = curl_slist_append(h, "Accept: application/json");
+	if (h)
+		h = curl_slist_append(h, "User-Agent: pg_saas-worker");
+	if (h)
+		h = curl_slist_append(h, "Expect:");
+	if (h == NULL)
+		elog(ERROR, "could not build the request headers");
+	wk_base_headers = h;
+}
+
+/* wk_easy_get: a handle from the pool, or a new one; NULL when out of memory. */
+static CURL *
+wk_easy_get(void)
+{
+	if (wk_npool > 0)
+		return wk_pool[--wk_npool];
+	return curl_easy_init();
+}
+
+/* wk_easy_put: a handle no transfer uses any more goes back to the pool, reset. */
+static void
+wk_easy_put(CURL *e)
+{
+	if (wk_npool < WK_POOL_MAX)
+	{
+		curl_easy_reset(e);
+		wk_pool[wk_npool++] = e;
+	}
+	else
+		curl_easy_cleanup(e);
 }
 
 static size_t
@@ -59,9 +112,34 @@ wk_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	WkCall	   *c = userdata;
 	size_t		n = size * nmemb;
-	size_t		room = c->resp_max - c->resp_len;
-	size_t		take = Min(n, room);
+	size_t		room = c->resp_cap - c->resp_len;
+	size_t		take;
 
+	/*
+	 * Grow the buffer (never past resp_max), in the memory context it was
+	 * allocated in; without raising an error here: out of memory, the
+	 * answer is truncated.
+	 */
+	if (n > room && c->resp_cap < c->resp_max)
+	{
+		size_t		want = (size_t) c->resp_len + n;
+		size_t		cap = (size_t) c->resp_cap * 2;
+		char	   *grown;
+
+		cap = Max(cap, want);
+		cap = Min(cap, (size_t) c->resp_max);
+		grown = MemoryContextAllocExtended(GetMemoryChunkContext(c->resp), cap + 1,
+										   MCXT_ALLOC_NO_OOM);
+		if (grown != NULL)
+		{
+			memcpy(grown, c->resp, c->resp_len + 1);
+			pfree(c->resp);
+			c->resp = grown;
+			c->resp_cap = (int) cap;
+			room = c->resp_cap - c->resp_len;
+		}
+	}
+	take = Min(n, room);
 	if (take < n)
 		c->truncated = true;
 
@@ -126,12 +204,8 @@ wk_fail(WkCall *c, CURL *e, WkOutcome outcome, const char *why, CURLcode rc)
 	else
 		strlcpy(c->error, why, sizeof(c->error));
 	if (e)
-		curl_easy_cleanup(e);
-	if (c->headers)
-	{
-		curl_slist_free_all(c->headers);
-		c->headers = NULL;
-	}
+		wk_easy_put(e);
+	c->headers = NULL;
 	return NULL;
 }
 
@@ -144,13 +218,13 @@ static CURL *
 wk_prepare(WkCall *c)
 {
 	CURL	   *e;
-	struct curl_slist *h = NULL;
-	char		line[300];
+	struct curl_slist *h = wk_base_headers;
 	CURLcode	rc = CURLE_OK;
 
 	if (c->resp_max <= 0)
 		c->resp_max = WK_RESP_MAX;
-	c->resp = palloc(c->resp_max + 1);
+	c->resp_cap = Min(c->resp_max, WK_RESP_FIRST);
+	c->resp = palloc(c->resp_cap + 1);
 	c->resp[0] = '\0';
 	c->resp_len = 0;
 	c->truncated = false;
@@ -174,24 +248,22 @@ wk_prepare(WkCall *c)
 		return wk_fail(c, NULL, WK_UNSENDABLE,
 					   "the Idempotency-Key is not 1-255 visible ASCII characters", CURLE_OK);
 
-	e = curl_easy_init();
+	if (wk_base_headers == NULL)
+		wk_http_init();
+	h = wk_base_headers;
+	e = wk_easy_get();
 	if (e == NULL)
 		return wk_fail(c, NULL, WK_LOCAL_ERROR, "could not create a libcurl handle", CURLE_OK);
 
-	h = curl_slist_append(h, "Content-Type: application/json");
-	if (h)
-		h = curl_slist_append(h, "Accept: application/json");
-	if (h)
-		h = curl_slist_append(h, "User-Agent: pg_saas-worker");
-	if (h && c->idempotency_key)
+	/* The call's own header in front of the shared ones, in the call's memory. */
+	if (c->idempotency_key)
 	{
-		snprintf(line, sizeof(line), "Idempotency-Key: %s", c->idempotency_key);
-		h = curl_slist_append(h, line);
+		struct curl_slist *node = palloc(sizeof(struct curl_slist));
+
+		node->data = psprintf("Idempotency-Key: %s", c->idempotency_key);
+		node->next = wk_base_headers;
+		h = node;
 	}
-	if (h)
-		h = curl_slist_append(h, "Expect:");
-	if (h == NULL)
-		return wk_fail(c, e, WK_LOCAL_ERROR, "could not build the request headers", CURLE_OK);
 	c->headers = h;
 
 	rc = curl_easy_setopt(e, CURLOPT_URL, c->url);
@@ -310,17 +382,13 @@ wk_call_finished(WkCall *c)
 	if (c->easy)
 	{
 		curl_multi_remove_handle(wk_multi, c->easy);
-		curl_easy_cleanup(c->easy);
+		wk_easy_put(c->easy);
 		c->easy = NULL;
 		if (c->svc >= 0 && c->svc < SAAS_NSERVICES)
 			wk_inflight[c->svc]--;
 		wk_inflight_all--;
 	}
-	if (c->headers)
-	{
-		curl_slist_free_all(c->headers);
-		c->headers = NULL;
-	}
+	c->headers = NULL;			/* the call's node goes with its memory */
 	c->finished = true;
 	if (c->queued)
 	{

@@ -49,12 +49,14 @@ typedef struct WkCall
 	char		error[256];		/* transport error, empty if none */
 	int			retry_after_s;	/* -1 when absent */
 	int			latency_ms;
-	char	   *resp;			/* resp_max + 1 bytes, NUL-terminated */
+	char	   *resp;			/* the answer, NUL-terminated (grown as it
+								 * arrives, up to resp_max + 1 bytes) */
 	int			resp_len;
 	bool		truncated;		/* the answer was longer than resp_max */
 	/* private */
 	void	   *easy;
-	void	   *headers;
+	void	   *headers;		/* a node of the call's own, or the shared list */
+	int			resp_cap;		/* bytes resp can hold, without its NUL */
 	bool		finished;		/* outcome is set */
 	bool		queued;			/* handed back by wk_http_next_done */
 } WkCall;

@@ -82,8 +82,8 @@ static SaasPlan plan_done = {
 	" lease_until = NULL, lease_owner = NULL, last_status = u.status, last_error = NULL"
 	" FROM unnest($1::uuid[], $2::uuid[], $3::int[]) AS u(org_id, id, status)"
 	" WHERE j.org_id = u.org_id AND j.id = u.id AND j.state = 'running'",
-	3, {UUIDARRAYOID, UUIDARRAYOID, INT4ARRAYOID},
-	NULL, true				/* data-dependent: planned per use */
+	3, {UUIDARRAYOID, UUIDARRAYOID, INT4ARRAYOID}
+	/* Generic plan: a nested loop over the arrays, one jobs_pkey probe each. */
 };
 
 static SaasPlan plan_on_success = {
