@@ -73,6 +73,13 @@ static MemoryContext wk_calls_cxt = NULL;
 
 static MemoryContext wk_settings_cxt = NULL;
 
+/*
+ * Each service's base URL as wk_build_url makes it, without trailing
+ * slashes (in wk_settings_cxt; NULL when it makes no URL): a job's URL is
+ * this plus its escaped segments, without parsing the base again per job.
+ */
+static char *wk_url_prefix[SAAS_NSERVICES];
+
 static SaasPlan plan_pending_events = {
 	"SELECT org_id, service, event_id FROM saas.webhook_events WHERE applied_at IS NULL"
 	" ORDER BY received_at, occurred_at LIMIT $1 FOR UPDATE SKIP LOCKED",
@@ -273,6 +280,13 @@ wk_check_base(int svc, const char *base_url)
 
 	if (url != NULL)
 	{
+		size_t		len = strlen(url);
+
+		/* No query or fragment (wk_build_url refuses them): the URL ends with its path. */
+		while (len > 0 && url[len - 1] == '/')
+			len--;
+		wk_url_prefix[svc] = MemoryContextStrdup(wk_settings_cxt, url);
+		wk_url_prefix[svc][len] = '\0';
 		warned[svc] = 0;
 		return true;
 	}
@@ -301,6 +315,7 @@ wk_load_settings(void)
 		elog(ERROR, "could not read saas.integrations");
 	MemoryContextReset(wk_settings_cxt);
 	memset(wk_services, 0, sizeof(wk_services));
+	memset(wk_url_prefix, 0, sizeof(wk_url_prefix));
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	t = SPI_tuptable->vals[i];
@@ -365,11 +380,12 @@ wk_note_transition(const CbTransition *tr)
  * that needs more segments will have to pass them apart.
  */
 static char *
-wk_job_url(const char *base_url, const char *path, char *err, size_t errlen)
+wk_job_url(int svc, const char *base_url, const char *path, char *err, size_t errlen)
 {
 	const char *segs[2];
 	int			nsegs = 0;
 	size_t		n;
+	StringInfoData url;
 
 	if (path == NULL || path[0] != '/')
 	{
@@ -386,7 +402,22 @@ wk_job_url(const char *base_url, const char *path, char *err, size_t errlen)
 	segs[nsegs++] = pnstrdup(path, n);
 	if (path[n] == '/')
 		segs[nsegs++] = path + n + 1;
-	return wk_build_url(base_url, segs, nsegs, NULL, 0, err, errlen);
+	if (wk_url_prefix[svc] == NULL || nsegs == 2)
+		return wk_build_url(base_url, segs, nsegs, NULL, 0, err, errlen);
+
+	/*
+	 * The common case, a collection ("/messages"): the same URL wk_build_url
+	 * makes (its base, without trailing slashes, then "/" and the segment),
+	 * without parsing the base again: the resource is a non-empty run of
+	 * A-Z a-z 0-9 _ -, all unreserved, so escaping leaves it as it is and it
+	 * is never "." or "..". A path with an id goes through wk_build_url,
+	 * which escapes and checks the id.
+	 */
+	initStringInfo(&url);
+	appendStringInfoString(&url, wk_url_prefix[svc]);
+	appendStringInfoChar(&url, '/');
+	appendStringInfoString(&url, segs[0]);
+	return url.data;
 }
 
 /* Calls made ready inside the claim transaction, started after its commit. */
@@ -519,7 +550,7 @@ wk_ready_claimed(int s, int n)
 		f->on_success = SPI_getvalue(t, d, 9);
 		f->created_at = DatumGetTimestampTz(SPI_getbinval(t, d, 10, &isnull));
 		f->call.method = method ? method : "POST";
-		f->call.url = wk_job_url(w->base_url, SPI_getvalue(t, d, 4), f->call.error,
+		f->call.url = wk_job_url(s, w->base_url, SPI_getvalue(t, d, 4), f->call.error,
 								 sizeof(f->call.error));
 		f->call.body = body;
 		f->call.idempotency_key = SPI_getvalue(t, d, 8);
