@@ -66,12 +66,18 @@ wk_http_init(void)
 {
 	struct curl_slist *h = NULL;
 
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		elog(ERROR, "could not initialize libcurl");
-	wk_multi = curl_multi_init();
+	/* Idempotent: a second call (after a failure here) keeps what exists. */
 	if (wk_multi == NULL)
-		elog(ERROR, "could not create a libcurl multi handle");
-	curl_multi_setopt(wk_multi, CURLMOPT_MAXCONNECTS, 256L);
+	{
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			elog(ERROR, "could not initialize libcurl");
+		wk_multi = curl_multi_init();
+		if (wk_multi == NULL)
+			elog(ERROR, "could not create a libcurl multi handle");
+		curl_multi_setopt(wk_multi, CURLMOPT_MAXCONNECTS, 256L);
+	}
+	if (wk_base_headers != NULL)
+		return;
 
 	h = curl_slist_append(h, "Content-Type: application/json");
 	if (h)
