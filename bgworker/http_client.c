@@ -379,7 +379,6 @@ static int	wk_inflight_all = 0;
 static WkCall *wk_done[WK_DONE_RING];
 static int	wk_done_head = 0,
 			wk_done_count = 0;
-static void (*wk_done_hook) (void) = NULL;
 
 /* wk_call_finished: the call has its outcome; free its handles, queue it. */
 static void
@@ -408,7 +407,7 @@ wk_call_finished(WkCall *c)
 /*
  * wk_http_start: start one call. queue_when_done: hand it back through
  * wk_http_next_done when it completes (the jobs); otherwise the caller
- * watches c->finished (wk_http_run). A call that cannot start is finished
+ * watches c->finished (the sync's page reads). A call that cannot start is finished
  * at once with its outcome set.
  */
 void
@@ -542,43 +541,6 @@ int
 wk_http_in_flight_total(void)
 {
 	return wk_inflight_all;
-}
-
-/*
- * wk_http_set_done_hook: called while wk_http_run waits whenever other
- * calls finished, so that the worker records them (outside any
- * transaction) instead of letting them wait for this call.
- */
-void
-wk_http_set_done_hook(void (*hook) (void))
-{
-	wk_done_hook = hook;
-}
-
-/*
- * wk_http_run: perform these calls and return when every one has an
- * outcome. Other calls in flight keep going meanwhile, and those that
- * finish are handed to the done hook at once.
- */
-void
-wk_http_run(WkCall *calls, int n)
-{
-	int			i;
-
-	for (i = 0; i < n; i++)
-		wk_http_start(&calls[i], false);
-	for (;;)
-	{
-		bool		all = true;
-
-		for (i = 0; i < n && all; i++)
-			all = calls[i].finished;
-		if (all)
-			return;
-		(void) wk_http_drive(100, false);
-		if (wk_done_count > 0 && wk_done_hook != NULL)
-			wk_done_hook();
-	}
 }
 
 /* wk_append_escaped: s percent-encoded (all but A-Z a-z 0-9 - . _ ~). */

@@ -71,8 +71,6 @@ extern WkCall *wk_http_next_done(void);
 extern bool wk_http_has_done(void);
 extern int	wk_http_in_flight(int svc);
 extern int	wk_http_in_flight_total(void);
-extern void wk_http_run(WkCall *calls, int n);
-extern void wk_http_set_done_hook(void (*hook) (void));
 extern char *wk_build_url(const char *base_url, const char *const *segs, int nsegs,
 						  const char *const *query, int nquery, char *err, size_t errlen);
 extern const char *wk_outcome_name(WkOutcome o);

@@ -65,7 +65,6 @@ extern int	wk_apply_events(int batch);
 extern void wk_recover_leases(bool take_over);
 extern int	wk_claim_and_start(long *wait_ms);
 extern void wk_set_in_sync(bool on);
-extern void wk_prune_finished_jobs(void);
 extern void wk_note_transition(const CbTransition *tr);
 extern Datum wk_uuid(const pg_uuid_t *u);
 

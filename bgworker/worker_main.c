@@ -234,14 +234,6 @@ wk_step_wait(long wait_ms)
 						 wait_ms, PG_WAIT_EXTENSION);
 }
 
-/* While the sync waits for a page, calls that complete are recorded at once. */
-static void
-wk_record_while_waiting(void)
-{
-	if (!IsTransactionState())
-		(void) wk_record_finished();
-}
-
 void
 saas_worker_main(Datum arg)
 {
@@ -264,7 +256,6 @@ saas_worker_main(Datum arg)
 	before_shmem_exit(wk_detach, (Datum) 0);
 
 	wk_http_init();
-	wk_http_set_done_hook(wk_record_while_waiting);
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "pg_saas worker round",
 									  ALLOCSET_DEFAULT_SIZES);
 	elog(LOG, "pg_saas worker started in database \"%s\"", saas_database);

@@ -5,8 +5,9 @@
  *
  * Rules (API.md): admins manage their organization's users; a user reads
  * them and updates its own names and password (with its current password);
- * an admin cannot delete itself, and the last active admin cannot be
- * removed, demoted or deactivated. Another tenant's user is a 404.
+ * an admin cannot delete itself. Another tenant's user is a 404. These
+ * checks answer early; the database enforces every rule again, and alone
+ * the last-admin rule (users_rules in extension/sql/22_rules.sql).
  *
  *-------------------------------------------------------------------------
  */
@@ -64,13 +65,6 @@ static SaasPlan plan_delete = {
 	2, {UUIDOID, UUIDOID}
 };
 
-/* Locks the organization row: admin-count checks then see each other. */
-static SaasPlan plan_other_admins = {
-	"SELECT count(*) FROM saas.users WHERE org_id = $1 AND id <> $2"
-	" AND role = 'admin' AND status = 'active'",
-	2, {UUIDOID, UUIDOID}
-};
-
 static SaasPlan plan_credential_set = {
 	"INSERT INTO saas._credentials (org_id, user_id, password_hash) VALUES ($1, $2, $3)"
 	" ON CONFLICT (org_id, user_id) DO UPDATE SET password_hash = EXCLUDED.password_hash,"
@@ -81,11 +75,6 @@ static SaasPlan plan_credential_set = {
 static SaasPlan plan_credential_get = {
 	"SELECT password_hash FROM saas._credentials WHERE org_id = $1 AND user_id = $2",
 	2, {UUIDOID, UUIDOID}
-};
-
-static SaasPlan plan_org_lock = {
-	"SELECT 1 FROM saas.organizations WHERE id = $1 FOR NO KEY UPDATE",
-	1, {UUIDOID}
 };
 
 static const SaasField create_fields[] = {
@@ -155,25 +144,6 @@ user_check_current_password(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_FORBIDDEN),
 				 errmsg("current password is not correct")));
-}
-
-/* user_lock_org_and_count_other_admins: for the last-admin rule. */
-static int64
-user_other_active_admins(const pg_uuid_t *org_id, const pg_uuid_t *user_id)
-{
-	Datum		vals[2];
-	bool		isnull;
-	SaasElevation elev;
-
-	vals[0] = saas_uuid_datum(org_id);
-	vals[1] = saas_uuid_datum(user_id);
-	/* The lock needs UPDATE rights on the organization: take it as the owner. */
-	saas_elevate(&elev);
-	saas_exec(&plan_org_lock, vals, NULL, false, 1);
-	saas_unelevate(&elev);
-	if (saas_exec(&plan_other_admins, vals, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not count admins");
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /* user_like_pattern: ?q as a LIKE pattern, lower-cased, wildcards escaped. */
@@ -333,7 +303,6 @@ saas_op_update_user(const pg_uuid_t *id, Jsonb *body, int64 if_version, StringIn
 	Datum		vals[8];
 	char		nulls[9] = "        ";
 	char	   *cur_role,
-			   *cur_status,
 			   *email;
 	const char *new_role,
 			   *new_status;
@@ -381,8 +350,6 @@ saas_op_update_user(const pg_uuid_t *id, Jsonb *body, int64 if_version, StringIn
 				 errdetail("The current version is " INT64_FORMAT ".", version)));
 	cur_role = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 							SPI_fnumber(SPI_tuptable->tupdesc, "role"));
-	cur_status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-							  SPI_fnumber(SPI_tuptable->tupdesc, "status"));
 	email = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 						 SPI_fnumber(SPI_tuptable->tupdesc, "email"));
 
@@ -392,13 +359,7 @@ saas_op_update_user(const pg_uuid_t *id, Jsonb *body, int64 if_version, StringIn
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_FORBIDDEN),
 				 errmsg("the role of a super_admin cannot be changed through the API")));
-	if (strcmp(cur_role, "admin") == 0 && strcmp(cur_status, "active") == 0 &&
-		((new_role && strcmp(new_role, "admin") != 0) ||
-		 (new_status && strcmp(new_status, "active") != 0)) &&
-		user_other_active_admins(&ctx->org_id, id) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_SAAS_CONFLICT),
-				 errmsg("the last active admin of an organization cannot be demoted or deactivated")));
+	/* The last active admin: the users_rules trigger (22_rules.sql), under its locks. */
 
 	password = saas_get_str(body, "password");
 	if (password && is_self)
@@ -435,8 +396,7 @@ saas_op_delete_user(const pg_uuid_t *id)
 {
 	const SaasContext *ctx = saas_context_require();
 	Datum		vals[2];
-	char	   *cur_role,
-			   *cur_status;
+	char	   *cur_role;
 
 	vals[0] = saas_uuid_datum(&ctx->org_id);
 	vals[1] = saas_uuid_datum(id);
@@ -450,17 +410,11 @@ saas_op_delete_user(const pg_uuid_t *id)
 				 errmsg("an admin cannot delete itself")));
 	cur_role = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 							SPI_fnumber(SPI_tuptable->tupdesc, "role"));
-	cur_status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-							  SPI_fnumber(SPI_tuptable->tupdesc, "status"));
 	if (strcmp(cur_role, "super_admin") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_FORBIDDEN),
 				 errmsg("a super_admin cannot be deleted through the API")));
-	if (strcmp(cur_role, "admin") == 0 && strcmp(cur_status, "active") == 0 &&
-		user_other_active_admins(&ctx->org_id, id) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_SAAS_CONFLICT),
-				 errmsg("the last active admin of an organization cannot be deleted")));
+	/* The last active admin: the users_rules trigger (22_rules.sql), under its locks. */
 	if (saas_exec(&plan_delete, vals, NULL, false, 0) != SPI_OK_DELETE || SPI_processed != 1)
 		saas_not_found("user");
 	SPI_finish();

@@ -22,33 +22,28 @@ CREATE FUNCTION saas.metrics_text() RETURNS text
 AS $$
 DECLARE
 	out text := saas._worker_metrics_text();
+	depth text := '';
+	spent text := '';
 	r record;
 BEGIN
-	out := out || E'# HELP saas_jobs Jobs in the live queue by service and state (succeeded jobs are history: see saas_worker_calls_total).\n'
-			   || E'# TYPE saas_jobs gauge\n';
+	-- One scan of the live queue serves both families (depth and attempts).
 	FOR r IN
-		SELECT i.service, s.state, coalesce(q.n, 0) AS n
+		SELECT i.service, s.state, coalesce(q.n, 0) AS n, coalesce(q.attempts, 0) AS attempts
 		  FROM saas.integrations i
 		 CROSS JOIN unnest(ARRAY['available', 'running', 'retryable', 'dead']) AS s(state)
-		  LEFT JOIN (SELECT j.service, j.state, count(*) AS n FROM saas.jobs j
+		  LEFT JOIN (SELECT j.service, j.state, count(*) AS n, sum(j.attempt) AS attempts FROM saas.jobs j
 					  WHERE j.state <> 'succeeded' GROUP BY 1, 2) q ON q.service = i.service AND q.state = s.state
 		 ORDER BY 1, 2
 	LOOP
-		out := out || format(E'saas_jobs{service="%s",state="%s"} %s\n', r.service, r.state, r.n);
+		depth := depth || format(E'saas_jobs{service="%s",state="%s"} %s\n', r.service, r.state, r.n);
+		IF r.state <> 'available' THEN
+			spent := spent || format(E'saas_jobs_attempts{service="%s",state="%s"} %s\n', r.service, r.state, r.attempts);
+		END IF;
 	END LOOP;
-
-	out := out || E'# HELP saas_jobs_attempts Attempts already spent by the jobs in the live queue, by service and state.\n'
-			   || E'# TYPE saas_jobs_attempts gauge\n';
-	FOR r IN
-		SELECT i.service, s.state, coalesce(q.n, 0) AS n
-		  FROM saas.integrations i
-		 CROSS JOIN unnest(ARRAY['running', 'retryable', 'dead']) AS s(state)
-		  LEFT JOIN (SELECT j.service, j.state, sum(j.attempt) AS n FROM saas.jobs j
-					  WHERE j.state <> 'succeeded' GROUP BY 1, 2) q ON q.service = i.service AND q.state = s.state
-		 ORDER BY 1, 2
-	LOOP
-		out := out || format(E'saas_jobs_attempts{service="%s",state="%s"} %s\n', r.service, r.state, r.n);
-	END LOOP;
+	out := out || E'# HELP saas_jobs Jobs in the live queue by service and state (succeeded jobs are history: see saas_worker_calls_total).\n'
+			   || E'# TYPE saas_jobs gauge\n' || depth
+			   || E'# HELP saas_jobs_attempts Attempts already spent by the jobs in the live queue, by service and state.\n'
+			   || E'# TYPE saas_jobs_attempts gauge\n' || spent;
 
 	out := out || E'# HELP saas_jobs_oldest_due_seconds How long the oldest due job of the service has waited past its run_at (0: none due).\n'
 			   || E'# TYPE saas_jobs_oldest_due_seconds gauge\n';
