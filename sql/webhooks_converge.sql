@@ -147,3 +147,28 @@ SELECT saas._job_succeeded(:'del_org', saas.uuid_generate_v7(),
 	'{"status":"success","data":{"user_id":"cv_del_late"}}');
 SELECT kind, payload ->> 'path' AS path FROM saas.jobs
  WHERE org_id = :'del_org' AND idempotency_key = 'user-delete:00000000-0000-0000-0000-000000000001';
+
+-- 6. The echo of our own push: the user service's user.created for the
+-- admin we created there arrives before its id was written back. The admin
+-- is linked (its create job proves the platform made that remote user);
+-- an admin with no such job would be a conflict (sql/rules.sql, TAP 110).
+SELECT t.register('cv-echo', 'admin@cv-echo.test') AS tok_echo \gset
+UPDATE saas.organizations SET external_ids = '{"user_service":"cv_echo"}' WHERE slug = 'cv-echo';
+SELECT id AS echo_org FROM saas.organizations WHERE slug = 'cv-echo' \gset
+SELECT count(*) AS create_job FROM saas.jobs
+ WHERE org_id = :'echo_org' AND idempotency_key = 'user-create:' || t.claim(:'tok_echo', 'sub');
+SET ROLE regress_app;
+SELECT t.wh('user-service', t.ev('cv_echo_1', 'user.created', '2024-04-01T10:00:00Z', 'cv_echo',
+	'{"user_id":"cv_echo_admin","email":"admin@cv-echo.test","first_name":"First","last_name":"Last"}')::text, 'msg_cv_echo');
+RESET ROLE;
+SELECT * FROM t.apply_pending(:'echo_org');
+SELECT role, external_user_ids FROM saas.users WHERE org_id = :'echo_org';
+-- Without the create job (say, pruned long ago) the same event is a conflict.
+DELETE FROM saas.jobs WHERE org_id = :'echo_org';
+UPDATE saas.users SET external_user_ids = '{}' WHERE org_id = :'echo_org';
+SET ROLE regress_app;
+SELECT t.wh('user-service', t.ev('cv_echo_2', 'user.created', '2024-04-01T10:05:00Z', 'cv_echo',
+	'{"user_id":"cv_echo_other","email":"admin@cv-echo.test","first_name":"Eve","last_name":"Intruder"}')::text, 'msg_cv_echo2');
+RESET ROLE;
+SELECT * FROM t.apply_pending(:'echo_org');
+SELECT role, external_user_ids, first_name FROM saas.users WHERE org_id = :'echo_org';

@@ -5,9 +5,11 @@
 -- event, so one bad event never blocks the queue.
 
 -- saas._user_for_remote: the user a remote user of the user service is:
--- the one linked to its id, else a plain user with its email that no
--- remote user claims yet (to be linked), else none. An admin's email, or a
--- user linked to another remote user, is a conflict, never a silent link.
+-- the one linked to its id, else an unlinked user with its email that is a
+-- plain user or that this platform created there itself (its create job
+-- exists: the event is the echo of our push, arriving before the id was
+-- written back), else none. Any other admin's email, or a user linked to
+-- another remote user, is a conflict, never a silent link.
 CREATE FUNCTION saas._user_for_remote(p_org uuid, p_ref text, p_email text) RETURNS uuid
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
 AS $$
@@ -20,8 +22,11 @@ BEGIN
 	IF uid IS NOT NULL THEN
 		RETURN uid;
 	END IF;
-	SELECT id, role = 'user' AND NOT external_user_ids ? 'user_service' INTO uid, linkable
-	  FROM saas.users WHERE org_id = p_org AND email = lower(p_email);
+	SELECT u.id, NOT u.external_user_ids ? 'user_service'
+				 AND (u.role = 'user' OR EXISTS (SELECT 1 FROM saas.jobs j
+												  WHERE j.org_id = p_org AND j.idempotency_key = 'user-create:' || u.id))
+	  INTO uid, linkable
+	  FROM saas.users u WHERE u.org_id = p_org AND u.email = lower(p_email);
 	IF uid IS NOT NULL AND NOT linkable THEN
 		PERFORM saas._rule_refuse('409', 'the email belongs to a user that is an admin or linked to another remote user');
 	END IF;
