@@ -94,6 +94,16 @@ class Relay:
         with open(self.err_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
+    def log_lines(self, match, at_least=1, timeout=3.0):
+        """The log lines for which match(line) holds, waiting up to timeout for at_least of them:
+        the access line is written when a request completes, just after its answer is sent."""
+        deadline = time.time() + timeout
+        while True:
+            lines = [l for l in self.log().splitlines() if match(l)]
+            if len(lines) >= at_least or time.time() > deadline:
+                return lines
+            time.sleep(0.05)
+
     def alive(self):
         return self.proc.poll() is None
 

@@ -249,7 +249,7 @@ def slow_header_clients_are_cut_at_the_deadline_while_others_are_served():
     check(served == [200] * len(served), "others during the attack: %r" % served)
     check(slowest < 1.0, "an answer during the attack took %.2fs" % slowest)
     check_cut(attack, 1.9, 3.5, "slow header client")
-    cut = [l for l in r.log().splitlines() if "end=header_deadline" in l and "path=/healthz" in l]
+    cut = r.log_lines(lambda l: "end=header_deadline" in l and "path=/healthz" in l, 40)
     check(len(cut) >= 40, "%d cut requests logged" % len(cut))
     m = r.metrics()
     check(m['saas_http_request_deadlines_total{phase="headers"}'] >= 40, "deadlines not counted")
@@ -263,8 +263,8 @@ def slow_request_line_is_cut_at_the_header_deadline():
     for c in clients:
         c.start()
     check_cut(clients, 1.9, 3.5, "slow request line")
-    check(any("status=408" in l and "end=header_deadline" in l and "path=" not in l
-              for l in r.log().splitlines()), "cut without a request line not logged")
+    check(r.log_lines(lambda l: "status=408" in l and "end=header_deadline" in l and "path=" not in l),
+          "cut without a request line not logged")
 
 
 @case
@@ -275,8 +275,8 @@ def slow_body_is_cut_at_the_body_deadline():
     c = SlowClient(r, head, lambda i: b" ", gap=0.3)
     c.start()
     check_cut([c], 1.9, 3.5, "slow body", rid="slow-body-1")
-    check(any("rid=slow-body-1" in l and "status=408" in l and "end=body_deadline" in l
-              for l in r.log().splitlines()), "body deadline not logged with the request id")
+    check(r.log_lines(lambda l: "rid=slow-body-1" in l and "status=408" in l and "end=body_deadline" in l),
+          "body deadline not logged with the request id")
 
 
 @case
@@ -342,7 +342,7 @@ def connections_over_the_per_client_limit_are_503_and_closed():
     m = r.metrics()
     check(m['saas_http_connections_refused_total{limit="per_client"}'] >= 40, "refusals not counted")
     check("saas_http_connections_open" in m, "open connections not reported")
-    check(len([l for l in r.log().splitlines() if "end=per_client_limit" in l]) >= 40, "refusals not logged")
+    check(len(r.log_lines(lambda l: "end=per_client_limit" in l, 40)) >= 40, "refusals not logged")
 
 
 @case
