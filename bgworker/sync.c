@@ -172,6 +172,18 @@ static SaasPlan plan_done = {
 	"SELECT saas._sync_done($1, 'user-service', $2)", 2, {UUIDOID, TIMESTAMPTZOID}
 };
 
+/*
+ * Whether the organization is still linked to the reference its pages were
+ * read from, its row locked until the round commits: a relink (which resets
+ * the sync, 70_jobs.sql) either waits for the round or is seen by it, and
+ * another reference's users are never imported under the new link.
+ */
+static SaasPlan plan_still_linked = {
+	"SELECT coalesce(o.external_ids ->> 'user_service', o.id::text) = $2"
+	" FROM saas.organizations o WHERE o.id = $1 FOR SHARE",
+	2, {UUIDOID, TEXTOID}
+};
+
 typedef struct SyncOrg
 {
 	pg_uuid_t	org;
@@ -455,18 +467,26 @@ sync_apply_round(void)
 		ListCell   *lc;
 		Datum		newest = (Datum) 0;
 		bool		have_newest = false;
+		bool		isnull;
 		int			nest;
 		Datum		args[2];
 		char		nulls[3] = "  ";
 
 		if (!o->complete)
 			continue;
+		args[0] = UUIDPGetDatum(&o->org);
+		args[1] = CStringGetTextDatum(o->ref);
+		if (saas_exec(&plan_still_linked, args, NULL, false, 1) != SPI_OK_SELECT ||
+			SPI_processed != 1 ||
+			!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		{
+			elog(LOG, "pg_saas worker: sync of an organization dropped: it was relinked or deleted while its pages were read");
+			continue;
+		}
 		nest = saas_context_push_service(&o->org, "user-service");
 		wk_set_in_sync(true);
 		foreach(lc, o->pages)
 		{
-			bool		isnull;
-
 			args[0] = UUIDPGetDatum(&o->org);
 			args[1] = DirectFunctionCall1(jsonb_in, CStringGetDatum((char *) lfirst(lc)));
 			if (saas_exec(&plan_apply_page, args, NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 1)
