@@ -272,6 +272,8 @@ typedef struct SimService
 
 extern SimService sim_services[SIM_NSERVICES];
 extern SimService *sim_service_by_name(const char *name);
+extern void sim_services_init(void);
+extern void sim_services_free(void);
 
 extern const SimServiceOps sim_user_ops;
 extern const SimServiceOps sim_payment_ops;
