@@ -14,7 +14,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_FLAGS    = -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
                 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
-FUZZ_TARGETS  = sim_body relay_request
+FUZZ_TARGETS  = sim_body relay_request base64url jwt webhook_sig webhook_body
 FUZZ_BINS     = $(addprefix fuzz/bin/fuzz_,$(FUZZ_TARGETS))
 
 EXTRA_CLEAN  += fuzz/bin
@@ -30,6 +30,32 @@ fuzz/bin/fuzz_relay_request: fuzz/fuzz_relay_request.c $(SHIM_SRCS) $(SHIM_HDRS)
 	@mkdir -p fuzz/bin
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(SHIM_DEFS) -Ishim -I$(SHIM_PG_INC) $(SIM_CPPFLAGS) -o $@ $< \
 		$(FUZZ_RELAY_SRCS) $(SHIM_LIBS) $(shell pkg-config --libs jansson)
+
+# The extension's parsers, built with the server's headers and fuzz/pg_stub.c in place of the
+# backend, on libpgcommon/libpgport (StringInfo, JSON lexer, base64, HMAC, UTF-8) and OpenSSL.
+# (PostgreSQL was built with gcc: clang does not know its gnu_printf format attribute)
+FUZZ_PG_FLAGS = -I$(shell $(PG_CONFIG) --includedir-server) -Isrc -Ibgworker -Ifuzz -Wno-ignored-attributes
+FUZZ_PG_LIBS  = -L$(shell $(PG_CONFIG) --pkglibdir) -lpgcommon -lpgport -lssl -lcrypto -lm
+FUZZ_PG_DEPS  = fuzz/pg_stub.c fuzz/pg_stub.h src/pg_saas.h fuzz/fuzz.mk
+
+fuzz/bin/fuzz_base64url: fuzz/fuzz_base64url.c src/base64url.c src/base64url.h $(FUZZ_PG_DEPS)
+	@mkdir -p fuzz/bin
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_PG_FLAGS) -o $@ $< src/base64url.c fuzz/pg_stub.c $(FUZZ_PG_LIBS)
+
+fuzz/bin/fuzz_jwt: fuzz/fuzz_jwt.c src/jwt_parse.c src/base64url.c src/util.c src/jwt.h $(FUZZ_PG_DEPS)
+	@mkdir -p fuzz/bin
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_PG_FLAGS) -o $@ $< src/jwt_parse.c src/base64url.c src/util.c \
+		fuzz/pg_stub.c $(FUZZ_PG_LIBS)
+
+fuzz/bin/fuzz_webhook_sig: fuzz/fuzz_webhook_sig.c src/webhook_sig.c src/util.c src/webhook_sig.h $(FUZZ_PG_DEPS)
+	@mkdir -p fuzz/bin
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_PG_FLAGS) -o $@ $< src/webhook_sig.c src/util.c fuzz/pg_stub.c \
+		$(FUZZ_PG_LIBS)
+
+fuzz/bin/fuzz_webhook_body: fuzz/fuzz_webhook_body.c src/jwt_parse.c src/base64url.c src/util.c $(FUZZ_PG_DEPS)
+	@mkdir -p fuzz/bin
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_PG_FLAGS) $(SIM_CPPFLAGS) -o $@ $< src/jwt_parse.c src/base64url.c \
+		src/util.c fuzz/pg_stub.c $(FUZZ_PG_LIBS) $(shell pkg-config --libs jansson)
 
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_BINS)
