@@ -77,7 +77,6 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static bool initialized = false;
-	static unsigned calls = 0;
 	const char *body = (const char *) data + 1;
 	size_t		len;
 	SimResponse resp;
@@ -96,13 +95,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	len = size - 1;
-	/* created objects pile up: start the services over now and then */
-	if (++calls % 1000 == 0)
-		for (int i = 0; i < SIM_NSERVICES; i++)
-		{
-			sim_services[i].ops->free_state(&sim_services[i]);
-			sim_services[i].ops->reset(&sim_services[i], sim_seed_get());
-		}
+	/*
+	 * Each input starts from the seeded state: what one input created must
+	 * not be there for the next (inputs replay alone), and memory that
+	 * outlives an input makes libFuzzer run a leak check after every one.
+	 */
+	for (int i = 0; i < SIM_NSERVICES; i++)
+	{
+		sim_services[i].ops->free_state(&sim_services[i]);
+		sim_services[i].ops->reset(&sim_services[i], sim_seed_get());
+	}
 	sim_fuzz_roundtrip(body, len);
 	switch (data[0] % 6)
 	{

@@ -9,7 +9,7 @@ secs=${1:?seconds}; shift
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/pg_saas_fuzz.XXXXXX)
 # the simulator's target starts its services from the reference data when it is found
-for d in "$root/../shared/reference-data" "${TEST_SRC:-/nonexistent}/reference-data"; do
+for d in "$root/../shared/reference-data" "$root/../../shared/reference-data" "${TEST_SRC:-/nonexistent}/reference-data"; do
 	if [ -z "${SAAS_FUZZ_SEED_DATA:-}" ] && [ -r "$d/platform_data.json" ]; then
 		export SAAS_FUZZ_SEED_DATA="$d/platform_data.json"
 	fi
