@@ -26,6 +26,18 @@ saas_spi_connect(void)
 }
 
 /*
+ * spi_citus_present: Citus is loaded in this server (its settings exist; a
+ * hash lookup, cheap enough for every operation). Citus plans a statement on
+ * distributed tables only when its parameters are bound: a generic plan is
+ * refused ("could not create distributed plan").
+ */
+static bool
+spi_citus_present(void)
+{
+	return GetConfigOption("citus.multi_shard_modify_mode", true, false) != NULL;
+}
+
+/*
  * saas_exec: run a kept plan (prepared on first use). Returns the SPI
  * result code; errors propagate.
  */
@@ -38,10 +50,12 @@ saas_exec(SaasPlan *p, Datum *values, const char *nulls, bool read_only, long co
 		 * Generic plans: the API's statements are short index lookups whose
 		 * best plan does not depend on the values, and "$n IS NULL OR ..."
 		 * filters would otherwise make the planner re-plan on every call. The
-		 * worker's queue statements depend on the data: planned per use.
+		 * worker's queue statements depend on the data: planned per use. So
+		 * is every statement where Citus is loaded.
 		 */
+		bool		custom = p->custom_plan || spi_citus_present();
 		SPIPlanPtr	plan = SPI_prepare_cursor(p->sql, p->nargs, p->types,
-											  p->custom_plan ? CURSOR_OPT_CUSTOM_PLAN :
+											  custom ? CURSOR_OPT_CUSTOM_PLAN :
 											  CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
@@ -53,7 +67,13 @@ saas_exec(SaasPlan *p, Datum *values, const char *nulls, bool read_only, long co
 	return SPI_execute_plan(p->plan, values, nulls, read_only, count);
 }
 
-/* saas_env_push: pin search_path until saas_env_pop(level). */
+/*
+ * saas_env_push: pin search_path until saas_env_pop(level). Where Citus is
+ * loaded, also run the operation's distributed statements over one
+ * connection per node: an operation reads across shards (a global email
+ * lookup) and then writes a reference table, which Citus refuses after a
+ * parallel read in the same transaction.
+ */
 int
 saas_env_push(void)
 {
@@ -64,6 +84,10 @@ saas_env_push(void)
 	/* Already pinned (nested calls, the relay's sessions): nothing to do. */
 	if (cur == NULL || strcmp(cur, pinned) != 0)
 		(void) set_config_option("search_path", pinned,
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
+	if (spi_citus_present())
+		(void) set_config_option("citus.multi_shard_modify_mode", "sequential",
 								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 								 true, 0, false);
 	return nest;
