@@ -14,6 +14,7 @@
 
 #include "utils/guc.h"
 
+#include "citus_env.h"
 #include "pg_saas.h"
 #include "spi_util.h"
 
@@ -23,18 +24,6 @@ saas_spi_connect(void)
 {
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-}
-
-/*
- * spi_citus_present: Citus is loaded in this server (its settings exist; a
- * hash lookup, cheap enough for every operation). Citus plans a statement on
- * distributed tables only when its parameters are bound: a generic plan is
- * refused ("could not create distributed plan").
- */
-static bool
-spi_citus_present(void)
-{
-	return GetConfigOption("citus.multi_shard_modify_mode", true, false) != NULL;
 }
 
 /*
@@ -51,9 +40,11 @@ saas_exec(SaasPlan *p, Datum *values, const char *nulls, bool read_only, long co
 		 * best plan does not depend on the values, and "$n IS NULL OR ..."
 		 * filters would otherwise make the planner re-plan on every call. The
 		 * worker's queue statements depend on the data: planned per use. So
-		 * is every statement where Citus is loaded.
+		 * is every statement where Citus is loaded: Citus plans a statement on
+		 * distributed tables only with its parameters bound ("could not
+		 * create distributed plan" for a generic one).
 		 */
-		bool		custom = p->custom_plan || spi_citus_present();
+		bool		custom = p->custom_plan || saas_citus_loaded();
 		SPIPlanPtr	plan = SPI_prepare_cursor(p->sql, p->nargs, p->types,
 											  custom ? CURSOR_OPT_CUSTOM_PLAN :
 											  CURSOR_OPT_GENERIC_PLAN);
@@ -86,15 +77,32 @@ saas_env_push(void)
 		(void) set_config_option("search_path", pinned,
 								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 								 true, 0, false);
-	if (spi_citus_present())
+	if (saas_citus_loaded())
 		(void) set_config_option("citus.multi_shard_modify_mode", "sequential",
 								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 								 true, 0, false);
 	return nest;
 }
 
+/*
+ * saas_env_pop: end the operation's environment. Where Citus is loaded and
+ * the tenant context of the operation ends with it, the Citus nodes are told
+ * the context now in force (citus_env.c).
+ */
 void
 saas_env_pop(int nestlevel)
 {
+	const char *ctx;
+	char	   *before = NULL;
+
+	if (saas_citus_loaded() && (ctx = GetConfigOption("saas.context", true, false)) != NULL)
+		before = pstrdup(ctx);
 	AtEOXact_GUC(true, nestlevel);
+	if (before != NULL)
+	{
+		ctx = GetConfigOption("saas.context", true, false);
+		if (ctx == NULL || strcmp(ctx, before) != 0)
+			saas_citus_propagate("saas.context");
+		pfree(before);
+	}
 }

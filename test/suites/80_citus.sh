@@ -111,6 +111,11 @@ INSERT INTO saas.organizations (id, name, slug) SELECT ('00000000-0000-4000-8000
 	'Tenant ' || i, 'tenant-' || i FROM generate_series(1, 8) i;
 INSERT INTO saas.users (org_id, email, first_name, last_name, role)
 	SELECT o.id, 'admin@' || o.slug || '.test', 'A', 'B', 'admin' FROM saas.organizations o WHERE o.slug LIKE 'tenant-%';
+INSERT INTO saas.users (org_id, email, first_name, last_name, role)
+	SELECT o.id, 'user@' || o.slug || '.test', 'U', 'B', 'user' FROM saas.organizations o WHERE o.slug IN ('tenant-1', 'tenant-2');
+INSERT INTO saas._credentials (org_id, user_id, password_hash)
+	SELECT u.org_id, u.id, saas.hash_password('tenant admin password') FROM saas.users u
+	 WHERE u.email IN ('admin@tenant-1.test', 'admin@tenant-2.test');
 SQL
 
 # ---- saas.distribute()
@@ -137,7 +142,7 @@ t_eq "organizations, _user_refs, _signing_keys, integrations and rate_limits are
 	"_signing_keys,_user_refs,integrations,organizations,rate_limits" \
 	-c "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_dist_partition d JOIN pg_class c ON c.oid = d.logicalrelid
 		 WHERE d.partmethod = 'n' AND d.repmodel = 't' AND c.relnamespace = 'saas'::regnamespace"
-t_eq "the rows written before distribute() are all still there" 0 "9|9|1|1|1|3" \
+t_eq "the rows written before distribute() are all still there" 0 "9|11|3|1|1|3" \
 	-c "SELECT (SELECT count(*) FROM saas.organizations), (SELECT count(*) FROM saas.users),
 			   (SELECT count(*) FROM saas._credentials), (SELECT count(*) FROM saas._signing_keys),
 			   (SELECT count(*) FROM saas.users WHERE role = 'super_admin'), (SELECT count(*) FROM saas.integrations)"
@@ -190,5 +195,59 @@ t_tasks "a join of colocated tenant tables for one tenant is routed to one shard
 	  WHERE u.org_id = '00000000-0000-4000-8000-000000000003'"
 t_tasks "a page of the audit log of one tenant is routed to one shard" 1 \
 	"SELECT * FROM saas.audit_log WHERE org_id = '00000000-0000-4000-8000-000000000003' ORDER BY seq DESC LIMIT 50"
+
+# ---- The API on the coordinator (saas.http, as the application's login role).
+# api METHOD PATH TOKEN BODY EXPR: "status|EXPR", EXPR an SQL expression on the answer's
+# body b (jsonb).
+api() {
+	psql -X -q -At -h "$CITUS_DIR" -p "${CITUS_PORTS[0]}" -U app -d "$CITUS_DB" \
+		-v m="$1" -v p="$2" -v t="$3" -v b="$4" -v expr="$5" 2>&1 <<'SQL'
+SELECT r.status || '|' || coalesce((:expr)::text, '')
+  FROM saas.http(:'m', :'p', jsonb_build_object('content-type', 'application/json', 'authorization', 'Bearer ' || :'t'),
+				 NULLIF(:'b', '')) r, LATERAL (SELECT r.body::jsonb AS b) x
+SQL
+}
+# t_api NAME WANT METHOD PATH TOKEN BODY EXPR
+t_api() {
+	local name=$1 want=$2 got
+	shift 2
+	got=$(api "$@")
+	if [ "$got" == "$want" ]; then ok "$name"; else not_ok "$name" "want: $want"$'\n'"got:  $got"; fi
+}
+login() {
+	api POST /auth/login "" "{\"email\":\"$1\",\"password\":\"$2\"}" "b->>'token'" | sed -n 's/^200|//p'
+}
+
+root=$(login root@platform.test 'platform root password')
+a1=$(login admin@tenant-1.test 'tenant admin password')
+a2=$(login admin@tenant-2.test 'tenant admin password')
+if [ -n "$root" ] && [ -n "$a1" ] && [ -n "$a2" ]; then ok "POST /auth/login answers 200 with a token (super_admin, two tenant admins)"
+else not_ok "POST /auth/login answers 200 with a token (super_admin, two tenant admins)" "root=$root a1=$a1 a2=$a2"; fi
+t_api "POST /auth/login with a wrong password is 401" "401|unauthorized" \
+	POST /auth/login "" '{"email":"admin@tenant-1.test","password":"not the password"}' "b->'error'->>'code'"
+
+# The tenant context reaches the workers: each admin sees its own organization's users, and
+# only those (the rows are on the shards; without the context they would see none).
+t_api "GET /users: tenant 1's admin sees its 2 users, and only tenant 1's" "200|2 true" \
+	GET /users "$a1" "" "(SELECT count(*) || ' ' || bool_and(u->>'org_id' = '00000000-0000-4000-8000-000000000001') FROM jsonb_array_elements(b->'data') u)"
+t_api "GET /users: tenant 2's admin sees its 2 users" "200|admin@tenant-2.test,user@tenant-2.test" \
+	GET /users "$a2" "" "(SELECT string_agg(u->>'email', ',' ORDER BY u->>'email') FROM jsonb_array_elements(b->'data') u)"
+t_api "GET /users?limit=1 pages on Citus too" "200|1 true" \
+	GET "/users?limit=1" "$a1" "" "jsonb_array_length(b->'data') || ' ' || (b->>'next_cursor' IS NOT NULL)"
+u2=$(cpsql 0 -c "SELECT id FROM saas.users WHERE email = 'user@tenant-2.test'")
+t_api "GET /users/:id of another tenant's user is 404" "404|not_found" \
+	GET "/users/$u2" "$a1" "" "b->'error'->>'code'"
+t_api "GET /users/:id of its own user is 200" "200|user@tenant-2.test" \
+	GET "/users/$u2" "$a2" "" "b->>'email'"
+t_api "GET /organizations: a tenant admin sees its own organization only" "200|tenant-1" \
+	GET /organizations "$a1" "" "(SELECT string_agg(o->>'slug', ',') FROM jsonb_array_elements(b->'data') o)"
+t_api "GET /organizations: the super_admin sees all 9" "200|9" \
+	GET "/organizations?limit=50" "$root" "" "jsonb_array_length(b->'data')"
+t_api "GET /organizations/:id of another organization is 404 for a tenant admin" "404|not_found" \
+	GET /organizations/00000000-0000-4000-8000-000000000002 "$a1" "" "b->'error'->>'code'"
+t_api "GET /audit-logs: the entries recorded before distribute(), of the caller's organization only" "200|true" \
+	GET /audit-logs "$a1" "" "jsonb_array_length(b->'data') >= 1 AND (SELECT bool_and(e->>'org_id' = '00000000-0000-4000-8000-000000000001') FROM jsonb_array_elements(b->'data') e)"
+t_api "GET /users without a token is 401" "401|unauthorized" \
+	GET /users "" "" "b->'error'->>'code'"
 
 echo "passed=$pass failed=$fail"
