@@ -118,6 +118,19 @@ INSERT INTO saas._credentials (org_id, user_id, password_hash)
 	 WHERE u.email IN ('admin@tenant-1.test', 'admin@tenant-2.test');
 SQL
 
+# pg_saas's background worker never runs the queue on a worker node: it says so and waits.
+for n in 1 2; do
+	for _ in $(seq 1 60); do
+		grep -q "is a Citus worker node's database, where the queue never runs; waiting" "$CITUS_DIR/${CITUS_NODES[$n]}.log" && break
+		sleep 0.5
+	done
+	if grep -q "is a Citus worker node's database, where the queue never runs; waiting" "$CITUS_DIR/${CITUS_NODES[$n]}.log"; then
+		ok "worker $n: pg_saas's background worker sees a Citus worker node and waits"
+	else
+		not_ok "worker $n: pg_saas's background worker sees a Citus worker node and waits" "$(grep 'pg_saas worker' "$CITUS_DIR/${CITUS_NODES[$n]}.log" | tail -3)"
+	fi
+done
+
 # ---- saas.distribute()
 t_eq "distribute() places the 18 tables of pg_saas" 0 \
 	"distributed=12 local=1 reference=5" \
@@ -249,5 +262,12 @@ t_api "GET /audit-logs: the entries recorded before distribute(), of the caller'
 	GET /audit-logs "$a1" "" "jsonb_array_length(b->'data') >= 1 AND (SELECT bool_and(e->>'org_id' = '00000000-0000-4000-8000-000000000001') FROM jsonb_array_elements(b->'data') e)"
 t_api "GET /users without a token is 401" "401|unauthorized" \
 	GET /users "" "" "b->'error'->>'code'"
+q1=$(cpsql 0 -c "SELECT count(*) FROM saas.jobs WHERE org_id = '00000000-0000-4000-8000-000000000001'
+	AND service = 'user-service' AND state IN ('available', 'running')")
+qall=$(cpsql 0 -c "SELECT count(*) FROM saas.jobs WHERE service = 'user-service' AND state IN ('available', 'running')")
+t_api "GET /integrations/status: a tenant admin sees its own organization's queue ($q1 user-service jobs)" "200|$q1 OK" \
+	GET /integrations/status "$a1" "" "(b->'userService'->>'queued') || ' ' || (b->'userService'->>'status')"
+t_api "GET /integrations/status: the super_admin sees every organization's queue ($qall user-service jobs)" "200|$qall 3" \
+	GET /integrations/status "$root" "" "(b->'userService'->>'queued') || ' ' || (SELECT count(*) FROM jsonb_object_keys(b))"
 
 echo "passed=$pass failed=$fail"
