@@ -262,6 +262,11 @@ t_api "GET /audit-logs: the entries recorded before distribute(), of the caller'
 	GET /audit-logs "$a1" "" "jsonb_array_length(b->'data') >= 1 AND (SELECT bool_and(e->>'org_id' = '00000000-0000-4000-8000-000000000001') FROM jsonb_array_elements(b->'data') e)"
 t_api "GET /users without a token is 401" "401|unauthorized" \
 	GET /users "" "" "b->'error'->>'code'"
+# Errors from the shards map like on a single node, without shard names.
+t_api "POST /users with an email taken in the organization is 409 on field email, no shard name in the answer" \
+	"409|email a resource with this value already exists" \
+	POST /users "$a1" '{"email":"user@tenant-1.test","first_name":"U","last_name":"B","role":"user","status":"inactive"}' \
+	"(b->'error'->'details'->0->>'field') || ' ' || (b->'error'->>'message')"
 q1=$(cpsql 0 -c "SELECT count(*) FROM saas.jobs WHERE org_id = '00000000-0000-4000-8000-000000000001'
 	AND service = 'user-service' AND state IN ('available', 'running')")
 qall=$(cpsql 0 -c "SELECT count(*) FROM saas.jobs WHERE service = 'user-service' AND state IN ('available', 'running')")
