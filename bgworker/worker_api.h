@@ -16,6 +16,7 @@
 extern const char *const saas_service_names[SAAS_NSERVICES];
 extern int	saas_service_index(const char *service);
 
+extern void saas_worker_define_gucs(void);
 extern void saas_worker_register(void);
 extern Size saas_worker_shmem_size(void);
 extern void saas_worker_shmem_init(void);

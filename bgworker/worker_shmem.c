@@ -70,23 +70,29 @@ saas_worker_lock(void)
 	return &saas_lwlocks()[SAAS_RL_PARTITIONS].lock;
 }
 
+/* saas_worker_running: whether the main worker (slot 0) is up. */
 bool
 saas_worker_running(void)
 {
-	return saas_worker_shared != NULL && saas_worker_shared->worker_pid != 0;
+	return saas_worker_shared != NULL && saas_worker_shared->procs[0].pid != 0;
 }
 
-/* worker_set_latch: wake the worker, if there is one. */
+/* worker_set_latch: wake every worker process there is. */
 static void
 worker_set_latch(void)
 {
-	int			procno;
+	int			i;
 
-	if (saas_worker_shared == NULL || saas_worker_shared->worker_pid == 0)
+	if (saas_worker_shared == NULL)
 		return;
-	procno = saas_worker_shared->worker_pgprocno;
-	if (procno >= 0 && procno < (int) ProcGlobal->allProcCount)
-		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+	for (i = 0; i < WK_MAX_PROCS; i++)
+	{
+		int			procno = saas_worker_shared->procs[i].pgprocno;
+
+		if (saas_worker_shared->procs[i].pid != 0 &&
+			procno >= 0 && procno < (int) ProcGlobal->allProcCount)
+			SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+	}
 	pg_atomic_fetch_add_u64(&saas_worker_shared->wakeups, 1);
 }
 

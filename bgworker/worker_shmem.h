@@ -5,9 +5,10 @@
  *	  breaker per service with its rolling window and latency samples.
  *
  * Locking: everything below is guarded by the LWLock at index
- * SAAS_RL_PARTITIONS of the pg_saas tranche. Only the worker writes the
- * breakers; backends read them for the status view. worker_pgprocno is an
- * index into ProcGlobal (shared), never a pointer of one process.
+ * SAAS_RL_PARTITIONS of the pg_saas tranche. Only the worker processes
+ * write the breakers; backends read them for the status view. A slot's
+ * pgprocno is an index into ProcGlobal (shared), never a pointer of one
+ * process.
  *
  *-------------------------------------------------------------------------
  */
@@ -41,11 +42,20 @@ typedef struct SaasBreaker
 	int			consecutive_failures;	/* failures since the last success */
 } SaasBreaker;
 
+/* Most worker processes saas.worker_processes may ask for. */
+#define WK_MAX_PROCS	8
+
+/* One worker process: slot 0 is the main worker, the others drain the queue too. */
+typedef struct SaasWorkerSlot
+{
+	int			pid;			/* 0: not running */
+	int			pgprocno;
+	int64		incarnation;	/* lease_owner of the jobs it claims */
+} SaasWorkerSlot;
+
 typedef struct SaasWorkerShared
 {
-	int			worker_pid;		/* 0: not running */
-	int			worker_pgprocno;
-	int64		worker_incarnation; /* lease_owner of the jobs it claims */
+	SaasWorkerSlot procs[WK_MAX_PROCS];
 	pg_atomic_uint64 wakeups;
 	pg_atomic_uint64 calls;
 	pg_atomic_uint64 events_applied;
@@ -53,6 +63,7 @@ typedef struct SaasWorkerShared
 } SaasWorkerShared;
 
 extern SaasWorkerShared *saas_worker_shared;
+extern int	saas_worker_processes;
 extern LWLock *saas_worker_lock(void);
 
 #endif
