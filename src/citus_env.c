@@ -11,7 +11,8 @@
  * citus.propagate_set_commands is 'local': to the nodes already in the
  * transaction at once, to the others when they join it. So every change of
  * the context, and every restore of it when a nest level ends, is repeated
- * here as such a statement.
+ * here as such a statement (in a DO block, see saas_citus_propagate), and
+ * so is the request id, which the audit entries written there carry.
  *
  * On a worker node, the context is then verified inside the shard's query
  * (its policies call saas.current_org_id()): the signing keys (a reference
@@ -56,9 +57,18 @@ saas_citus_propagate(const char *name)
 	if (!saas_citus_loaded() || !IsTransactionState())
 		return;
 	value = GetConfigOption(name, true, false);
+	if (value == NULL)
+		value = "";
+	/*
+	 * In a DO block: Citus forwards a SET LOCAL only inside what it sees as a
+	 * transaction block or a function; saas.http called by a single
+	 * autocommit SELECT is neither at its top level.
+	 */
+	if (strstr(value, "$saas_set$") != NULL)
+		elog(ERROR, "%s cannot be forwarded to the Citus nodes", name);
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "SET LOCAL %s = %s", quote_identifier(name),
-					 quote_literal_cstr(value ? value : ""));
+	appendStringInfo(&sql, "DO $saas_set$BEGIN SET LOCAL %s = %s; END$saas_set$",
+					 quote_identifier(name), quote_literal_cstr(value));
 
 	nest = NewGUCNestLevel();
 	(void) set_config_option("citus.propagate_set_commands", "local",
@@ -66,7 +76,7 @@ saas_citus_propagate(const char *name)
 							 true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
+	if (SPI_execute(sql.data, false, 0) < 0)
 		elog(ERROR, "could not forward %s to the Citus nodes", name);
 	SPI_finish();
 	AtEOXact_GUC(true, nest);

@@ -85,24 +85,31 @@ saas_env_push(void)
 }
 
 /*
- * saas_env_pop: end the operation's environment. Where Citus is loaded and
- * the tenant context of the operation ends with it, the Citus nodes are told
- * the context now in force (citus_env.c).
+ * saas_env_pop: end the operation's environment. Where Citus is loaded, the
+ * Citus nodes are told the tenant context and request id now in force when
+ * they end with it (citus_env.c).
  */
 void
 saas_env_pop(int nestlevel)
 {
-	const char *ctx;
-	char	   *before = NULL;
+	static const char *const forwarded[] = {"saas.context", "saas.request_id"};
+	char	   *before[lengthof(forwarded)] = {NULL};
+	bool		citus = saas_citus_loaded();
+	int			i;
 
-	if (saas_citus_loaded() && (ctx = GetConfigOption("saas.context", true, false)) != NULL)
-		before = pstrdup(ctx);
-	AtEOXact_GUC(true, nestlevel);
-	if (before != NULL)
+	for (i = 0; citus && i < (int) lengthof(forwarded); i++)
 	{
-		ctx = GetConfigOption("saas.context", true, false);
-		if (ctx == NULL || strcmp(ctx, before) != 0)
-			saas_citus_propagate("saas.context");
-		pfree(before);
+		const char *v = GetConfigOption(forwarded[i], true, false);
+
+		before[i] = pstrdup(v ? v : "");
+	}
+	AtEOXact_GUC(true, nestlevel);
+	for (i = 0; citus && i < (int) lengthof(forwarded); i++)
+	{
+		const char *v = GetConfigOption(forwarded[i], true, false);
+
+		if (strcmp(v ? v : "", before[i]) != 0)
+			saas_citus_propagate(forwarded[i]);
+		pfree(before[i]);
 	}
 }

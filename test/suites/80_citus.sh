@@ -290,6 +290,8 @@ t_api "PUT /organizations/:id: the super_admin raises an employee limit" "200|50
 	PUT /organizations/00000000-0000-4000-8000-000000000006 "$root" '{"employee_limit":50}' "b->>'employee_limit'"
 t_eq "saas.audit_verify: tenant 1's chain is intact after writes on the worker" 0 "t" \
 	-c "SELECT ok FROM saas.audit_verify('00000000-0000-4000-8000-000000000001')"
+t_eq "the entries written on the workers carry the request id of their API request" 0 "0|t" \
+	-c "SELECT count(*) FILTER (WHERE request_id IS NULL), count(*) > 0 FROM saas.audit_log WHERE action = 'update'"
 t_eq "every change of tenant 1 is in its chain once (seq gapless)" 0 "t" \
 	-c "SELECT count(*) = max(seq) AND count(DISTINCT seq) = count(*) FROM saas.audit_log WHERE org_id = '00000000-0000-4000-8000-000000000001'"
 q1=$(cpsql 0 -c "SELECT count(*) FROM saas.jobs WHERE org_id = '00000000-0000-4000-8000-000000000001'
