@@ -54,16 +54,13 @@ COMMENT ON FUNCTION saas._distribution_plan() IS
 --     kept on distributed and reference tables; Citus refuses such tables without it.
 --   citus.enable_local_reference_table_foreign_keys = off: while organizations becomes a
 --     reference table, the tenant tables that refer to it are still local; Citus would otherwise
---     turn each of them into a Citus local table first (and then refuse to distribute it).
---   citus.multi_shard_modify_mode = sequential: the tables already hold rows (at least the
---     signing key and the seeded integrations); copying them inside one transaction that also
---     creates foreign keys to reference tables needs a single connection per node.
+--     convert every local table of that foreign-key graph to a Citus local table, which fails on
+--     the workers' own copies of the extension's tables ("relation "users" already exists").
 CREATE FUNCTION saas.distribute() RETURNS TABLE (relation regclass, placement text)
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, saas, pg_temp
 	SET citus.enable_unsafe_triggers = on
 	SET citus.enable_local_reference_table_foreign_keys = off
-	SET citus.multi_shard_modify_mode = 'sequential'
 	SET client_min_messages = warning
 AS $$
 DECLARE
