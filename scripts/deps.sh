@@ -7,7 +7,8 @@ PACKAGES=(
 	build-essential pkg-config
 	postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
-	libcurl4-openssl-dev libmicrohttpd-dev libargon2-dev libssl-dev
+	libcurl4-openssl-dev libmicrohttpd-dev libargon2-dev libssl-dev libjansson-dev
+	clang libclang-rt-dev
 	curl wrk python3
 	# Citus, built from the vendored source by scripts/citus.sh for the suite 80_citus
 	liblz4-dev libzstd-dev libkrb5-dev libselinux1-dev libpam0g-dev autoconf flex bison

@@ -12,6 +12,8 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
+#include "base64url.h"
+
 #define SAAS_JWT_MAX_LEN		8192
 #define SAAS_JWT_SIG_LEN		32	/* HMAC-SHA256 */
 
@@ -47,6 +49,8 @@ extern const char *saas_jwt_error_message(SaasJwtStatus st);
 extern SaasJwtStatus saas_jwt_split(const char *token, SaasJwtParts *parts);
 extern SaasJwtStatus saas_jwt_check_sig(const SaasJwtParts *parts,
 										const unsigned char *secret, int secret_len);
+extern void saas_jwt_hmac_sha256(const unsigned char *key, int keylen,
+								 const char *data, int len, unsigned char *out);
 /* The time claims of a token, as read. */
 typedef struct SaasJwtTimes
 {
@@ -64,8 +68,6 @@ extern SaasJwtStatus saas_jwt_check_times(Jsonb *claims, int64 now, int leeway,
 										  bool require_exp);
 extern char *saas_jwt_encode(const char *kid, const char *claims_json, int claims_len,
 							 const unsigned char *secret, int secret_len);
-extern void saas_b64url_encode(const unsigned char *in, int len, StringInfo out);
-extern bool saas_b64url_decode(const char *in, int len, StringInfo out);
 extern Jsonb *saas_jsonb_from_text(const char *json, int len);
 extern bool saas_json_valid_strict(const char *json, int len, bool top_object);
 extern JsonbValue *saas_jsonb_get(Jsonb *jb, const char *key);
