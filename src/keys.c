@@ -25,6 +25,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "citus_env.h"
 #include "pg_saas.h"
 #include "jwt.h"
 
@@ -81,6 +82,7 @@ keys_load(void)
 		keys_cache = MemoryContextAllocZero(TopMemoryContext, sizeof(SaasKey) * KEYS_MAX);
 
 	saas_elevate(&elev);
+	saas_citus_nested_reads();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ret = SPI_execute("SELECT kid, secret FROM saas._signing_keys "

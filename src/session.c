@@ -35,6 +35,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "citus_env.h"
 #include "pg_saas.h"
 #include "session.h"
 #include "spi_util.h"
@@ -110,6 +111,7 @@ state_read(UserState *s)
 	PG_TRY();
 	{
 		saas_elevate(&elev);
+		saas_citus_nested_reads();
 		saas_spi_connect();
 		if (saas_exec(&plan_state, args, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 		{
