@@ -5,7 +5,7 @@
  *
  * The relay builds one JSON object (the request headers) and reads none:
  * the response headers come back as rows, which PostgreSQL's
- * jsonb_each_text takes out of saas.http's answer (pool.c).  Writing one
+ * jsonb_each takes out of saas.http's answer (pool.c).  Writing one
  * flat object of strings is too little to justify a JSON library and too
  * much to do with string pasting, hence this escaper, the buffer it writes
  * into, and the UTF-8 check the relay also applies to request bodies.

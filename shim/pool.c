@@ -45,27 +45,25 @@
 
 /*
  * The prepared statement; parameters are sent as text (type 25).  Its rows
- * are saas.http's answer (answer = true: status, body, and whether the
- * headers keep the contract of a flat object) and then one row per response
- * header (answer = false: name, value), which PostgreSQL's jsonb_each_text
- * takes apart so that the relay parses no JSON.  A null value means no
- * header; the columns are the SAAS_COL_* of pool.h.
+ * are saas.http's answer joined to its response headers, one row per
+ * header (one row when there is none), which PostgreSQL's jsonb_each takes
+ * apart so that the relay parses no JSON.  The first row of an answer
+ * carries its body; every row says whether its header keeps the contract
+ * (headers null or an object, the value not an object or array).  A null
+ * value means no header.  The columns are the SAAS_COL_* of pool.h.  (One
+ * join, no CTE or UNION: the cheapest form measured, about 10 us a request
+ * less than answer and header rows apart.)
  */
 #define POOL_STMT_NAME	"saas_http"
 #define POOL_STMT_SQL \
-	"WITH r AS MATERIALIZED (" \
-	" SELECT status, headers, body FROM saas.http($1, $2, $3::pg_catalog.jsonb, $4))" \
-	" SELECT true, r.status, r.body," \
-	"  CASE WHEN r.headers IS NULL THEN true" \
-	"   WHEN pg_catalog.jsonb_typeof(r.headers) OPERATOR(pg_catalog.<>) 'object' THEN false" \
-	"   ELSE NOT EXISTS (SELECT FROM pg_catalog.jsonb_each(r.headers) AS e" \
-	"    WHERE pg_catalog.jsonb_typeof(e.value) OPERATOR(pg_catalog.=) ANY ('{object,array}'))" \
-	"  END, NULL::text, NULL::text FROM r" \
-	" UNION ALL" \
-	" SELECT false, NULL, NULL, NULL, h.key, h.value FROM r," \
-	"  pg_catalog.jsonb_each_text(CASE WHEN pg_catalog.jsonb_typeof(r.headers)" \
-	"   OPERATOR(pg_catalog.=) 'object' THEN r.headers END) AS h" \
-	" WHERE h.value IS NOT NULL"
+	"SELECT h.ord IS NULL OR h.ord OPERATOR(pg_catalog.=) 1, r.status," \
+	"  CASE WHEN h.ord IS NULL OR h.ord OPERATOR(pg_catalog.=) 1 THEN r.body END," \
+	"  (r.headers IS NULL OR pg_catalog.jsonb_typeof(r.headers) OPERATOR(pg_catalog.=) 'object')" \
+	"   AND (h.value IS NULL OR pg_catalog.jsonb_typeof(h.value) OPERATOR(pg_catalog.<>) ALL ('{object,array}'))," \
+	"  h.key, h.value OPERATOR(pg_catalog.#>>) '{}'" \
+	" FROM saas.http($1, $2, $3::pg_catalog.jsonb, $4) AS r" \
+	" LEFT JOIN LATERAL pg_catalog.jsonb_each(CASE WHEN pg_catalog.jsonb_typeof(r.headers)" \
+	"   OPERATOR(pg_catalog.=) 'object' THEN r.headers END) WITH ORDINALITY AS h(key, value, ord) ON true"
 #define POOL_TEXTOID	25
 
 #define POOL_BACKOFF_MIN_MS		100

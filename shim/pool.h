@@ -26,13 +26,16 @@ typedef enum SaasCallStatus
 	SAAS_CALL_TIMEOUT			/* the call outlived the deadline; cancelled */
 } SaasCallStatus;
 
-/* The columns of saas_pool_call's rows: one answer row, one row per header. */
-#define SAAS_COL_ANSWER		0	/* true on the answer row */
-#define SAAS_COL_STATUS		1	/* answer row: saas.http's status */
-#define SAAS_COL_BODY		2	/* answer row: its body */
-#define SAAS_COL_HEADERS_OK	3	/* answer row: headers null or a flat object */
-#define SAAS_COL_NAME		4	/* header row: the name */
-#define SAAS_COL_VALUE		5	/* header row: the value, as text */
+/*
+ * The columns of saas_pool_call's rows: saas.http's answer joined to its
+ * headers, a row per header (one when there is none).
+ */
+#define SAAS_COL_ANSWER		0	/* true on the first row of an answer */
+#define SAAS_COL_STATUS		1	/* saas.http's status */
+#define SAAS_COL_BODY		2	/* first row: the body */
+#define SAAS_COL_HEADERS_OK	3	/* headers null or an object, this value flat */
+#define SAAS_COL_NAME		4	/* the header's name, or null */
+#define SAAS_COL_VALUE		5	/* its value as text, or null (no header) */
 #define SAAS_NCOLS			6
 
 /* A snapshot for /metrics. */

@@ -229,8 +229,8 @@ relay_log_bug(RelayRequest *req, const char *msg, const char *sqlstate, const ch
 /*
  * relay_answer_row
  *		Turn saas.http's answer into the response: status, headers, body.
- *		The rows are the answer row and one row per header (pool.c's query,
- *		columns SAAS_COL_*).  Anything outside the contract (not exactly one
+ *		The rows are saas.http's answer joined to its headers, one row per
+ *		header (pool.c's query, columns SAAS_COL_*).  Anything outside the contract (not exactly one
  *		answer row, no status, a status outside 200..599, headers that are
  *		not a flat JSON object) is a bug in the router and becomes a generic
  *		500, logged.
@@ -247,10 +247,15 @@ relay_answer_row(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *re
 	char	   *end;
 	int			answer = -1;
 	int			nanswers = 0;
+	bool		flat = true;
 
 	for (int i = 0; PQnfields(res) == SAAS_NCOLS && i < PQntuples(res); i++)
+	{
 		if (strcmp(PQgetvalue(res, i, SAAS_COL_ANSWER), "t") == 0)
 			answer = i, nanswers++;
+		if (strcmp(PQgetvalue(res, i, SAAS_COL_HEADERS_OK), "t") != 0)
+			flat = false;
+	}
 	if (nanswers != 1 || PQgetisnull(res, answer, SAAS_COL_STATUS))
 	{
 		relay_log_bug(req, "saas.http returned no single row with a status", NULL, NULL);
@@ -263,7 +268,7 @@ relay_answer_row(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *re
 					  PQgetvalue(res, answer, SAAS_COL_STATUS));
 		return relay_fail(relay, conn, req, SAAS_ERR_INTERNAL, NULL);
 	}
-	if (strcmp(PQgetvalue(res, answer, SAAS_COL_HEADERS_OK), "t") != 0)
+	if (!flat)
 	{
 		relay_log_bug(req, "saas.http returned headers that are not a flat JSON object",
 					  NULL, NULL);
@@ -280,7 +285,7 @@ relay_answer_row(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *re
 		return MHD_NO;
 	seen.has_content_type = seen.has_request_id = false;
 	for (int i = 0; i < PQntuples(res); i++)
-		if (i != answer)
+		if (!PQgetisnull(res, i, SAAS_COL_NAME) && !PQgetisnull(res, i, SAAS_COL_VALUE))
 			saas_header_to_response(resp, PQgetvalue(res, i, SAAS_COL_NAME),
 									PQgetvalue(res, i, SAAS_COL_VALUE), req->rid, &seen);
 	if (!seen.has_request_id)
