@@ -91,10 +91,7 @@ saas_worker_register(void)
 static void
 wk_detach(int code, Datum arg)
 {
-	LWLockAcquire(saas_worker_lock(), LW_EXCLUSIVE);
-	if (saas_worker_shared->worker_pid == MyProcPid)
-		saas_worker_shared->worker_pid = 0;
-	LWLockRelease(saas_worker_lock());
+	saas_worker_link_detach();
 }
 
 /* The memory context current before wk_xact_begin, restored by wk_xact_commit. */
@@ -234,6 +231,11 @@ wk_step_wait(long wait_ms)
 						 wait_ms, PG_WAIT_EXTENSION);
 }
 
+/*
+ * saas_worker_main: the worker's entry point (exported: the postmaster finds
+ * it by name). Announces itself, then loops: events, jobs, sync, retention,
+ * sleeping on its latch between rounds.
+ */
 void
 saas_worker_main(Datum arg)
 {
@@ -249,10 +251,9 @@ saas_worker_main(Datum arg)
 	if (!pg_strong_random(&wk_incarnation, sizeof(wk_incarnation)) || wk_incarnation == 0)
 		wk_incarnation = ((int64) MyProcPid << 32) ^ GetCurrentTimestamp();
 	LWLockAcquire(saas_worker_lock(), LW_EXCLUSIVE);
-	saas_worker_shared->worker_pid = MyProcPid;
-	saas_worker_shared->worker_pgprocno = MyProc->pgprocno;
 	saas_worker_shared->worker_incarnation = wk_incarnation;
 	LWLockRelease(saas_worker_lock());
+	saas_worker_link_attach();
 	before_shmem_exit(wk_detach, (Datum) 0);
 
 	wk_http_init();

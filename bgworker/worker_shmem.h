@@ -1,13 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * worker_shmem.h
- *	  The worker's shared state: who it is (to wake it), and one circuit
- *	  breaker per service with its rolling window and latency samples.
+ *	  The worker's shared state: its incarnation, call counters, and one
+ *	  circuit breaker per service with its rolling window and latency
+ *	  samples. Who the worker is (to wake it) is the extension's
+ *	  (common/worker_link.c).
  *
- * Locking: everything below is guarded by the LWLock at index
- * SAAS_RL_PARTITIONS of the pg_saas tranche. Only the worker writes the
- * breakers; backends read them for the status view. worker_pgprocno is an
- * index into ProcGlobal (shared), never a pointer of one process.
+ * Locking: saas_worker_lock(), the "pg_saas worker" tranche; the rules are
+ * in src/common/shmem.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -17,6 +17,8 @@
 #include "port/atomics.h"
 #include "storage/lwlock.h"
 
+#include "common/common.h"
+#include "metrics_shmem.h"
 #include "worker_api.h"
 
 #define CB_BUCKETS		120		/* one per second: windows up to two minutes */
@@ -43,10 +45,7 @@ typedef struct SaasBreaker
 
 typedef struct SaasWorkerShared
 {
-	int			worker_pid;		/* 0: not running */
-	int			worker_pgprocno;
 	int64		worker_incarnation; /* lease_owner of the jobs it claims */
-	pg_atomic_uint64 wakeups;
 	pg_atomic_uint64 calls;
 	pg_atomic_uint64 events_applied;
 	SaasBreaker breakers[SAAS_NSERVICES];
