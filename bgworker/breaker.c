@@ -28,8 +28,8 @@
  * or that the service refused as wrong, is that request's problem: one
  * tenant's malformed external id must never open the circuit for all.
  *
- * Only the worker changes a breaker; readers (the status view) take the
- * same lock in shared mode.
+ * Only the worker changes a breaker; the locking rules are in
+ * src/common/shmem.c.
  *
  *-------------------------------------------------------------------------
  */

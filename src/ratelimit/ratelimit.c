@@ -22,9 +22,9 @@
  *   the server can compute which keys share slots, so nobody can aim many
  *   keys at a victim's slots.
  * - Memory is bounded: RL_SLOTS slots of 16 bytes in RL_PARTITIONS
- *   partitions, each under its own LWLock. A key lives in one of the
- *   RL_PROBES consecutive slots that start where its hash points (its
- *   window). A slot is reused only when its key's budget is full again, so
+ *   partitions, each under its own LWLock (src/common/shmem.c has the
+ *   locking rules). A key lives in one of the RL_PROBES consecutive slots
+ *   that start where its hash points (its window). A slot is reused only when its key's budget is full again, so
  *   reuse forgets nothing. When every slot of a newcomer's window holds a
  *   key with budget in use, the newcomer is refused (Retry-After until the
  *   first of them is full again): the limiter fails closed for the
