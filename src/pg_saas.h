@@ -26,11 +26,11 @@
  * records, and the worker's entry point. The Makefile defines PGDLLEXPORT
  * (empty in PostgreSQL 15 on Linux) as default visibility, which covers
  * Pg_magic_func and pg_finfo_*; PG_FUNCTION_INFO_V1 is redefined below as
- * PostgreSQL 16 defines it, so that the function itself is exported too.
- * test/suites/05_symbols.sh checks the result with nm.
+ * PostgreSQL 16 defines it, so that the function itself is exported too
+ * (every file with V1 functions includes this header, through its folder's
+ * header); _PG_init and saas_worker_main are declared PGDLLEXPORT where they
+ * are defined. test/suites/05_symbols.sh checks the result with nm.
  */
-#define SAAS_EXPORT PGDLLEXPORT
-
 #undef PG_FUNCTION_INFO_V1
 #define PG_FUNCTION_INFO_V1(funcname) \
 extern PGDLLEXPORT Datum funcname(PG_FUNCTION_ARGS); \
@@ -64,7 +64,7 @@ extern int no_such_variable
 #define SAAS_ROLE_ADMIN			"admin"
 #define SAAS_ROLE_USER			"user"
 
-/* Settings (pg_saas.c). */
+/* Settings (the module entry, ../pg_saas.c). */
 extern char *saas_jwt_issuer;
 extern char *saas_jwt_audience;
 extern int	saas_jwt_leeway_s;

@@ -6,9 +6,9 @@
  *	  validation (validate.c, params.c) and the API's operations (*_ops.c,
  *	  sql_api.c). The webhook operation lives in src/ingest.
  *
- * The API's operations. Each is callable from the HTTP router and from a
- *	  plain SQL function; each writes its JSON answer into "out" and raises
- *	  errors with the SQLSTATEs of pg_saas.h (http_errors.c maps them).
+ * Each operation is callable from the HTTP router and from a plain SQL
+ * function; each writes its JSON answer into "out" and raises errors with
+ * the SQLSTATEs of pg_saas.h (http_errors.c maps them).
  *
  * Operations run as the caller, so row-level security applies; they also
  * filter by the context's org_id explicitly (defence in depth, and correct

@@ -126,6 +126,10 @@ auth_token_json(StringInfo out, const pg_uuid_t *user_id, const pg_uuid_t *org_i
 	appendStringInfo(out, ",\"token_type\":\"Bearer\",\"expires_in\":%d", saas_jwt_ttl_s);
 }
 
+/*
+ * saas_op_register: POST /auth/register: a new organization and its first
+ * admin, and a token.
+ */
 void
 saas_op_register(Jsonb *body, StringInfo out)
 {

@@ -52,6 +52,10 @@ static const SaasField retry_fields[] = {
 	{NULL}
 };
 
+/*
+ * saas_op_integration_status: GET /integrations/status, each service's state
+ * for admins.
+ */
 void
 saas_op_integration_status(StringInfo out)
 {
@@ -65,6 +69,10 @@ saas_op_integration_status(StringInfo out)
 	SPI_finish();
 }
 
+/*
+ * saas_op_list_jobs: GET /jobs, the organization's jobs by id, filtered by
+ * state (admins).
+ */
 void
 saas_op_list_jobs(const SaasParams *p, StringInfo out)
 {
@@ -100,6 +108,7 @@ saas_op_list_jobs(const SaasParams *p, StringInfo out)
 	SPI_finish();
 }
 
+/* saas_op_retry_job: POST /jobs/{id}/retry (admins), through saas.retry_job. */
 void
 saas_op_retry_job(const pg_uuid_t *id, StringInfo out)
 {

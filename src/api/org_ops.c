@@ -163,6 +163,10 @@ org_text_array(Jsonb *arr)
 	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
+/*
+ * saas_op_list_orgs: GET /organizations: all of them for a super admin, else
+ * one's own.
+ */
 void
 saas_op_list_orgs(const SaasParams *p, StringInfo out)
 {
@@ -203,6 +207,10 @@ saas_op_list_orgs(const SaasParams *p, StringInfo out)
 	SPI_finish();
 }
 
+/*
+ * saas_op_get_org: GET /organizations/{id}; returns the version for the
+ * ETag.
+ */
 int64
 saas_op_get_org(const pg_uuid_t *id, StringInfo out)
 {
@@ -224,6 +232,10 @@ saas_op_get_org(const pg_uuid_t *id, StringInfo out)
 	return version;
 }
 
+/*
+ * saas_op_create_org: POST /organizations (super admins): the organization
+ * and its admin.
+ */
 void
 saas_op_create_org(Jsonb *body, StringInfo out)
 {
@@ -302,6 +314,10 @@ saas_op_create_org(Jsonb *body, StringInfo out)
 	SPI_finish();
 }
 
+/*
+ * saas_op_update_org: PUT /organizations/{id}, a partial update; 412 when if_version
+ * (If-Match, -1: none) is not the current version. Returns the new version.
+ */
 int64
 saas_op_update_org(const pg_uuid_t *id, Jsonb *body, int64 if_version, StringInfo out)
 {
@@ -380,6 +396,7 @@ saas_op_update_org(const pg_uuid_t *id, Jsonb *body, int64 if_version, StringInf
 	return version;
 }
 
+/* saas_op_delete_org: DELETE /organizations/{id}. */
 void
 saas_op_delete_org(const pg_uuid_t *id)
 {

@@ -90,18 +90,21 @@ sql_arg_version(FunctionCallInfo fcinfo, int n)
 		PG_RETURN_DATUM(sql_result(&out)); \
 	} while (0)
 
+/* SQL: saas.register(body jsonb) RETURNS jsonb */
 Datum
 saas_sql_register(PG_FUNCTION_ARGS)
 {
 	SQL_OP(saas_op_register(sql_arg_jsonb(fcinfo, 0), &out));
 }
 
+/* SQL: saas.login(body jsonb) RETURNS jsonb */
 Datum
 saas_sql_login(PG_FUNCTION_ARGS)
 {
 	SQL_OP(saas_op_login(sql_arg_jsonb(fcinfo, 0), &out));
 }
 
+/* SQL: saas.list_organizations(params jsonb DEFAULT '{}') RETURNS jsonb */
 Datum
 saas_sql_list_organizations(PG_FUNCTION_ARGS)
 {
@@ -111,18 +114,24 @@ saas_sql_list_organizations(PG_FUNCTION_ARGS)
 	SQL_OP(saas_op_list_orgs(&p, &out));
 }
 
+/* SQL: saas.create_organization(body jsonb) RETURNS jsonb */
 Datum
 saas_sql_create_organization(PG_FUNCTION_ARGS)
 {
 	SQL_OP(saas_op_create_org(sql_arg_jsonb(fcinfo, 0), &out));
 }
 
+/* SQL: saas.get_organization(id uuid) RETURNS jsonb */
 Datum
 saas_sql_get_organization(PG_FUNCTION_ARGS)
 {
 	SQL_OP((void) saas_op_get_org(sql_arg_uuid(fcinfo, 0), &out));
 }
 
+/*
+ * SQL: saas.update_organization(id, changes, if_version DEFAULT NULL)
+ * RETURNS jsonb
+ */
 Datum
 saas_sql_update_organization(PG_FUNCTION_ARGS)
 {
@@ -130,6 +139,7 @@ saas_sql_update_organization(PG_FUNCTION_ARGS)
 									 sql_arg_version(fcinfo, 2), &out));
 }
 
+/* SQL: saas.delete_organization(id uuid) RETURNS void */
 Datum
 saas_sql_delete_organization(PG_FUNCTION_ARGS)
 {
@@ -140,6 +150,7 @@ saas_sql_delete_organization(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* SQL: saas.list_users(params jsonb DEFAULT '{}') RETURNS jsonb */
 Datum
 saas_sql_list_users(PG_FUNCTION_ARGS)
 {
@@ -149,18 +160,21 @@ saas_sql_list_users(PG_FUNCTION_ARGS)
 	SQL_OP(saas_op_list_users(&p, &out));
 }
 
+/* SQL: saas.create_user(body jsonb) RETURNS jsonb */
 Datum
 saas_sql_create_user(PG_FUNCTION_ARGS)
 {
 	SQL_OP((void) saas_op_create_user(sql_arg_jsonb(fcinfo, 0), &out));
 }
 
+/* SQL: saas.get_user(id uuid) RETURNS jsonb */
 Datum
 saas_sql_get_user(PG_FUNCTION_ARGS)
 {
 	SQL_OP((void) saas_op_get_user(sql_arg_uuid(fcinfo, 0), &out));
 }
 
+/* SQL: saas.update_user(id, changes, if_version DEFAULT NULL) RETURNS jsonb */
 Datum
 saas_sql_update_user(PG_FUNCTION_ARGS)
 {
@@ -168,6 +182,7 @@ saas_sql_update_user(PG_FUNCTION_ARGS)
 									  sql_arg_version(fcinfo, 2), &out));
 }
 
+/* SQL: saas.delete_user(id uuid) RETURNS void */
 Datum
 saas_sql_delete_user(PG_FUNCTION_ARGS)
 {
@@ -178,6 +193,7 @@ saas_sql_delete_user(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* SQL: saas.logout() RETURNS void, ends the current token's session. */
 Datum
 saas_sql_logout(PG_FUNCTION_ARGS)
 {
@@ -188,6 +204,7 @@ saas_sql_logout(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* SQL: saas.logout_all() RETURNS void, ends every session of the user. */
 Datum
 saas_sql_logout_all(PG_FUNCTION_ARGS)
 {

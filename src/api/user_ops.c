@@ -171,6 +171,10 @@ user_like_pattern(const char *q)
 	return s.data;
 }
 
+/*
+ * saas_op_list_users: GET /users of the caller's organization, filtered and
+ * paged by id.
+ */
 void
 saas_op_list_users(const SaasParams *p, StringInfo out)
 {
@@ -217,6 +221,7 @@ saas_op_list_users(const SaasParams *p, StringInfo out)
 	SPI_finish();
 }
 
+/* saas_op_get_user: GET /users/{id}; returns the version for the ETag. */
 int64
 saas_op_get_user(const pg_uuid_t *id, StringInfo out)
 {
@@ -236,6 +241,7 @@ saas_op_get_user(const pg_uuid_t *id, StringInfo out)
 	return version;
 }
 
+/* saas_op_create_user: POST /users (admins); returns the new user's version. */
 int64
 saas_op_create_user(Jsonb *body, StringInfo out)
 {
@@ -290,6 +296,10 @@ saas_op_create_user(Jsonb *body, StringInfo out)
 	return version;
 }
 
+/*
+ * saas_op_update_user: PUT /users/{id}, a partial update; 412 when if_version
+ * (If-Match, -1: none) is not the current version. Returns the new version.
+ */
 int64
 saas_op_update_user(const pg_uuid_t *id, Jsonb *body, int64 if_version, StringInfo out)
 {
@@ -388,6 +398,7 @@ saas_op_update_user(const pg_uuid_t *id, Jsonb *body, int64 if_version, StringIn
 	return version;
 }
 
+/* saas_op_delete_user: DELETE /users/{id} (admins). */
 void
 saas_op_delete_user(const pg_uuid_t *id)
 {

@@ -28,6 +28,7 @@ const char *const saas_user_statuses[] = {"active", "inactive", "suspended", NUL
 const char *const saas_tiers[] = {"free", "starter", "professional", "enterprise", NULL};
 const char *const saas_org_statuses[] = {"active", "suspended", NULL};
 
+/* saas_errors_init: an empty list of field errors. */
 void
 saas_errors_init(SaasErrors *e)
 {
@@ -402,6 +403,10 @@ saas_get_str(Jsonb *obj, const char *key)
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
+/*
+ * saas_get_int: a numeric member of obj as int32; false when absent or not
+ * a number (the validation checked the range before).
+ */
 bool
 saas_get_int(Jsonb *obj, const char *key, int32 *out)
 {
@@ -424,6 +429,7 @@ saas_get_jsonb(Jsonb *obj, const char *key)
 	return JsonbValueToJsonb(v);
 }
 
+/* saas_has: whether obj has the key (with any value, null included). */
 bool
 saas_has(Jsonb *obj, const char *key)
 {

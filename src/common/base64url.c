@@ -53,6 +53,7 @@ saas_b64url_encode(const unsigned char *in, int len, StringInfo out)
 static int8 b64url_table[256];
 static bool b64url_table_ready = false;
 
+/* b64url_init_table: the decoding table, built once per backend. */
 static void
 b64url_init_table(void)
 {
@@ -64,6 +65,7 @@ b64url_init_table(void)
 	b64url_table_ready = true;
 }
 
+/* b64url_value: the digit value of c, -1 outside the alphabet. */
 static inline int
 b64url_value(unsigned char c)
 {

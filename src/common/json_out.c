@@ -44,6 +44,7 @@ saas_json_string(StringInfo out, const char *s)
 		escape_json(out, s);
 }
 
+/* saas_json_uuid: a uuid as a JSON string. */
 void
 saas_json_uuid(StringInfo out, const pg_uuid_t *u)
 {
@@ -55,6 +56,10 @@ saas_json_uuid(StringInfo out, const pg_uuid_t *u)
 	appendStringInfoChar(out, '"');
 }
 
+/*
+ * saas_json_timestamptz: "YYYY-MM-DDTHH:MM:SS.ffffffZ" (UTC), or null for
+ * infinity and years outside 0..9999.
+ */
 void
 saas_json_timestamptz(StringInfo out, TimestampTz ts)
 {
