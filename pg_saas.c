@@ -131,6 +131,7 @@ _PG_init(void)
 							   PGC_USERSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 
 	saas_retention_define_gucs();
+	saas_worker_define_gucs();
 
 	MarkGUCPrefixReserved("saas");
 

@@ -23,6 +23,11 @@
  * - WK_REFUSED (3xx, other 4xx) and WK_UNSENDABLE (no request could be
  *   made): dead at once; the job's own problem, retried by saas.retry_job(s).
  *
+ * When: calls are collected as they complete (wk_record_collect, the
+ * breaker hears them then), and their outcomes are written in the
+ * transaction that claims the next jobs (wk_claim_and_start): one commit a
+ * round. Recording first frees the room the claims then fill.
+ *
  * Isolation: all outcomes of a batch are written in one subtransaction;
  * if any statement fails, that is rolled back and each job is written in
  * its own, so one bad job (say, a rule refusing the id a service returned)
@@ -317,69 +322,110 @@ rec_one_by_one(RecJob *recs, int n)
 	}
 }
 
+/* Breaker transitions of the calls collected, recorded with their outcomes. */
+static CbTransition rec_trs[REC_MAX];
+static int	rec_ntr = 0;
+
 /*
- * wk_record_finished: record every call that completed since the last
- * time, in one transaction. Returns how many calls it recorded.
+ * wk_record_collect: take the calls that completed since the last time
+ * (no transaction): the breaker hears each one once, now; their outcomes
+ * are written by wk_record_write. Returns how many wait to be written.
  */
 int
-wk_record_finished(void)
+wk_record_collect(void)
 {
-	RecJob	   *recs;
-	CbTransition trs[REC_MAX];
-	int			ntr = 0;
-	int			n = 0,
-				i;
 	WkCall	   *c;
 	int64		now = GetCurrentTimestamp();
-	char		err[256];
 
 	while ((c = wk_http_next_done()) != NULL)
 	{
 		WkInflight *f = (WkInflight *) c;
 		bool		moved;
 
-		/* The breaker hears each call once, when it completes. */
-		cb_record_call(&wk_services[c->svc].cb, c, now, &trs[ntr], &moved);
-		if (moved && ntr < REC_MAX - 1)
-			ntr++;
+		cb_record_call(&wk_services[c->svc].cb, c, now, &rec_trs[rec_ntr], &moved);
+		if (moved && rec_ntr < REC_MAX - 1)
+			rec_ntr++;
 		pg_atomic_fetch_add_u64(&saas_worker_shared->calls, 1);
 		if (rec_nheld < REC_MAX)
 			rec_held[rec_nheld++] = f;
 		else
 			wk_finish_inflight(f);	/* cannot happen: the lease brings it back */
 	}
-	if (rec_nheld == 0 && ntr == 0)
-		return 0;
+	return rec_nheld;
+}
 
-	recs = palloc0(sizeof(RecJob) * Max(rec_nheld, 1));
-	if (!wk_xact_begin("pg_saas worker: recording outcomes"))
+/*
+ * wk_record_write: inside the caller's transaction (pg_saas ready), write
+ * the outcomes of the calls collected and the breaker transitions. Returns
+ * how many calls it recorded.
+ */
+int
+wk_record_write(void)
+{
+	RecJob	   *recs;
+	int64		now = GetCurrentTimestamp();
+	int			n = rec_nheld,
+				i;
+	char		err[256];
+
+	if (n > 0)
 	{
-		bool		gone = !OidIsValid(get_extension_oid("pg_saas", true));
-
-		wk_xact_commit();
-		/* Dropped: the jobs went with it. Busy: try again next round. */
-		if (gone)
+		recs = palloc0(sizeof(RecJob) * n);
+		for (i = 0; i < n; i++)
 		{
-			for (i = 0; i < rec_nheld; i++)
-				wk_finish_inflight(rec_held[i]);
-			n = rec_nheld;
-			rec_nheld = 0;
+			recs[i].f = rec_held[i];
+			rec_decide(&recs[i], now);
 		}
-		return n;
+		if (!rec_in_subxact(recs, n, err, sizeof(err)))
+			rec_one_by_one(recs, n);
+		for (i = 0; i < n; i++)
+			wk_finish_inflight(rec_held[i]);
+		rec_nheld = 0;
 	}
-	n = rec_nheld;
-	for (i = 0; i < n; i++)
-	{
-		recs[i].f = rec_held[i];
-		rec_decide(&recs[i], now);
-	}
-	if (!rec_in_subxact(recs, n, err, sizeof(err)))
-		rec_one_by_one(recs, n);
-	for (i = 0; i < ntr; i++)
-		wk_note_transition(&trs[i]);
-	wk_xact_commit();
-	for (i = 0; i < n; i++)
+	for (i = 0; i < rec_ntr; i++)
+		wk_note_transition(&rec_trs[i]);
+	rec_ntr = 0;
+	return n;
+}
+
+/*
+ * wk_record_not_ready: pg_saas could not be used this round. Dropped: the
+ * jobs went with it, so their outcomes go too. Busy (being dropped or
+ * altered): they are kept for the next round.
+ */
+void
+wk_record_not_ready(void)
+{
+	int			i;
+
+	if (OidIsValid(get_extension_oid("pg_saas", true)))
+		return;
+	for (i = 0; i < rec_nheld; i++)
 		wk_finish_inflight(rec_held[i]);
 	rec_nheld = 0;
+	rec_ntr = 0;
+}
+
+/*
+ * wk_record_finished: collect and record the completed calls in a
+ * transaction of their own (while pg_saas is missing, so the calls that
+ * were in flight when it went are let go). Returns how many it recorded.
+ */
+int
+wk_record_finished(void)
+{
+	int			n;
+
+	if (wk_record_collect() == 0 && rec_ntr == 0)
+		return 0;
+	if (!wk_xact_begin("pg_saas worker: recording outcomes"))
+	{
+		n = rec_nheld;
+		wk_record_not_ready();
+		wk_xact_commit();
+		return n - rec_nheld;
+	}
+	n = wk_record_write();
+	wk_xact_commit();
 	return n;
 }

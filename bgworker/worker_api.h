@@ -15,6 +15,7 @@
 
 #include "common/common.h"
 
+extern void saas_worker_define_gucs(void);
 extern void saas_worker_register(void);
 extern void saas_worker_shmem_register(void);
 

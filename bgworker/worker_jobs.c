@@ -106,9 +106,15 @@ static SaasPlan plan_take_over = {
 	"UPDATE saas.jobs SET state = 'retryable', run_at = now(), lease_until = NULL, lease_owner = NULL,"
 	" updated_at = now(),"
 	" last_error = coalesce(last_error, 'taken over: the previous worker stopped during the call')"
-	" WHERE state = 'running' AND lease_owner IS DISTINCT FROM $1",
-	1, {INT8OID},
+	" WHERE state = 'running'"
+	"   AND NOT coalesce(lease_owner IN (SELECT unnest(saas._worker_incarnations())), false)",
+	0, {0},
 	NULL, true				/* data-dependent: planned per use */
+	/*
+	 * The live incarnations are read inside the statement, after its
+	 * snapshot: a job claimed by a process that started since is either
+	 * invisible to the snapshot (still queued) or its owner is in the list.
+	 */
 };
 
 static SaasPlan plan_settings = {
@@ -241,8 +247,8 @@ wk_apply_events(int batch)
 /*
  * wk_recover_leases: jobs left running by a worker that is gone are made
  * due again. take_over (once per extension seen by this process): every
- * running job of another incarnation, at once; otherwise, once a second,
- * those whose lease ran out.
+ * running job whose incarnation is not a live worker process's, at once;
+ * otherwise, once a second, those whose lease ran out.
  */
 void
 wk_recover_leases(bool take_over)
@@ -252,11 +258,9 @@ wk_recover_leases(bool take_over)
 
 	if (take_over)
 	{
-		Datum		arg = Int64GetDatum(wk_incarnation);
-
-		(void) saas_exec(&plan_take_over, &arg, NULL, false, 0);
+		(void) saas_exec(&plan_take_over, NULL, NULL, false, 0);
 		if (SPI_processed > 0)
-			elog(LOG, "pg_saas worker: took over %lu running jobs of the previous worker",
+			elog(LOG, "pg_saas worker: took over %lu running jobs of a worker process that is gone",
 				 (unsigned long) SPI_processed);
 		return;
 	}
@@ -466,6 +470,20 @@ wk_start_health(int svc)
 }
 
 /*
+ * wk_share: this process's part of a service's max_in_flight. The parts of
+ * all worker processes add up to it exactly (the first ones get the
+ * remainder), so the cap holds without the processes talking; a service
+ * whose cap is below the number of processes is called by the first ones.
+ */
+static int
+wk_share(int max_in_flight)
+{
+	int			n = saas_worker_processes;
+
+	return max_in_flight / n + (wk_slot < max_in_flight % n ? 1 : 0);
+}
+
+/*
  * wk_claim_service: claim up to allowed jobs of one service, fairly across
  * organizations, and remember where the next claim starts. Returns the
  * claimed rows (SPI_tuptable) count; the rows are read by the caller.
@@ -554,9 +572,10 @@ wk_ready_claimed(int s, int n)
 }
 
 /*
- * wk_claim_and_start: one claim transaction for every service with room,
- * then the calls start, only once the claim is committed (a call never
- * runs for a claim that could still roll back). Returns how many jobs were
+ * wk_claim_and_start: one transaction that records the calls completed
+ * since the last round (job_record.c) and claims jobs for every service
+ * with room; then the calls start, only once the claim is committed (a
+ * call never runs for a claim that could still roll back). Returns how many jobs were
  * claimed; *wait_ms is how long the worker may wait for completions or new
  * work before the next round.
  */
@@ -574,11 +593,14 @@ wk_claim_and_start(long *wait_ms)
 	int64		now;
 
 	*wait_ms = 1000;
-	if (!wk_xact_begin("pg_saas worker: claiming jobs"))
+	(void) wk_record_collect();
+	if (!wk_xact_begin("pg_saas worker: recording outcomes and claiming jobs"))
 	{
+		wk_record_not_ready();
 		wk_xact_commit();
 		return 0;
 	}
+	(void) wk_record_write();
 	wk_load_settings();
 	now = GetCurrentTimestamp();
 	for (s = 0; s < SAAS_NSERVICES; s++)
@@ -590,7 +612,7 @@ wk_claim_and_start(long *wait_ms)
 
 		if (!w->present || !w->enabled || !w->base_ok)
 			continue;
-		room = Min(Min(w->max_in_flight, WK_MAX_IN_FLIGHT) - wk_http_in_flight(s),
+		room = Min(Min(wk_share(w->max_in_flight), WK_MAX_IN_FLIGHT) - wk_http_in_flight(s),
 				   WK_MAX_IN_FLIGHT - wk_http_in_flight_total() - total);
 		if (room <= 0)
 			continue;
@@ -666,12 +688,32 @@ wk_set_in_sync(bool on)
 
 PG_FUNCTION_INFO_V1(saas_in_sync);
 PG_FUNCTION_INFO_V1(saas_wake_worker);
+PG_FUNCTION_INFO_V1(saas_worker_incarnations);
 
 /* SQL: saas._in_sync(): true while this process applies a service's change. */
 Datum
 saas_in_sync(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(wk_in_sync);
+}
+
+/*
+ * SQL: saas._worker_incarnations(): the lease owners of the worker
+ * processes alive now (their jobs are theirs to finish).
+ */
+Datum
+saas_worker_incarnations(PG_FUNCTION_ARGS)
+{
+	Datum		inc[WK_MAX_PROCS];
+	int			n = 0,
+				i;
+
+	LWLockAcquire(saas_worker_lock(), LW_SHARED);
+	for (i = 0; i < WK_MAX_PROCS; i++)
+		if (saas_worker_shared->procs[i].pid != 0)
+			inc[n++] = Int64GetDatum(saas_worker_shared->procs[i].incarnation);
+	LWLockRelease(saas_worker_lock());
+	PG_RETURN_ARRAYTYPE_P(construct_array(inc, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
 /* SQL: saas._wake_worker(): wake the worker when this transaction commits. */

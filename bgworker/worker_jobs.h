@@ -55,6 +55,7 @@ typedef struct WkInflight
 
 extern WkService wk_services[SAAS_NSERVICES];
 extern int64 wk_incarnation;
+extern int	wk_slot;
 
 /* worker_main.c */
 extern bool wk_extension_ready(void);
@@ -70,6 +71,9 @@ extern void wk_note_transition(const CbTransition *tr);
 extern Datum wk_uuid(const pg_uuid_t *u);
 
 /* job_record.c */
+extern int	wk_record_collect(void);
+extern int	wk_record_write(void);
+extern void wk_record_not_ready(void);
 extern int	wk_record_finished(void);
 extern void wk_finish_inflight(WkInflight *f);
 

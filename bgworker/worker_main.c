@@ -8,17 +8,26 @@
  * (or none), as in PostgreSQL's worker_spi:
  *
  *	 1. wk_step_events		(transaction) apply pending events; recover the
- *							jobs of a worker that is gone
- *	 2. wk_claim_and_start	(transaction) claim due jobs for every service
+ *							jobs of a worker process that is gone
+ *	 2. wk_claim_and_start	(transaction) record the calls completed since
+ *							the last round, claim due jobs for every service
  *							with room, commit, then start their calls
  *	 3. wk_step_wait		(no transaction) let calls progress until one
  *							completes, new work arrives, or a job is due
- *	 4. wk_record_finished	(transaction) record each completed call
- *	 5. wk_sync_round		(transactions before and after its reads) pull
+ *	 4. wk_sync_round		(transactions before and after its reads) pull
  *							sync of users; its page reads are calls in flight
  *							like the jobs', never waited for here
- *	 6. wk_retention_step	(transactions) delete finished work past its
+ *	 5. wk_retention_step	(transactions) delete finished work past its
  *							retention
+ *
+ * saas.worker_processes (2 by default) runs that loop in more processes:
+ * slot 0, "pg_saas worker", does all of it; the others, "pg_saas drainer",
+ * only steps 2 and 3 (and step 1's checks, without events, once a second).
+ * A round's SQL and its calls take about the same CPU, one after the other
+ * in one process; two processes keep both the database and the services
+ * busy. Claims are FOR UPDATE SKIP LOCKED, breakers and pauses live in
+ * shared memory, and each process keeps to its share of a service's
+ * max_in_flight, so they need not talk to each other.
  *
  * Calls stay in flight across iterations (libcurl's multi handle,
  * http_client.c), so a slow service never holds up the recording of
@@ -70,28 +79,80 @@ PGDLLEXPORT void saas_worker_main(Datum arg);
 #define WK_IDLE_MS			1000
 #define WK_EVENT_BATCH		500
 
-/* saas_worker_register: from _PG_init while preloading. */
+int			saas_worker_processes = 2;
+
+/* This process's slot: 0 for the main worker, 1.. for the other drainers. */
+int			wk_slot = 0;
+
+/*
+ * saas_worker_register: from _PG_init while preloading. Slot 0 is the main
+ * worker ("pg_saas worker"): events, claims and calls, sync, retention.
+ * Slots 1.. ("pg_saas drainer") only claim, call and record jobs: the
+ * queue's SQL and its HTTP calls take about the same CPU per job, and one
+ * process does them one after the other, so more processes use the cores
+ * that one leaves idle. Claims are FOR UPDATE SKIP LOCKED, so they never
+ * take the same job; each process gets its share of a service's
+ * max_in_flight (wk_room).
+ */
 void
 saas_worker_register(void)
 {
-	BackgroundWorker w;
+	int			i;
 
-	memset(&w, 0, sizeof(w));
-	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	w.bgw_restart_time = 5;
-	snprintf(w.bgw_library_name, BGW_MAXLEN, "pg_saas");
-	snprintf(w.bgw_function_name, BGW_MAXLEN, "saas_worker_main");
-	snprintf(w.bgw_name, BGW_MAXLEN, "pg_saas worker");
-	snprintf(w.bgw_type, BGW_MAXLEN, "pg_saas worker");
-	RegisterBackgroundWorker(&w);
+	for (i = 0; i < saas_worker_processes; i++)
+	{
+		BackgroundWorker w;
+
+		memset(&w, 0, sizeof(w));
+		w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		w.bgw_restart_time = 5;
+		w.bgw_main_arg = Int32GetDatum(i);
+		snprintf(w.bgw_library_name, BGW_MAXLEN, "pg_saas");
+		snprintf(w.bgw_function_name, BGW_MAXLEN, "saas_worker_main");
+		if (i == 0)
+		{
+			snprintf(w.bgw_name, BGW_MAXLEN, "pg_saas worker");
+			snprintf(w.bgw_type, BGW_MAXLEN, "pg_saas worker");
+		}
+		else
+		{
+			snprintf(w.bgw_name, BGW_MAXLEN, "pg_saas drainer %d", i);
+			snprintf(w.bgw_type, BGW_MAXLEN, "pg_saas drainer");
+		}
+		RegisterBackgroundWorker(&w);
+	}
 }
 
-/* Cleared at exit, so nobody sets a latch of a dead process. */
+/*
+ * saas_worker_define_gucs: from _PG_init. Fixed at server start; loaded
+ * later (no worker), it is merely informational, like saas.database.
+ */
+void
+saas_worker_define_gucs(void)
+{
+	DefineCustomIntVariable("saas.worker_processes",
+							"Background processes that drain the job queue (the first also applies "
+							"events, syncs and prunes).",
+							NULL, &saas_worker_processes, 2, 1, WK_MAX_PROCS,
+							process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP,
+							0, NULL, NULL, NULL);
+}
+
+/* Cleared at exit, so nobody sets a latch of a dead process or keeps its jobs. */
 static void
 wk_detach(int code, Datum arg)
 {
-	saas_worker_link_detach();
+	SaasWorkerSlot *me = &saas_worker_shared->procs[wk_slot];
+
+	saas_worker_link_detach(wk_slot);
+	LWLockAcquire(saas_worker_lock(), LW_EXCLUSIVE);
+	if (me->pid == MyProcPid)
+	{
+		me->pid = 0;
+		me->incarnation = 0;
+	}
+	LWLockRelease(saas_worker_lock());
 }
 
 /* The memory context current before wk_xact_begin, restored by wk_xact_commit. */
@@ -198,7 +259,8 @@ wk_step_events(int *applied)
 	bool		ready;
 
 	*applied = 0;
-	ready = wk_xact_begin("pg_saas worker: applying events");
+	ready = wk_xact_begin(wk_slot == 0 ? "pg_saas worker: applying events"
+						  : "pg_saas drainer: checking the queue");
 	if (wk_database_being_dropped())
 	{
 		elog(LOG, "pg_saas worker: database \"%s\" is being dropped; the worker leaves it",
@@ -207,13 +269,37 @@ wk_step_events(int *applied)
 	}
 	if (ready)
 	{
-		*applied = wk_apply_events(WK_EVENT_BATCH);
-		wk_recover_leases(!took_over);
+		if (wk_slot == 0)
+			*applied = wk_apply_events(WK_EVENT_BATCH);
+		if (wk_slot == 0 || !took_over)
+			wk_recover_leases(!took_over);
 		took_over = true;
 	}
 	else
 		took_over = false;		/* a new pg_saas may have jobs of anyone */
 	wk_xact_commit();
+	return ready;
+}
+
+/*
+ * wk_step_checked: the main worker's events step every round; a drainer,
+ * which applies no events, runs it (pg_saas there, the database not being
+ * dropped, the first take-over) once a second, since its claim transaction
+ * checks pg_saas too.
+ */
+static bool
+wk_step_checked(int *applied)
+{
+	static int64 last = 0;
+	static bool ready = false;
+	int64		now = GetCurrentTimestamp();
+
+	*applied = 0;
+	if (wk_slot == 0 || !ready || now - last >= USECS_PER_SEC)
+	{
+		ready = wk_step_events(applied);
+		last = now;
+	}
 	return ready;
 }
 
@@ -232,9 +318,9 @@ wk_step_wait(long wait_ms)
 }
 
 /*
- * saas_worker_main: the worker's entry point (exported: the postmaster finds
- * it by name). Announces itself, then loops: events, jobs, sync, retention,
- * sleeping on its latch between rounds.
+ * saas_worker_main: every worker process's entry point (exported: the
+ * postmaster finds it by name; arg is the slot). Announces itself, then
+ * loops as the file's header says, sleeping on its latch between rounds.
  */
 void
 saas_worker_main(Datum arg)
@@ -246,20 +332,32 @@ saas_worker_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(saas_database, NULL, 0);
+	wk_slot = DatumGetInt32(arg);
+	if (wk_slot < 0 || wk_slot >= WK_MAX_PROCS)
+		elog(ERROR, "pg_saas worker: no slot %d", wk_slot);
 
-	/* A new incarnation: the lease owner of every job this process claims. */
+	/*
+	 * A new incarnation: the lease owner of every job this process claims.
+	 * It is in shared memory before the first claim, so another process's
+	 * take-over (which spares the incarnations found there) never takes a
+	 * job of a live process.
+	 */
 	if (!pg_strong_random(&wk_incarnation, sizeof(wk_incarnation)) || wk_incarnation == 0)
 		wk_incarnation = ((int64) MyProcPid << 32) ^ GetCurrentTimestamp();
 	LWLockAcquire(saas_worker_lock(), LW_EXCLUSIVE);
-	saas_worker_shared->worker_incarnation = wk_incarnation;
+	saas_worker_shared->procs[wk_slot].pid = MyProcPid;
+	saas_worker_shared->procs[wk_slot].incarnation = wk_incarnation;
 	LWLockRelease(saas_worker_lock());
-	saas_worker_link_attach();
+	saas_worker_link_attach(wk_slot);
 	before_shmem_exit(wk_detach, (Datum) 0);
 
 	wk_http_init();
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "pg_saas worker round",
 									  ALLOCSET_DEFAULT_SIZES);
-	elog(LOG, "pg_saas worker started in database \"%s\"", saas_database);
+	if (wk_slot == 0)
+		elog(LOG, "pg_saas worker started in database \"%s\"", saas_database);
+	else
+		elog(LOG, "pg_saas drainer %d started in database \"%s\"", wk_slot, saas_database);
 
 	for (;;)
 	{
@@ -276,9 +374,9 @@ saas_worker_main(Datum arg)
 		MemoryContextReset(round_cxt);
 		MemoryContextSwitchTo(round_cxt);
 
-		if (!wk_step_events(&applied))
+		if (!wk_step_checked(&applied))
 		{
-			if (!warned_missing)
+			if (!warned_missing && wk_slot == 0)
 				elog(LOG, "pg_saas worker: extension pg_saas is not installed in \"%s\"; waiting",
 					 saas_database);
 			warned_missing = true;
@@ -292,9 +390,11 @@ saas_worker_main(Datum arg)
 
 		(void) wk_claim_and_start(&wait_ms);
 		wk_step_wait(applied > 0 ? 0 : wait_ms);
-		(void) wk_record_finished();
-		(void) wk_sync_round();
-		wk_retention_step();
+		if (wk_slot == 0)
+		{
+			(void) wk_sync_round();
+			wk_retention_step();
+		}
 
 		MemoryContextSwitchTo(TopMemoryContext);
 	}

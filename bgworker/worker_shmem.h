@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * worker_shmem.h
- *	  The worker's shared state: its incarnation, call counters, and one
- *	  circuit breaker per service with its rolling window and latency
- *	  samples. Who the worker is (to wake it) is the extension's
+ *	  The worker's shared state: its processes' incarnations, call counters,
+ *	  and one circuit breaker per service with its rolling window and
+ *	  latency samples. Whom to wake is the extension's
  *	  (common/worker_link.c).
  *
  * Locking: saas_worker_lock(), the "pg_saas worker" tranche; the rules are
@@ -43,15 +43,30 @@ typedef struct SaasBreaker
 	int			consecutive_failures;	/* failures since the last success */
 } SaasBreaker;
 
+/* Most worker processes saas.worker_processes may ask for (the link's slots). */
+#define WK_MAX_PROCS	SAAS_WORKER_MAX_PROCS
+
+/*
+ * One worker process: slot 0 is the main worker, the others drain the queue
+ * too. Whom to wake is in the extension's link (common/worker_link.c);
+ * this is what the take-over needs: which lease owners are alive.
+ */
+typedef struct SaasWorkerSlot
+{
+	int			pid;			/* 0: not running */
+	int64		incarnation;	/* lease_owner of the jobs it claims */
+} SaasWorkerSlot;
+
 typedef struct SaasWorkerShared
 {
-	int64		worker_incarnation; /* lease_owner of the jobs it claims */
+	SaasWorkerSlot procs[WK_MAX_PROCS];
 	pg_atomic_uint64 calls;
 	pg_atomic_uint64 events_applied;
 	SaasBreaker breakers[SAAS_NSERVICES];
 } SaasWorkerShared;
 
 extern SaasWorkerShared *saas_worker_shared;
+extern int	saas_worker_processes;
 extern LWLock *saas_worker_lock(void);
 
 #endif

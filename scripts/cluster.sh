@@ -18,9 +18,11 @@ cluster_chown() {
 	if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$1"; fi
 }
 
-# cluster_free_port START: the first TCP port from START on that nobody listens on.
+# cluster_free_port START: a TCP port nobody listens on, at or above a random point in START..START+1999.
 cluster_free_port() {
-	local p=$1
+	# from a random point above the base: clusters started at the same moment (parallel
+	# suites, a Citus cluster's nodes) rarely pick the same port between check and bind
+	local p=$(($1 + RANDOM % 2000))
 	while (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null || [ -e "/tmp/.s.PGSQL.$p" ]; do
 		p=$((p + 1))
 	done

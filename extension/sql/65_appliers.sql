@@ -10,6 +10,9 @@
 -- exists: the event is the echo of our push, arriving before the id was
 -- written back), else none. Any other admin's email, or a user linked to
 -- another remote user, is a conflict, never a silent link.
+-- One statement, locking the row it decides on: the write-back of the id
+-- (the create job's success, recorded by another worker process) may commit
+-- at any moment, and the decision must see either all of it or none.
 CREATE FUNCTION saas._user_for_remote(p_org uuid, p_ref text, p_email text) RETURNS uuid
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
 AS $$
@@ -17,16 +20,18 @@ DECLARE
 	uid uuid;
 	linkable boolean;
 BEGIN
-	SELECT id INTO uid FROM saas.users
-	 WHERE org_id = p_org AND external_user_ids ->> 'user_service' = p_ref;
-	IF uid IS NOT NULL THEN
-		RETURN uid;
-	END IF;
-	SELECT u.id, NOT u.external_user_ids ? 'user_service'
-				 AND (u.role = 'user' OR EXISTS (SELECT 1 FROM saas.jobs j
-												  WHERE j.org_id = p_org AND j.idempotency_key = 'user-create:' || u.id))
+	SELECT u.id,
+		   u.external_user_ids ->> 'user_service' IS NOT DISTINCT FROM p_ref
+		   OR (NOT u.external_user_ids ? 'user_service'
+			   AND (u.role = 'user' OR EXISTS (SELECT 1 FROM saas.jobs j
+												WHERE j.org_id = p_org AND j.idempotency_key = 'user-create:' || u.id)))
 	  INTO uid, linkable
-	  FROM saas.users u WHERE u.org_id = p_org AND u.email = lower(p_email);
+	  FROM saas.users u
+	 WHERE u.org_id = p_org
+	   AND (u.external_user_ids ->> 'user_service' = p_ref OR u.email = lower(p_email))
+	 ORDER BY u.external_user_ids ->> 'user_service' IS NOT DISTINCT FROM p_ref DESC
+	 LIMIT 1
+	   FOR UPDATE OF u;
 	IF uid IS NOT NULL AND NOT linkable THEN
 		PERFORM saas._rule_refuse('409', 'the email belongs to a user that is an admin or linked to another remote user');
 	END IF;

@@ -10,6 +10,9 @@ COMMENT ON FUNCTION saas._breaker_status() IS 'Circuit breakers'' shared state p
 CREATE FUNCTION saas._in_sync() RETURNS boolean
 	AS 'MODULE_PATHNAME', 'saas_in_sync' LANGUAGE C STABLE;
 COMMENT ON FUNCTION saas._in_sync() IS 'True while the worker applies changes that came from a service (so they are not pushed back).';
+CREATE FUNCTION saas._worker_incarnations() RETURNS bigint[]
+	AS 'MODULE_PATHNAME', 'saas_worker_incarnations' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION saas._worker_incarnations() IS 'Lease owners of the worker processes alive now: a starting worker process takes over the running jobs of any other.';
 
 -- Status per service: OK, DEGRADED (recent failures or dead jobs), RETRYING
 -- (jobs waiting to be retried, or probing), DOWN (circuit open).

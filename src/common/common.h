@@ -127,9 +127,10 @@ extern void saas_shmem_install_hooks(void);
  * by the extension so that the worker depends on it and not the reverse.
  * The worker announces itself (attach/detach); backends wake it.
  */
+#define SAAS_WORKER_MAX_PROCS 8	/* most processes saas.worker_processes may ask for */
 extern void saas_worker_link_register(void);
-extern void saas_worker_link_attach(void);
-extern void saas_worker_link_detach(void);
+extern void saas_worker_link_attach(int slot);
+extern void saas_worker_link_detach(int slot);
 extern bool saas_worker_running(void);
 extern void saas_worker_wake_at_commit(void);
 extern uint64 saas_worker_wakeups(void);

@@ -28,19 +28,21 @@
  *	 counters are atomics, read and bumped without a lock.
  *
  * - "pg_saas worker" (bgworker/worker_shmem.c): one LWLock protecting the
- *	 circuit breakers and the worker's incarnation. Only the worker takes it
- *	 exclusively (breaker.c, worker_main.c); the status view and the metrics
- *	 take it shared to copy a breaker out. It is held for a copy or a few
- *	 assignments, never across I/O, SPI or another lock. The call counters
- *	 next to it are atomics, outside the lock.
+ *	 circuit breakers and the worker processes' slots (pid, incarnation).
+ *	 Only the worker processes take it exclusively (breaker.c,
+ *	 worker_main.c); the status view, the metrics and
+ *	 saas._worker_incarnations() take it shared to copy state out. It is
+ *	 held for a copy or a few assignments, never across I/O, SPI or another
+ *	 lock. The call counters next to it are atomics, outside the lock.
  *
  * - "pg_saas worker metrics" (bgworker/metrics_shmem.c): no lock; only
  *	 64-bit atomic counters, bumped by the worker, read by anyone.
  *
- * - "pg_saas worker link" (common/worker_link.c): no lock. Only the worker
- *	 writes its pid and PGPROC number (when it starts and exits); backends
- *	 read them to set its latch, and a stale read costs at most one wakeup
- *	 of nobody, or one missed wakeup that the worker's poll catches.
+ * - "pg_saas worker link" (common/worker_link.c): no lock. Only a worker
+ *	 process writes its slot's pid and PGPROC number (when it starts and
+ *	 exits); backends read them to set the latches, and a stale read costs
+ *	 at most one wakeup of nobody, or one missed wakeup that the worker's
+ *	 poll catches.
  *
  * Order: no pg_saas LWLock is ever held while taking another LWLock or a
  * heavyweight lock, so there is no order to respect between them.

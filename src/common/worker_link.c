@@ -5,10 +5,12 @@
  *	  and how to wake it when a transaction gave it work (instead of it
  *	  polling).
  *
- * The extension owns this small shared struct and the worker writes to it
- * (saas_worker_link_attach when it starts, _detach when it exits), so the
- * worker depends on the extension and never the reverse: health checks and
- * webhook ingestion need nothing from bgworker/. Locking: see shmem.c.
+ * The extension owns this small shared struct and the worker's processes
+ * write to it (saas_worker_link_attach when one starts, _detach when it
+ * exits), so the worker depends on the extension and never the reverse:
+ * health checks and webhook ingestion need nothing from bgworker/. Slot 0
+ * is the main worker; the others (saas.worker_processes) drain the queue.
+ * Locking: see shmem.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -22,10 +24,15 @@
 
 #include "common/common.h"
 
+typedef struct SaasWorkerLinkSlot
+{
+	int			pid;			/* 0: not running */
+	int			pgprocno;		/* index into ProcGlobal, never a pointer */
+} SaasWorkerLinkSlot;
+
 typedef struct SaasWorkerLink
 {
-	int			worker_pid;		/* 0: not running */
-	int			worker_pgprocno;	/* index into ProcGlobal, never a pointer */
+	SaasWorkerLinkSlot procs[SAAS_WORKER_MAX_PROCS];
 	pg_atomic_uint64 wakeups;	/* commits that woke the worker */
 } SaasWorkerLink;
 
@@ -64,30 +71,31 @@ saas_worker_link_register(void)
 	saas_shmem_register(&link_shmem);
 }
 
-/* saas_worker_link_attach: the worker announces itself, once started. */
+/* saas_worker_link_attach: a worker process announces itself in its slot. */
 void
-saas_worker_link_attach(void)
+saas_worker_link_attach(int slot)
 {
-	if (wlink == NULL)
+	if (wlink == NULL || slot < 0 || slot >= SAAS_WORKER_MAX_PROCS)
 		return;
-	wlink->worker_pgprocno = MyProc->pgprocno;
+	wlink->procs[slot].pgprocno = MyProc->pgprocno;
 	pg_write_barrier();
-	wlink->worker_pid = MyProcPid;
+	wlink->procs[slot].pid = MyProcPid;
 }
 
-/* saas_worker_link_detach: the worker leaves (only if it is still the one). */
+/* saas_worker_link_detach: it leaves (only if the slot is still its own). */
 void
-saas_worker_link_detach(void)
+saas_worker_link_detach(int slot)
 {
-	if (wlink != NULL && wlink->worker_pid == MyProcPid)
-		wlink->worker_pid = 0;
+	if (wlink != NULL && slot >= 0 && slot < SAAS_WORKER_MAX_PROCS &&
+		wlink->procs[slot].pid == MyProcPid)
+		wlink->procs[slot].pid = 0;
 }
 
-/* saas_worker_running: whether a worker announced itself and has not left. */
+/* saas_worker_running: whether the main worker (slot 0) is up. */
 bool
 saas_worker_running(void)
 {
-	return wlink != NULL && wlink->worker_pid != 0;
+	return wlink != NULL && wlink->procs[0].pid != 0;
 }
 
 /* saas_worker_wakeups: commits that woke the worker, since server start. */
@@ -97,18 +105,25 @@ saas_worker_wakeups(void)
 	return wlink != NULL ? pg_atomic_read_u64(&wlink->wakeups) : 0;
 }
 
-/* worker_set_latch: wake the worker, if there is one. */
+/* worker_set_latch: wake every worker process there is. */
 static void
 worker_set_latch(void)
 {
-	int			procno;
+	int			i;
 
-	if (wlink == NULL || wlink->worker_pid == 0)
+	if (wlink == NULL)
 		return;
-	pg_read_barrier();
-	procno = wlink->worker_pgprocno;
-	if (procno >= 0 && procno < (int) ProcGlobal->allProcCount)
-		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+	for (i = 0; i < SAAS_WORKER_MAX_PROCS; i++)
+	{
+		int			procno;
+
+		if (wlink->procs[i].pid == 0)
+			continue;
+		pg_read_barrier();
+		procno = wlink->procs[i].pgprocno;
+		if (procno >= 0 && procno < (int) ProcGlobal->allProcCount)
+			SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+	}
 	pg_atomic_fetch_add_u64(&wlink->wakeups, 1);
 }
 

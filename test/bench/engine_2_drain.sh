@@ -25,6 +25,9 @@ WRK_SECONDS=${ENGINE_WRK_SECONDS:-5}
 engine_setup
 engine_set_in_flight "$IN_FLIGHT"
 WORKER=$(engine_worker_pid)
+# every process that drains the queue: the worker and its drainers (saas.worker_processes)
+WORKERS=$(bq -c "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity
+				  WHERE backend_type IN ('pg_saas worker', 'pg_saas drainer')")
 RUN=$(date +%s%N)
 
 # enqueue PREFIX N: N jobs in one transaction; echoes the commit time (Unix seconds).
@@ -38,9 +41,10 @@ enqueue() {
 		-c "SELECT extract(epoch FROM clock_timestamp())" | tail -1
 }
 
-# cpu_ticks PID: utime + stime of a process, in clock ticks.
+# cpu_ticks PID...: utime + stime of processes, in clock ticks.
 cpu_ticks() {
-	awk '{ print $14 + $15 }' "/proc/$1/stat"
+	local p
+	for p in "$@"; do cat "/proc/$p/stat"; done | awk '{ t += $14 + $15 } END { print t }'
 }
 # machine_ticks: "busy total" clock ticks of the whole machine (/proc/stat).
 machine_ticks() {
@@ -58,13 +62,13 @@ echo "  sim capacity before: $(fmt "$cap_a" 0) req/s (wrk -t2 -c32 -d${WRK_SECON
 bq -c "VACUUM (ANALYZE) saas.jobs" >/dev/null
 engine_pgss_reset
 req0=$(engine_sim_requests)
-w0=$(cpu_ticks "$WORKER"); s0=$(cpu_ticks "$ENGINE_SIM_PID"); read -r m0 mt0 < <(machine_ticks)
+w0=$(cpu_ticks $WORKERS); s0=$(cpu_ticks "$ENGINE_SIM_PID"); read -r m0 mt0 < <(machine_ticks)
 start=$(now_s)
 t0=$(enqueue "drain-$RUN" "$JOBS") || bench_fail "enqueue failed"
 enq_s=$(awk -v a="$start" -v b="$t0" 'BEGIN { print b - a }')
 echo "  enqueued $JOBS jobs in $(fmt "$enq_s" 2) s (one transaction); draining with max_in_flight=$IN_FLIGHT"
 engine_wait_jobs 600
-w1=$(cpu_ticks "$WORKER"); s1=$(cpu_ticks "$ENGINE_SIM_PID"); read -r m1 mt1 < <(machine_ticks)
+w1=$(cpu_ticks $WORKERS); s1=$(cpu_ticks "$ENGINE_SIM_PID"); read -r m1 mt1 < <(machine_ticks)
 req1=$(engine_sim_requests)
 
 read -r ok status_ok rounds t1 < <(bq -F ' ' -c "
@@ -79,10 +83,10 @@ jobs_s=$(awk -v n="$JOBS" -v s="$drain_s" 'BEGIN { print n / s }')
 echo "  drained $JOBS jobs in $(fmt "$drain_s" 2) s: $(fmt "$jobs_s" 0) jobs/s, $rounds rounds," \
 	"$(awk -v n="$JOBS" -v r="$rounds" 'BEGIN { printf "%.0f", n / r }') jobs per round;" \
 	"checked: all succeeded (202), the sim counted one request per job"
-awk -v w=$((w1 - w0)) -v s=$((s1 - s0)) -v m=$((m1 - m0)) -v mt=$((mt1 - mt0)) -v hz="$HZ" \
+awk -v np="$(echo $WORKERS | wc -w)" -v w=$((w1 - w0)) -v s=$((s1 - s0)) -v m=$((m1 - m0)) -v mt=$((mt1 - mt0)) -v hz="$HZ" \
 	-v d="$drain_s" -v e="$enq_s" 'BEGIN {
-	printf "  CPU from the enqueue to the end (%.2f s, of which the enqueue %.2f s): worker %.2f s, sim %.2f s; the machine was %.0f%% busy (all processes)\n",
-		e + d, e, w / hz, s / hz, 100 * m / mt }'
+	printf "  CPU from the enqueue to the end (%.2f s, of which the enqueue %.2f s): worker processes (%d) %.2f s, sim %.2f s; the machine was %.0f%% busy (all processes)\n",
+		e + d, e, np, w / hz, s / hz, 100 * m / mt }'
 
 engine_pgss_top 12
 

@@ -53,7 +53,7 @@ is(job_states($node, 'tap.user'), "succeeded=$n", 'none is dead, running or wait
 is(q1($node, q{SELECT count(*) FROM saas.jobs j JOIN tap_in_flight f USING (org_id, id)
 	WHERE j.attempt = 2 AND j.finished_at < f.lease_until}), $in_flight,
 	'they ran again, once, before their lease ran out (taken over by the new incarnation)');
-ok(log_has($node, qr/took over \d+ running jobs of the previous worker/), 'the worker logs the takeover');
+ok(log_has($node, qr/took over \d+ running jobs of a worker process that is gone/), 'the worker logs the takeover');
 is(q1($node, q{SELECT count(*) FROM saas.jobs j WHERE kind = 'tap.user' AND attempt = 1
 	AND NOT EXISTS (SELECT 1 FROM tap_in_flight f WHERE f.id = j.id)}), $n - $in_flight, 'the others took one attempt');
 my $st = sim_stats($sim, 'user-service');

@@ -6,7 +6,8 @@
 # (`bash test/bench/engine_2_drain.sh`), a bench makes its own throwaway cluster with pg_saas
 # preloaded on a free port under /tmp, as the postgres OS user, and stops it on exit
 # (for diagnosis there: ENGINE_PGSS=1 also preloads pg_stat_statements, whose top statements
-# the benches then print; ENGINE_AUTO_EXPLAIN_MS=N logs the plans of statements slower than N ms
+# the benches then print; ENGINE_WORKER_PROCESSES=N sets saas.worker_processes;
+# ENGINE_AUTO_EXPLAIN_MS=N logs the plans of statements slower than N ms
 # to the server log; KEEP_BENCH_WORK=1 keeps the folder).
 #
 # Every bench starts its own saas-sim (the optimized build) on free ports, with webhook
@@ -103,6 +104,9 @@ engine_own_cluster() {
 		max_wal_size = 4GB
 		checkpoint_timeout = 30min
 	CONF
+	if [ -n "${ENGINE_WORKER_PROCESSES:-}" ]; then
+		echo "saas.worker_processes = $ENGINE_WORKER_PROCESSES" >>"$PGDATA/postgresql.conf"
+	fi
 	local preload=pg_saas
 	if [ -n "${ENGINE_PGSS:-}" ]; then
 		preload="$preload,pg_stat_statements"
