@@ -709,9 +709,12 @@ saas_authenticate(PG_FUNCTION_ARGS)
 										 GUC_ACTION_LOCAL, true));
 }
 
-/* SQL: saas.current_org_id() RETURNS uuid, NULL without a verified context. */
-Datum
-saas_current_org_id(PG_FUNCTION_ARGS)
+/*
+ * ctx_uuid_result: a uuid of the context as a function's result (a copy),
+ * or SQL NULL without a verified context.
+ */
+static Datum
+ctx_uuid_result(FunctionCallInfo fcinfo, bool want_org)
 {
 	const SaasContext *ctx = saas_context_get();
 	pg_uuid_t  *u;
@@ -719,22 +722,22 @@ saas_current_org_id(PG_FUNCTION_ARGS)
 	if (ctx == NULL)
 		PG_RETURN_NULL();
 	u = palloc(sizeof(pg_uuid_t));
-	*u = ctx->org_id;
+	*u = want_org ? ctx->org_id : ctx->user_id;
 	PG_RETURN_UUID_P(u);
+}
+
+/* SQL: saas.current_org_id() RETURNS uuid, NULL without a verified context. */
+Datum
+saas_current_org_id(PG_FUNCTION_ARGS)
+{
+	return ctx_uuid_result(fcinfo, true);
 }
 
 /* SQL: saas.current_user_id() RETURNS uuid */
 Datum
 saas_current_user_id(PG_FUNCTION_ARGS)
 {
-	const SaasContext *ctx = saas_context_get();
-	pg_uuid_t  *u;
-
-	if (ctx == NULL)
-		PG_RETURN_NULL();
-	u = palloc(sizeof(pg_uuid_t));
-	*u = ctx->user_id;
-	PG_RETURN_UUID_P(u);
+	return ctx_uuid_result(fcinfo, false);
 }
 
 /* SQL: saas.current_role() RETURNS text */
