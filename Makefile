@@ -3,6 +3,7 @@
 #   make run     install what is missing, build, start PostgreSQL + worker, relay and simulator
 #   make test    the same in a throwaway cluster, then every suite; ends with "N passed, N failed"
 #   make bench   benchmarks (test/bench/)
+#   make fuzz    each libFuzzer target for FUZZ_SECONDS (fuzz/fuzz.mk)
 
 EXTVERSION  = 0.1.0
 MODULE_big  = pg_saas
@@ -55,6 +56,8 @@ extension/pg_saas--$(EXTVERSION).sql: $(INSTALL_PARTS)
 PROGRAMS =
 -include shim/shim.mk
 -include sim/sim.mk
+# libFuzzer targets (make fuzz); not part of all
+-include fuzz/fuzz.mk
 
 all: $(PROGRAMS)
 

@@ -57,6 +57,18 @@ static CURLM *wk_multi = NULL;
  */
 #define WK_POOL_MAX WK_MAX_IN_FLIGHT
 #define WK_RESP_FIRST 1024
+/*
+ * WK_SETOPT: set an option on an easy handle unless an earlier one failed;
+ * rc keeps the first failure, and the caller refuses the call on it (a
+ * CURLOPT_PROTOCOLS_STR that failed silently would drop the http/https
+ * restriction).
+ */
+#define WK_SETOPT(rc, e, opt, val) \
+	do { \
+		if ((rc) == CURLE_OK) \
+			(rc) = curl_easy_setopt((e), (opt), (val)); \
+	} while (0)
+
 static CURL *wk_pool[WK_POOL_MAX];
 static int	wk_npool = 0;
 static struct curl_slist *wk_base_headers = NULL;
@@ -74,7 +86,8 @@ wk_http_init(void)
 		wk_multi = curl_multi_init();
 		if (wk_multi == NULL)
 			elog(ERROR, "could not create a libcurl multi handle");
-		curl_multi_setopt(wk_multi, CURLMOPT_MAXCONNECTS, 256L);
+		if (curl_multi_setopt(wk_multi, CURLMOPT_MAXCONNECTS, 256L) != CURLM_OK)
+			elog(ERROR, "could not configure the libcurl multi handle");
 	}
 	if (wk_base_headers != NULL)
 		return;
@@ -153,27 +166,6 @@ wk_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 	c->resp_len += take;
 	c->resp[c->resp_len] = '\0';
 	return n;					/* accept (and drop) the rest */
-}
-
-static size_t
-wk_header(char *buf, size_t size, size_t nitems, void *userdata)
-{
-	WkCall	   *c = userdata;
-	size_t		n = size * nitems;
-
-	if (n > 12 && pg_strncasecmp(buf, "Retry-After:", 12) == 0)
-	{
-		char		tmp[32];
-		size_t		len = Min(n - 12, sizeof(tmp) - 1);
-		long		v;
-
-		memcpy(tmp, buf + 12, len);
-		tmp[len] = '\0';
-		v = strtol(tmp, NULL, 10);
-		if (v >= 0 && v < 86400)
-			c->retry_after_s = (int) v;
-	}
-	return n;
 }
 
 /* wk_method_ok: a method is 1-16 capital letters (it ends up in the request line). */
@@ -272,33 +264,19 @@ wk_prepare(WkCall *c)
 	}
 	c->headers = h;
 
-	rc = curl_easy_setopt(e, CURLOPT_URL, c->url);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c->method);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-	if (rc == CURLE_OK && c->body)
-		rc = curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) c->timeout_ms);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) Min(c->timeout_ms, 2000));
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, wk_write);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, wk_header);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_PRIVATE, c);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	WK_SETOPT(rc, e, CURLOPT_URL, c->url);
+	WK_SETOPT(rc, e, CURLOPT_PROTOCOLS_STR, "http,https");
+	WK_SETOPT(rc, e, CURLOPT_CUSTOMREQUEST, c->method);
+	WK_SETOPT(rc, e, CURLOPT_HTTPHEADER, h);
+	if (c->body)
+		WK_SETOPT(rc, e, CURLOPT_POSTFIELDS, c->body);
+	WK_SETOPT(rc, e, CURLOPT_TIMEOUT_MS, (long) c->timeout_ms);
+	WK_SETOPT(rc, e, CURLOPT_CONNECTTIMEOUT_MS, (long) Min(c->timeout_ms, 2000));
+	WK_SETOPT(rc, e, CURLOPT_NOSIGNAL, 1L);
+	WK_SETOPT(rc, e, CURLOPT_WRITEFUNCTION, wk_write);
+	WK_SETOPT(rc, e, CURLOPT_WRITEDATA, c);
+	WK_SETOPT(rc, e, CURLOPT_PRIVATE, c);
+	WK_SETOPT(rc, e, CURLOPT_FOLLOWLOCATION, 0L);
 	if (rc != CURLE_OK)
 		return wk_fail(c, e, rc == CURLE_OUT_OF_MEMORY ? WK_LOCAL_ERROR : WK_UNSENDABLE,
 					   "could not set up the request", rc);
@@ -455,12 +433,25 @@ wk_http_harvest(void)
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &c);
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_TOTAL_TIME, &total);
+		if (curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &c) != CURLE_OK || c == NULL)
+			elog(ERROR, "pg_saas worker: a finished transfer has no call");
+		if (curl_easy_getinfo(msg->easy_handle, CURLINFO_TOTAL_TIME, &total) != CURLE_OK)
+			total = 0;
 		c->latency_ms = (int) (total * 1000);
 		if (msg->data.result == CURLE_OK)
 		{
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &c->status);
+			curl_off_t	retry_after = 0;
+
+			if (curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &c->status) != CURLE_OK)
+				c->status = 0;
+
+			/*
+			 * Retry-After as libcurl reads it: delta-seconds or an HTTP
+			 * date; 0 when absent. A day or more is not believed.
+			 */
+			if (curl_easy_getinfo(msg->easy_handle, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
+				retry_after > 0 && retry_after < 86400)
+				c->retry_after_s = (int) retry_after;
 			c->outcome = wk_status_outcome(c->status);
 			if (c->status == 0)
 				strlcpy(c->error, "no answer", sizeof(c->error));

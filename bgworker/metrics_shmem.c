@@ -283,6 +283,23 @@ wm_render_retention(StringInfo out)
  * (saas.metrics_text() adds what the tables know). Without shared memory
  * (library not preloaded) only saas_worker_up 0.
  */
+/* wm_processes_alive: the worker processes with a pid in their slot. */
+static int
+wm_processes_alive(void)
+{
+	int			n = 0,
+				i;
+
+	if (saas_worker_shared == NULL)
+		return 0;
+	LWLockAcquire(saas_worker_lock(), LW_SHARED);
+	for (i = 0; i < WK_MAX_PROCS; i++)
+		if (saas_worker_shared->procs[i].pid != 0)
+			n++;
+	LWLockRelease(saas_worker_lock());
+	return n;
+}
+
 Datum
 saas_worker_metrics_text(PG_FUNCTION_ARGS)
 {
@@ -291,8 +308,11 @@ saas_worker_metrics_text(PG_FUNCTION_ARGS)
 	initStringInfo(&out);
 	appendStringInfo(&out,
 					 "# HELP saas_worker_up 1 while the background worker runs.\n"
-					 "# TYPE saas_worker_up gauge\nsaas_worker_up %d\n",
-					 saas_worker_running() ? 1 : 0);
+					 "# TYPE saas_worker_up gauge\nsaas_worker_up %d\n"
+					 "# HELP saas_worker_processes Worker processes running (the worker and its drainers), "
+					 "of saas.worker_processes.\n"
+					 "# TYPE saas_worker_processes gauge\nsaas_worker_processes %d\n",
+					 saas_worker_running() ? 1 : 0, wm_processes_alive());
 	if (wm != NULL && saas_worker_shared != NULL)
 	{
 		appendStringInfo(&out,

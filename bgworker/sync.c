@@ -37,6 +37,8 @@
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "pgstat.h"
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -58,6 +60,95 @@
 #define SYNC_PAGE_MAX		(16 * 1024 * 1024)
 #define SYNC_PARKED_MAX		1024
 
+/*
+ * The parse of a page's data.pagination.has_more (sync_has_more): the
+ * user service answers {"status", "data": {"users": [...], "pagination":
+ * {"total", "page", "per_page", "has_more"}}}.
+ */
+static const char *const sm_path[] = {"data", "pagination", "has_more"};
+
+typedef struct SyncMoreState
+{
+	int			depth;			/* objects and arrays open */
+	int			matched;		/* how many of sm_path the open objects are */
+	bool		at_key;			/* the next value is has_more's */
+	bool		more;
+} SyncMoreState;
+
+static void
+sm_nest(void *state)
+{
+	SyncMoreState *s = state;
+
+	s->depth++;
+	s->at_key = false;
+}
+
+static void
+sm_unnest(void *state)
+{
+	SyncMoreState *s = state;
+
+	s->depth--;
+	if (s->matched > s->depth)
+		s->matched = s->depth;
+}
+
+static void
+sm_field(void *state, char *fname, bool isnull)
+{
+	SyncMoreState *s = state;
+	int			level = s->depth - 1;	/* 0: a key of the top object */
+
+	/* A key at a level the path has reached replaces the one before it. */
+	if (s->matched > level)
+		s->matched = level;
+	s->at_key = false;
+	if (s->matched == level && level < (int) lengthof(sm_path) &&
+		strcmp(fname, sm_path[level]) == 0)
+	{
+		if (level == (int) lengthof(sm_path) - 1)
+			s->at_key = true;
+		else
+			s->matched = level + 1;
+	}
+}
+
+static void
+sm_scalar(void *state, char *token, JsonTokenType type)
+{
+	SyncMoreState *s = state;
+
+	if (s->at_key)
+		s->more = (type == JSON_TOKEN_TRUE);
+	s->at_key = false;
+}
+
+/*
+ * sync_has_more: whether a page (valid JSON, checked before) says more
+ * follow: its data.pagination.has_more is true, wherever the keys stand
+ * and however they are spaced (a "has_more" anywhere else, say inside a
+ * user's name, means nothing). Never throws: a page it cannot read has no
+ * more.
+ */
+static bool
+sync_has_more(const char *page, int len)
+{
+	SyncMoreState st = {0};
+	JsonSemAction sem = {0};
+	JsonLexContext *lex;
+
+	sem.semstate = &st;
+	sem.object_start = sm_nest;
+	sem.array_start = sm_nest;
+	sem.object_end = sm_unnest;
+	sem.array_end = sm_unnest;
+	sem.object_field_start = sm_field;
+	sem.scalar = sm_scalar;
+	lex = makeJsonLexContextCstringLen(pnstrdup(page, len), len, GetDatabaseEncoding(), true);
+	return pg_parse_json(lex, &sem) == JSON_SUCCESS && st.more;
+}
+
 static SaasPlan plan_due = {
 	"SELECT o.id, coalesce(o.external_ids ->> 'user_service', o.id::text),"
 	" to_char(s.cursor_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), i.base_url, i.timeout_ms,"
@@ -77,6 +168,18 @@ static SaasPlan plan_apply_page = {
 
 static SaasPlan plan_done = {
 	"SELECT saas._sync_done($1, 'user-service', $2)", 2, {UUIDOID, TIMESTAMPTZOID}
+};
+
+/*
+ * Whether the organization is still linked to the reference its pages were
+ * read from, its row locked until the round commits: a relink (which resets
+ * the sync, 70_jobs.sql) either waits for the round or is seen by it, and
+ * another reference's users are never imported under the new link.
+ */
+static SaasPlan plan_still_linked = {
+	"SELECT coalesce(o.external_ids ->> 'user_service', o.id::text) = $2"
+	" FROM saas.organizations o WHERE o.id = $1 FOR SHARE",
+	2, {UUIDOID, TEXTOID}
 };
 
 typedef struct SyncOrg
@@ -264,7 +367,7 @@ sync_page_done(SyncOrg *o)
 	old = MemoryContextSwitchTo(sync_cxt);
 	o->pages = lappend(o->pages, c->resp);
 	MemoryContextSwitchTo(old);
-	if (strstr(c->resp, "\"has_more\":true") == NULL || o->page >= SYNC_MAX_PAGES)
+	if (!sync_has_more(c->resp, c->resp_len) || o->page >= SYNC_MAX_PAGES)
 	{
 		o->complete = true;
 		return true;
@@ -356,18 +459,26 @@ sync_apply_round(void)
 		ListCell   *lc;
 		Datum		newest = (Datum) 0;
 		bool		have_newest = false;
+		bool		isnull;
 		int			nest;
 		Datum		args[2];
 		char		nulls[3] = "  ";
 
 		if (!o->complete)
 			continue;
+		args[0] = UUIDPGetDatum(&o->org);
+		args[1] = CStringGetTextDatum(o->ref);
+		if (saas_exec(&plan_still_linked, args, NULL, false, 1) != SPI_OK_SELECT ||
+			SPI_processed != 1 ||
+			!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		{
+			elog(LOG, "pg_saas worker: sync of an organization dropped: it was relinked or deleted while its pages were read");
+			continue;
+		}
 		nest = saas_context_push_service(&o->org, "user-service");
 		wk_set_in_sync(true);
 		foreach(lc, o->pages)
 		{
-			bool		isnull;
-
 			args[0] = UUIDPGetDatum(&o->org);
 			args[1] = DirectFunctionCall1(jsonb_in, CStringGetDatum((char *) lfirst(lc)));
 			if (saas_exec(&plan_apply_page, args, NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 1)

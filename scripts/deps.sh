@@ -7,7 +7,8 @@ PACKAGES=(
 	build-essential pkg-config
 	postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
-	libcurl4-openssl-dev libmicrohttpd-dev libargon2-dev libssl-dev
+	libcurl4-openssl-dev libmicrohttpd-dev libargon2-dev libssl-dev libjansson-dev
+	clang libclang-rt-dev
 	curl wrk python3
 )
 

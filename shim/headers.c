@@ -2,7 +2,7 @@
  *
  * headers.c
  *	  HTTP headers both ways: the request's as the JSON object saas.http
- *	  takes, and the JSON object it returns as response headers.
+ *	  takes, and the response headers it returns (as rows, see pool.c).
  *
  * Inbound, names are lower-cased (HTTP names are case-insensitive; the
  * router can then look them up exactly), repeated headers are joined with
@@ -37,14 +37,6 @@ typedef struct HdrList
 	int			cap;
 	bool		failed;
 } HdrList;
-
-/* What the response-header walk needs and learns. */
-typedef struct HdrCopy
-{
-	struct MHD_Response *resp;
-	const char *request_id;		/* for the log */
-	SaasRespHeaders *seen;
-} HdrCopy;
 
 /*
  * hdr_collect
@@ -173,58 +165,40 @@ hdr_value_ok(const char *value)
 }
 
 /*
- * hdr_add_to_response
- *		Copy one header from saas.http's answer to the HTTP response.
- *		Framing and connection headers belong to the HTTP layer, which
- *		computes them itself; invalid names or values are dropped and logged
- *		rather than sent.
+ * saas_header_to_response
+ *		Copy one header of saas.http's answer to the HTTP response, and note
+ *		in seen whether it was Content-Type or X-Request-Id.  Framing and
+ *		connection headers belong to the HTTP layer, which computes them
+ *		itself; invalid names or values are dropped and logged rather than
+ *		sent.
  */
-static bool
-hdr_add_to_response(void *arg, const char *name, const char *value)
+void
+saas_header_to_response(struct MHD_Response *resp, const char *name, const char *value,
+						const char *request_id, SaasRespHeaders *seen)
 {
 	static const char *const hop_by_hop[] = {
 		"connection", "content-length", "transfer-encoding", "keep-alive",
 		"upgrade", "te", "trailer", "date", NULL
 	};
-	HdrCopy *rh = arg;
 	int			i;
 
 	for (i = 0; hop_by_hop[i] != NULL; i++)
 		if (strcasecmp(name, hop_by_hop[i]) == 0)
-			return true;
+			return;
 	if (!hdr_name_ok(name) || !hdr_value_ok(value) ||
-		MHD_add_response_header(rh->resp, name, value) != MHD_YES)
+		MHD_add_response_header(resp, name, value) != MHD_YES)
 	{
 		SaasLogLine line;
 
 		saas_logline_begin(&line, "warn");
 		saas_logline_str(&line, "msg", "response header from saas.http dropped");
-		saas_logline_str(&line, "rid", rh->request_id);
+		saas_logline_str(&line, "rid", request_id);
 		saas_logline_str(&line, "header", name);
 		saas_logline_end(&line);
-		return true;
+		return;
 	}
 	if (strcasecmp(name, "content-type") == 0)
-		rh->seen->has_content_type = true;
+		seen->has_content_type = true;
 	if (strcasecmp(name, "x-request-id") == 0)
-		rh->seen->has_request_id = true;
-	return true;
-}
-
-/*
- * saas_headers_from_json
- *		Copy the response headers saas.http returned (a flat JSON object of
- *		name -> value) to resp, and say whether Content-Type and X-Request-Id
- *		were among them.  False when json is not such an object: a router
- *		bug, which the caller answers with a 500.
- */
-bool
-saas_headers_from_json(struct MHD_Response *resp, const char *json,
-					   const char *request_id, SaasRespHeaders *seen)
-{
-	HdrCopy		rh = {resp, request_id, seen};
-
-	seen->has_content_type = false;
-	seen->has_request_id = false;
-	return saas_json_flat_object(json, hdr_add_to_response, &rh);
+		seen->has_request_id = true;
 }

@@ -2,7 +2,7 @@
  *
  * headers.h
  *	  HTTP headers both ways: the request's as the JSON object saas.http
- *	  takes, and the JSON object it returns as response headers.
+ *	  takes, and the response headers it returns (as rows, see pool.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -24,7 +24,8 @@ typedef struct SaasRespHeaders
 
 extern bool saas_headers_to_json(struct MHD_Connection *conn, const char *client_addr,
 								 const char *request_id, SaasBuf *out);
-extern bool saas_headers_from_json(struct MHD_Response *resp, const char *json,
-								   const char *request_id, SaasRespHeaders *seen);
+extern void saas_header_to_response(struct MHD_Response *resp, const char *name,
+									const char *value, const char *request_id,
+									SaasRespHeaders *seen);
 
 #endif							/* SAAS_HTTP_HEADERS_H */

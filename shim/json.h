@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * json.h
- *	  The little JSON the relay needs: a growable buffer, string escaping,
- *	  UTF-8 checking, and reading a flat object of strings.
+ *	  The little JSON the relay needs: a growable buffer, string escaping
+ *	  and UTF-8 checking.
  *
  *-------------------------------------------------------------------------
  */
@@ -28,10 +28,5 @@ extern void saas_buf_free(SaasBuf *buf);
 
 extern bool saas_utf8_valid(const char *s, size_t n);
 extern void saas_json_string(SaasBuf *buf, const char *s);
-
-/* Called for each key of a flat object; return false to stop with an error. */
-typedef bool (*SaasJsonPairFn) (void *arg, const char *key, const char *value);
-
-extern bool saas_json_flat_object(const char *json, SaasJsonPairFn fn, void *arg);
 
 #endif							/* SAAS_HTTP_JSON_H */

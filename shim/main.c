@@ -18,9 +18,11 @@
  *-------------------------------------------------------------------------
  */
 #include <errno.h>
+#include <getopt.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -88,7 +90,8 @@ enum
 {
 	OPT_LISTEN, OPT_DSN, OPT_POOL, OPT_MAX_BODY, OPT_TIMEOUT, OPT_IDLE,
 	OPT_HEADER_TIMEOUT, OPT_BODY_TIMEOUT, OPT_MAXCONN, OPT_MAXCONN_CLIENT,
-	OPT_OPENAPI, N_OPTS
+	OPT_OPENAPI, N_OPTS,
+	OPT_HELP, OPT_VERSION		/* not settings: getopt_long's codes only */
 };
 
 /*
@@ -126,9 +129,43 @@ main_int(const MainOption *opt, long long lo, long long hi)
 }
 
 /*
+ * main_bad_flag
+ *		Refuse an argument that is not one of the options, or an option
+ *		without its value, with the usage text; exit 2.
+ */
+static void
+main_bad_flag(const char *arg)
+{
+	fprintf(stderr, "saas-http: unknown or incomplete option \"%s\"\n\n%s", arg, usage_text);
+	exit(2);
+}
+
+/*
+ * main_flag_exact
+ *		arg ("--name" or "--name=value", or a short option) spells its option
+ *		in full: getopt_long would also take a unique abbreviation such as
+ *		"--po", which the relay has never accepted.
+ */
+static bool
+main_flag_exact(const char *arg, const struct option *long_opts)
+{
+	const struct option *o;
+	size_t		n;
+
+	if (strncmp(arg, "--", 2) != 0)
+		return true;
+	n = strcspn(arg + 2, "=");
+	for (o = long_opts; o->name != NULL; o++)
+		if (strlen(o->name) == n && strncmp(arg + 2, o->name, n) == 0)
+			return true;
+	return false;
+}
+
+/*
  * main_parse_args
  *		Fill cfg from defaults, then environment, then flags (flags win).
- *		Accepts "--flag value" and "--flag=value".
+ *		getopt_long takes "--flag value" and "--flag=value"; arguments that
+ *		are not options are refused, as are abbreviated flags.
  */
 static void
 main_parse_args(int argc, char **argv, SaasHttpConfig *cfg)
@@ -147,9 +184,25 @@ main_parse_args(int argc, char **argv, SaasHttpConfig *cfg)
 		"SAAS_HTTP_MAX_CONNECTIONS_PER_CLIENT", "32"},
 		[OPT_OPENAPI] = {"--openapi", "SAAS_HTTP_OPENAPI", NULL},
 	};
+	static const struct option long_opts[] = {
+		{"listen", required_argument, NULL, OPT_LISTEN},
+		{"dsn", required_argument, NULL, OPT_DSN},
+		{"pool", required_argument, NULL, OPT_POOL},
+		{"max-body", required_argument, NULL, OPT_MAX_BODY},
+		{"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
+		{"idle-timeout", required_argument, NULL, OPT_IDLE},
+		{"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+		{"body-timeout", required_argument, NULL, OPT_BODY_TIMEOUT},
+		{"max-connections", required_argument, NULL, OPT_MAXCONN},
+		{"max-connections-per-client", required_argument, NULL, OPT_MAXCONN_CLIENT},
+		{"openapi", required_argument, NULL, OPT_OPENAPI},
+		{"help", no_argument, NULL, OPT_HELP},
+		{"version", no_argument, NULL, OPT_VERSION},
+		{NULL, 0, NULL, 0}
+	};
 	const char *listen;
 	const char *colon;
-	int			i,
+	int			c,
 				k;
 
 	for (k = 0; k < N_OPTS; k++)
@@ -159,40 +212,31 @@ main_parse_args(int argc, char **argv, SaasHttpConfig *cfg)
 		if (env != NULL && env[0] != '\0')
 			opts[k].value = env;
 	}
-	for (i = 1; i < argc; i++)
+	opterr = 0;					/* the errors are ours, worded as before */
+	while ((c = getopt_long(argc, argv, "+h", long_opts, NULL)) != -1)
 	{
-		const char *arg = argv[i];
+		const char *arg = argv[optind - 1];
 
-		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+		/* "--flag value" leaves optind past the value: the flag is before it */
+		if (optarg != NULL && optarg == arg && optind >= 2)
+			arg = argv[optind - 2];
+		if (c == '?' || !main_flag_exact(arg, long_opts))
+			main_bad_flag(arg);
+		else if (c == 'h' || c == OPT_HELP)
 		{
 			fputs(usage_text, stdout);
 			exit(0);
 		}
-		if (strcmp(arg, "--version") == 0)
+		else if (c == OPT_VERSION)
 		{
 			puts("saas-http " SAAS_HTTP_VERSION);
 			exit(0);
 		}
-		for (k = 0; k < N_OPTS; k++)
-		{
-			size_t		n = strlen(opts[k].flag);
-
-			if (strncmp(arg, opts[k].flag, n) != 0)
-				continue;
-			if (arg[n] == '=')
-				opts[k].value = arg + n + 1;
-			else if (arg[n] == '\0' && i + 1 < argc)
-				opts[k].value = argv[++i];
-			else
-				continue;
-			break;
-		}
-		if (k == N_OPTS)
-		{
-			fprintf(stderr, "saas-http: unknown or incomplete option \"%s\"\n\n%s", arg, usage_text);
-			exit(2);
-		}
+		else
+			opts[c].value = optarg;
 	}
+	if (optind < argc)
+		main_bad_flag(argv[optind]);
 
 	/* ADDR:PORT, [V6ADDR]:PORT, or :PORT for the default address */
 	listen = opts[OPT_LISTEN].value;

@@ -43,9 +43,29 @@
 #include "pgwait.h"
 #include "pool.h"
 
-/* The prepared statement; parameters are sent as text (type 25). */
+/*
+ * The prepared statement; parameters are sent as text (type 25).  Its rows
+ * are saas.http's answer (answer = true: status, body, and whether the
+ * headers keep the contract of a flat object) and then one row per response
+ * header (answer = false: name, value), which PostgreSQL's jsonb_each_text
+ * takes apart so that the relay parses no JSON.  A null value means no
+ * header; the columns are the SAAS_COL_* of pool.h.
+ */
 #define POOL_STMT_NAME	"saas_http"
-#define POOL_STMT_SQL	"SELECT status, headers, body FROM saas.http($1, $2, $3::pg_catalog.jsonb, $4)"
+#define POOL_STMT_SQL \
+	"WITH r AS MATERIALIZED (" \
+	" SELECT status, headers, body FROM saas.http($1, $2, $3::pg_catalog.jsonb, $4))" \
+	" SELECT true, r.status, r.body," \
+	"  CASE WHEN r.headers IS NULL THEN true" \
+	"   WHEN pg_catalog.jsonb_typeof(r.headers) OPERATOR(pg_catalog.<>) 'object' THEN false" \
+	"   ELSE NOT EXISTS (SELECT FROM pg_catalog.jsonb_each(r.headers) AS e" \
+	"    WHERE pg_catalog.jsonb_typeof(e.value) OPERATOR(pg_catalog.=) ANY ('{object,array}'))" \
+	"  END, NULL::text, NULL::text FROM r" \
+	" UNION ALL" \
+	" SELECT false, NULL, NULL, NULL, h.key, h.value FROM r," \
+	"  pg_catalog.jsonb_each_text(CASE WHEN pg_catalog.jsonb_typeof(r.headers)" \
+	"   OPERATOR(pg_catalog.=) 'object' THEN r.headers END) AS h" \
+	" WHERE h.value IS NOT NULL"
 #define POOL_TEXTOID	25
 
 #define POOL_BACKOFF_MIN_MS		100

@@ -26,6 +26,15 @@ typedef enum SaasCallStatus
 	SAAS_CALL_TIMEOUT			/* the call outlived the deadline; cancelled */
 } SaasCallStatus;
 
+/* The columns of saas_pool_call's rows: one answer row, one row per header. */
+#define SAAS_COL_ANSWER		0	/* true on the answer row */
+#define SAAS_COL_STATUS		1	/* answer row: saas.http's status */
+#define SAAS_COL_BODY		2	/* answer row: its body */
+#define SAAS_COL_HEADERS_OK	3	/* answer row: headers null or a flat object */
+#define SAAS_COL_NAME		4	/* header row: the name */
+#define SAAS_COL_VALUE		5	/* header row: the value, as text */
+#define SAAS_NCOLS			6
+
 /* A snapshot for /metrics. */
 typedef struct SaasPoolStats
 {

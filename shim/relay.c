@@ -228,10 +228,12 @@ relay_log_bug(RelayRequest *req, const char *msg, const char *sqlstate, const ch
 
 /*
  * relay_answer_row
- *		Turn saas.http's row into the response: status, headers, body.
- *		Anything outside the contract (not exactly one row, no status, a
- *		status outside 200..599, headers that are not a flat JSON object) is
- *		a bug in the router and becomes a generic 500, logged.
+ *		Turn saas.http's answer into the response: status, headers, body.
+ *		The rows are the answer row and one row per header (pool.c's query,
+ *		columns SAAS_COL_*).  Anything outside the contract (not exactly one
+ *		answer row, no status, a status outside 200..599, headers that are
+ *		not a flat JSON object) is a bug in the router and becomes a generic
+ *		500, logged.
  */
 static enum MHD_Result
 relay_answer_row(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *req,
@@ -243,36 +245,44 @@ relay_answer_row(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *re
 	size_t		body_len = 0;
 	long		status;
 	char	   *end;
+	int			answer = -1;
+	int			nanswers = 0;
 
-	if (PQntuples(res) != 1 || PQnfields(res) != 3 || PQgetisnull(res, 0, 0))
+	for (int i = 0; PQnfields(res) == SAAS_NCOLS && i < PQntuples(res); i++)
+		if (strcmp(PQgetvalue(res, i, SAAS_COL_ANSWER), "t") == 0)
+			answer = i, nanswers++;
+	if (nanswers != 1 || PQgetisnull(res, answer, SAAS_COL_STATUS))
 	{
 		relay_log_bug(req, "saas.http returned no single row with a status", NULL, NULL);
 		return relay_fail(relay, conn, req, SAAS_ERR_INTERNAL, NULL);
 	}
-	status = strtol(PQgetvalue(res, 0, 0), &end, 10);
+	status = strtol(PQgetvalue(res, answer, SAAS_COL_STATUS), &end, 10);
 	if (*end != '\0' || status < 200 || status > 599)
 	{
-		relay_log_bug(req, "saas.http returned an invalid status", NULL, PQgetvalue(res, 0, 0));
+		relay_log_bug(req, "saas.http returned an invalid status", NULL,
+					  PQgetvalue(res, answer, SAAS_COL_STATUS));
+		return relay_fail(relay, conn, req, SAAS_ERR_INTERNAL, NULL);
+	}
+	if (strcmp(PQgetvalue(res, answer, SAAS_COL_HEADERS_OK), "t") != 0)
+	{
+		relay_log_bug(req, "saas.http returned headers that are not a flat JSON object",
+					  NULL, NULL);
 		return relay_fail(relay, conn, req, SAAS_ERR_INTERNAL, NULL);
 	}
 	/* 204 and 304 have no body by definition (RFC 9110 15.3.5, 15.4.5) */
-	if (!PQgetisnull(res, 0, 2) && status != 204 && status != 304)
+	if (!PQgetisnull(res, answer, SAAS_COL_BODY) && status != 204 && status != 304)
 	{
-		body = PQgetvalue(res, 0, 2);
-		body_len = (size_t) PQgetlength(res, 0, 2);
+		body = PQgetvalue(res, answer, SAAS_COL_BODY);
+		body_len = (size_t) PQgetlength(res, answer, SAAS_COL_BODY);
 	}
 	resp = MHD_create_response_from_buffer(body_len, (void *) body, MHD_RESPMEM_MUST_COPY);
 	if (resp == NULL)
 		return MHD_NO;
 	seen.has_content_type = seen.has_request_id = false;
-	if (!PQgetisnull(res, 0, 1) &&
-		!saas_headers_from_json(resp, PQgetvalue(res, 0, 1), req->rid, &seen))
-	{
-		MHD_destroy_response(resp);
-		relay_log_bug(req, "saas.http returned headers that are not a flat JSON object",
-					  NULL, PQgetvalue(res, 0, 1));
-		return relay_fail(relay, conn, req, SAAS_ERR_INTERNAL, NULL);
-	}
+	for (int i = 0; i < PQntuples(res); i++)
+		if (i != answer)
+			saas_header_to_response(resp, PQgetvalue(res, i, SAAS_COL_NAME),
+									PQgetvalue(res, i, SAAS_COL_VALUE), req->rid, &seen);
 	if (!seen.has_request_id)
 		MHD_add_response_header(resp, "X-Request-Id", req->rid);
 	if (!seen.has_content_type && body_len > 0)

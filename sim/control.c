@@ -194,18 +194,18 @@ ctl_faults(const SimRequest *req, const char *name, SimResponse *resp)
 		return;
 	if (strcmp(req->method, "POST") == 0)
 	{
-		SimJson    *body = sim_req_json_object(req, resp);
+		json_t	   *body = sim_req_json_object(req, resp);
 		char		err[160];
 
 		if (body == NULL)
 			return;
 		if (!sim_faults_from_json(body, &f, err, sizeof(err)))
 		{
-			sim_json_free(body);
+			json_decref(body);
 			sim_resp_error(resp, 400, "VALIDATION_ERROR", "%s", err);
 			return;
 		}
-		sim_json_free(body);
+		json_decref(body);
 	}
 	else
 		sim_faults_default(&f);
@@ -244,7 +244,7 @@ ctl_webhooks(const SimRequest *req, SimResponse *resp)
 		return;
 	if (strcmp(req->method, "POST") == 0)
 	{
-		SimJson    *body = sim_req_json_object(req, resp);
+		json_t	   *body = sim_req_json_object(req, resp);
 		SimWebhookSettings s;
 		char		err[160];
 
@@ -253,11 +253,11 @@ ctl_webhooks(const SimRequest *req, SimResponse *resp)
 		sim_webhook_settings_get(&s);
 		if (!sim_webhook_settings_from_json(body, &s, err, sizeof(err)))
 		{
-			sim_json_free(body);
+			json_decref(body);
 			sim_resp_error(resp, 400, "VALIDATION_ERROR", "%s", err);
 			return;
 		}
-		sim_json_free(body);
+		json_decref(body);
 		sim_webhook_settings_set(&s);
 	}
 	ctl_begin(resp, 200, &jw);
@@ -270,10 +270,10 @@ ctl_event(const SimRequest *req, const char *name, SimResponse *resp)
 {
 	static const char *const fields[] = {"event_type", "organization_id", "data", NULL};
 	SimService *svc;
-	SimJson    *body;
+	json_t	   *body;
 	const char *type,
 			   *org;
-	const SimJson *data;
+	json_t	   *data;
 	SimBuf		text;
 	SimJw		jw;
 	char		id[48];
@@ -284,7 +284,7 @@ ctl_event(const SimRequest *req, const char *name, SimResponse *resp)
 		return;
 	type = sim_json_get_str(body, "event_type");
 	org = sim_json_get_str(body, "organization_id");
-	data = sim_json_get(body, "data");
+	data = json_object_get(body, "data");
 	if (!sim_check_fields(body, fields, resp))
 		;
 	else if (type == NULL || !sim_service_has_event_type(svc, type))
@@ -292,7 +292,7 @@ ctl_event(const SimRequest *req, const char *name, SimResponse *resp)
 					   svc->name);
 	else if (org == NULL || org[0] == '\0')
 		sim_resp_error(resp, 400, "VALIDATION_ERROR", "organization_id is required");
-	else if (data == NULL || data->type != SJ_OBJECT)
+	else if (data == NULL || !json_is_object(data))
 		sim_resp_error(resp, 400, "VALIDATION_ERROR", "data must be a JSON object");
 	else
 	{
@@ -310,7 +310,7 @@ ctl_event(const SimRequest *req, const char *name, SimResponse *resp)
 		jw_kstr(&jw, "service", svc->name);
 		jw_obj_end(&jw);
 	}
-	sim_json_free(body);
+	json_decref(body);
 }
 
 /* ctl_dump: GET /_sim/{kind}?organization_id= : a service's state */

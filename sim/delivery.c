@@ -131,28 +131,28 @@ sim_webhook_settings_set(const SimWebhookSettings *s)
 
 /* dl_int_field: an integer setting within bounds */
 static bool
-dl_int_field(const char *key, const SimJson *v, long min, long max, int *out,
+dl_int_field(const char *key, const json_t *v, long min, long max, int *out,
 			 char *err, size_t errlen)
 {
-	if (v->type != SJ_NUMBER || !v->is_integer || v->integer < min || v->integer > max)
+	if (!json_is_number(v) || !json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
 	{
 		snprintf(err, errlen, "%s must be an integer between %ld and %ld", key, min, max);
 		return false;
 	}
-	*out = (int) v->integer;
+	*out = (int) json_integer_value(v);
 	return true;
 }
 
 /* dl_bool_field: a boolean setting */
 static bool
-dl_bool_field(const char *key, const SimJson *v, bool *out, char *err, size_t errlen)
+dl_bool_field(const char *key, const json_t *v, bool *out, char *err, size_t errlen)
 {
-	if (v->type != SJ_BOOL)
+	if (!json_is_boolean(v))
 	{
 		snprintf(err, errlen, "%s must be true or false", key);
 		return false;
 	}
-	*out = v->boolean;
+	*out = json_is_true(v);
 	return true;
 }
 
@@ -162,32 +162,33 @@ dl_bool_field(const char *key, const SimJson *v, bool *out, char *err, size_t er
  *		changed one at a time); unknown fields are refused.
  */
 bool
-sim_webhook_settings_from_json(const SimJson *obj, SimWebhookSettings *s,
+sim_webhook_settings_from_json(json_t *obj, SimWebhookSettings *s,
 							   char *err, size_t errlen)
 {
-	if (obj == NULL || obj->type != SJ_OBJECT)
+	const char *k;
+	json_t	   *v;
+
+	if (obj == NULL || !json_is_object(obj))
 	{
 		snprintf(err, errlen, "the webhook settings must be a JSON object");
 		return false;
 	}
-	for (size_t i = 0; i < obj->count; i++)
+	json_object_foreach(obj, k, v)
 	{
-		const char *k = obj->keys[i];
-		const SimJson *v = obj->items[i];
 		bool		ok = true;
 
 		if (strcmp(k, "url") == 0)
 		{
 			size_t		n;
 
-			if (v->type != SJ_STRING ||
-				(strncmp(v->string, "http://", 7) != 0 && strncmp(v->string, "https://", 8) != 0) ||
-				(n = strlen(v->string)) >= sizeof(s->url))
+			if (!json_is_string(v) ||
+				(strncmp(json_string_value(v), "http://", 7) != 0 && strncmp(json_string_value(v), "https://", 8) != 0) ||
+				(n = strlen(json_string_value(v))) >= sizeof(s->url))
 			{
 				snprintf(err, errlen, "url must be an http:// or https:// URL");
 				return false;
 			}
-			memcpy(s->url, v->string, n + 1);
+			memcpy(s->url, json_string_value(v), n + 1);
 			while (n > 0 && s->url[n - 1] == '/')
 				s->url[--n] = '\0';
 		}
@@ -199,12 +200,12 @@ sim_webhook_settings_from_json(const SimJson *obj, SimWebhookSettings *s,
 			ok = dl_bool_field(k, v, &s->shuffle, err, errlen);
 		else if (strcmp(k, "duplicate_rate") == 0)
 		{
-			if (v->type != SJ_NUMBER || v->number < 0 || v->number > 1)
+			if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1)
 			{
 				snprintf(err, errlen, "duplicate_rate must be a number between 0 and 1");
 				return false;
 			}
-			s->duplicate_rate = v->number;
+			s->duplicate_rate = json_number_value(v);
 		}
 		else if (strcmp(k, "shuffle_window_ms") == 0)
 			ok = dl_int_field(k, v, 0, 600000, &s->shuffle_window_ms, err, errlen);

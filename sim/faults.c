@@ -47,32 +47,32 @@ sim_mode_name(SimMode mode)
 
 /* faults_number: v as a number within [min, max], or an error naming the field */
 static bool
-faults_number(const char *key, const SimJson *v, double min, double max,
+faults_number(const char *key, const json_t *v, double min, double max,
 			  bool integral, double *out, char *err, size_t errlen)
 {
-	if (v->type != SJ_NUMBER || (integral && !v->is_integer))
+	if (!json_is_number(v) || (integral && !json_is_integer(v)))
 	{
 		snprintf(err, errlen, "%s must be %s", key, integral ? "an integer" : "a number");
 		return false;
 	}
-	if (v->number < min || v->number > max)
+	if (json_number_value(v) < min || json_number_value(v) > max)
 	{
 		snprintf(err, errlen, "%s must be between %g and %g", key, min, max);
 		return false;
 	}
-	*out = v->number;
+	*out = json_number_value(v);
 	return true;
 }
 
 /* faults_set_field: apply one named field; false with err for unknown or bad ones */
 static bool
-faults_set_field(SimFaults *f, const char *key, const SimJson *v, char *err, size_t errlen)
+faults_set_field(SimFaults *f, const char *key, const json_t *v, char *err, size_t errlen)
 {
 	double		d;
 
 	if (strcmp(key, "mode") == 0)
 	{
-		const char *m = v->type == SJ_STRING ? v->string : "";
+		const char *m = json_is_string(v) ? json_string_value(v) : "";
 
 		if (strcmp(m, "ok") == 0)
 			f->mode = SIM_MODE_OK;
@@ -103,7 +103,7 @@ faults_set_field(SimFaults *f, const char *key, const SimJson *v, char *err, siz
 	}
 	else if (strcmp(key, "lost_response") == 0)
 	{
-		const char *m = v->type == SJ_STRING ? v->string : "";
+		const char *m = json_is_string(v) ? json_string_value(v) : "";
 
 		if (strcmp(m, "error") == 0)
 			f->lost_response = SIM_LOST_ERROR;
@@ -167,17 +167,22 @@ faults_set_field(SimFaults *f, const char *key, const SimJson *v, char *err, siz
  *		that a typo does not silently leave a service healthy.
  */
 bool
-sim_faults_from_json(const SimJson *obj, SimFaults *f, char *err, size_t errlen)
+sim_faults_from_json(json_t *obj, SimFaults *f, char *err, size_t errlen)
 {
+	const char *key;
+	json_t	   *value;
+
 	sim_faults_default(f);
-	if (obj == NULL || obj->type != SJ_OBJECT)
+	if (obj == NULL || !json_is_object(obj))
 	{
 		snprintf(err, errlen, "the fault profile must be a JSON object");
 		return false;
 	}
-	for (size_t i = 0; i < obj->count; i++)
-		if (!faults_set_field(f, obj->keys[i], obj->items[i], err, errlen))
+	json_object_foreach(obj, key, value)
+	{
+		if (!faults_set_field(f, key, value, err, errlen))
 			return false;
+	}
 	return true;
 }
 
@@ -197,7 +202,7 @@ sim_faults_from_spec(const char *spec, SimFaults *f, char *err, size_t errlen)
 	for (char *tok = strtok_r(copy, ",", &save); tok && ok; tok = strtok_r(NULL, ",", &save))
 	{
 		char	   *eq = strchr(tok, '=');
-		SimJson    *v;
+		json_t	   *v;
 
 		if (eq == NULL)
 		{
@@ -208,9 +213,10 @@ sim_faults_from_spec(const char *spec, SimFaults *f, char *err, size_t errlen)
 		*eq = '\0';
 		if (strcmp(tok, "mode") == 0 || strcmp(tok, "lost_response") == 0)
 		{
-			SimJson		s = {.type = SJ_STRING, .string = eq + 1};
+			json_t	   *s = json_string(eq + 1);
 
-			ok = faults_set_field(f, tok, &s, err, errlen);
+			ok = faults_set_field(f, tok, s, err, errlen);
+			json_decref(s);
 			continue;
 		}
 		v = sim_json_parse(eq + 1, strlen(eq + 1), NULL, 0);
@@ -221,7 +227,7 @@ sim_faults_from_spec(const char *spec, SimFaults *f, char *err, size_t errlen)
 			break;
 		}
 		ok = faults_set_field(f, tok, v, err, errlen);
-		sim_json_free(v);
+		json_decref(v);
 	}
 	free(copy);
 	return ok;

@@ -1,11 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * json.h
- *	  A small JSON parser (to a tree) and writer for saas-sim.
+ *	  JSON in saas-sim: jansson parses, a small streaming writer writes.
  *
- * Strict RFC 8259: no comments, no trailing commas, no duplicate keys,
- * valid UTF-8 only, no NUL in strings, nesting at most SIM_JSON_MAX_DEPTH.
- * Anything else is an error with a message a client can act on.
+ * Parsed documents are jansson trees (json_t).  sim_json_parse adds the
+ * simulator's rules to jansson's: duplicate keys are refused
+ * (JSON_REJECT_DUPLICATES), so are \u0000 and invalid UTF-8 (jansson's
+ * defaults), and nesting is bounded by SIM_JSON_MAX_DEPTH, well inside
+ * jansson's own compile-time limit (JSON_PARSER_MAX_DEPTH, 2048).
  *
  *-------------------------------------------------------------------------
  */
@@ -16,6 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #define SIM_JSON_MAX_DEPTH 64
 
@@ -37,35 +41,10 @@ extern void sbuf_printf(SimBuf *b, const char *fmt,...) __attribute__((format(pr
 extern void sbuf_vprintf(SimBuf *b, const char *fmt, va_list ap);
 extern char *sbuf_steal(SimBuf *b);
 
-typedef enum SimJsonType
-{
-	SJ_NULL,
-	SJ_BOOL,
-	SJ_NUMBER,
-	SJ_STRING,
-	SJ_ARRAY,
-	SJ_OBJECT
-} SimJsonType;
-
-typedef struct SimJson
-{
-	SimJsonType type;
-	bool		boolean;
-	double		number;
-	bool		is_integer;		/* no fraction or exponent, fits int64 */
-	int64_t		integer;
-	char	   *string;
-	struct SimJson **items;		/* array elements or object values */
-	char	  **keys;			/* object keys, parallel to items */
-	size_t		count;
-	size_t		cap;
-} SimJson;
-
-extern SimJson *sim_json_parse(const char *text, size_t len, char *err, size_t errlen);
-extern void sim_json_free(SimJson *v);
-extern const SimJson *sim_json_get(const SimJson *obj, const char *key);
-extern const char *sim_json_get_str(const SimJson *obj, const char *key);
-extern const char *sim_json_type_name(SimJsonType t);
+/* parsing: a jansson tree, freed with json_decref */
+extern json_t *sim_json_parse(const char *text, size_t len, char *err, size_t errlen);
+extern const char *sim_json_get_str(const json_t *obj, const char *key);
+extern const char *sim_json_type_name(const json_t *v);
 
 /* A streaming writer: it places commas and colons itself. */
 typedef struct SimJw
@@ -88,7 +67,7 @@ extern void jw_num(SimJw *jw, double v);
 extern void jw_bool(SimJw *jw, bool v);
 extern void jw_null(SimJw *jw);
 extern void jw_raw(SimJw *jw, const char *json);
-extern void jw_value(SimJw *jw, const SimJson *v);
+extern void jw_value(SimJw *jw, json_t *v);
 
 /* key-value shorthands */
 extern void jw_kstr(SimJw *jw, const char *key, const char *s);
@@ -97,6 +76,5 @@ extern void jw_knum(SimJw *jw, const char *key, double v);
 extern void jw_kbool(SimJw *jw, const char *key, bool v);
 
 extern void sim_json_escape(SimBuf *b, const char *s);
-extern int	sim_utf8_len(const unsigned char *p, const unsigned char *end);
 
 #endif							/* SIM_JSON_H */

@@ -3,8 +3,11 @@
  * json_write.c
  *	  The JSON writer of saas-sim and the string buffer it writes into.
  *
- * The writer places commas and colons itself, so handlers write values in
- * order and cannot produce malformed JSON by forgetting a separator.
+ * The writer streams: handlers write values in order into a SimBuf and it
+ * places commas and colons itself, so they cannot produce malformed JSON by
+ * forgetting a separator.  Strings are escaped by jansson; numbers are
+ * written here (jw_num keeps the shortest form that reads back the same
+ * double, which jansson's fixed precision does not).
  *
  *-------------------------------------------------------------------------
  */
@@ -138,67 +141,76 @@ sbuf_steal(SimBuf *b)
 
 /* ---- writer ---- */
 
+/* jw_dump_cb: jansson's output callback, appending to a SimBuf */
+static int
+jw_dump_cb(const char *text, size_t size, void *data)
+{
+	sbuf_append((SimBuf *) data, text, size);
+	return 0;
+}
+
 /*
- * sim_json_escape
- *		A quoted JSON string; NULL is written as null.  Bytes that are not
- *		valid UTF-8 (a URL path can carry any) become U+FFFD, so the output
- *		is always valid JSON.
+ * jw_string_value
+ *		s as a jansson string.  Bytes that are not valid UTF-8 (a URL path can
+ *		carry any) become U+FFFD, so the output is always valid JSON: jansson
+ *		itself says how long each valid character is.
  */
+static json_t *
+jw_string_value(const char *s)
+{
+	json_t	   *j = json_string(s);
+	SimBuf		clean;
+	size_t		len;
+
+	if (j != NULL)
+		return j;
+	sbuf_init(&clean);
+	len = strlen(s);
+	for (size_t i = 0; i < len;)
+	{
+		size_t		n = 0;
+
+		for (size_t k = 1; k <= 4 && i + k <= len && n == 0; k++)
+		{
+			json_t	   *c = json_stringn(s + i, k);
+
+			if (c != NULL)
+				n = k;
+			json_decref(c);
+		}
+		if (n == 0)
+		{
+			sbuf_puts(&clean, "\xEF\xBF\xBD");
+			i++;
+		}
+		else
+		{
+			sbuf_append(&clean, s + i, n);
+			i += n;
+		}
+	}
+	j = json_stringn(clean.data ? clean.data : "", clean.len);
+	sbuf_free(&clean);
+	if (j == NULL)
+		abort();
+	return j;
+}
+
+/* sim_json_escape: a quoted JSON string, escaped by jansson; NULL is written as null */
 void
 sim_json_escape(SimBuf *b, const char *s)
 {
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p;
-	const unsigned char *end;
+	json_t	   *j;
 
 	if (s == NULL)
 	{
 		sbuf_puts(b, "null");
 		return;
 	}
-	p = (const unsigned char *) s;
-	end = p + strlen(s);
-	sbuf_putc(b, '"');
-	while (p < end)
-	{
-		int			n;
-
-		switch (*p)
-		{
-			case '"':
-				sbuf_puts(b, "\\\"");
-				break;
-			case '\\':
-				sbuf_puts(b, "\\\\");
-				break;
-			case '\n':
-				sbuf_puts(b, "\\n");
-				break;
-			case '\r':
-				sbuf_puts(b, "\\r");
-				break;
-			case '\t':
-				sbuf_puts(b, "\\t");
-				break;
-			default:
-				if (*p < 0x20)
-				{
-					char		u[7] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15], 0};
-
-					sbuf_puts(b, u);
-				}
-				else if ((n = sim_utf8_len(p, end)) > 0)
-				{
-					sbuf_append(b, (const char *) p, (size_t) n);
-					p += n;
-					continue;
-				}
-				else
-					sbuf_puts(b, "\\ufffd");
-		}
-		p++;
-	}
-	sbuf_putc(b, '"');
+	j = jw_string_value(s);
+	if (json_dump_callback(j, jw_dump_cb, b, JSON_ENCODE_ANY) != 0)
+		abort();
+	json_decref(j);
 }
 
 /* jw_init: start writing into buf */
@@ -342,44 +354,44 @@ jw_raw(SimJw *jw, const char *json)
 	sbuf_puts(jw->buf, json);
 }
 
-/* jw_value: serialize a parsed tree */
+/* jw_value: serialize a parsed tree (numbers as jw_int and jw_num write them) */
 void
-jw_value(SimJw *jw, const SimJson *v)
+jw_value(SimJw *jw, json_t *v)
 {
-	if (v == NULL)
+	const char *key;
+	json_t	   *child;
+	size_t		i;
+
+	switch (v ? json_typeof(v) : JSON_NULL)
 	{
-		jw_null(jw);
-		return;
-	}
-	switch (v->type)
-	{
-		case SJ_NULL:
+		case JSON_NULL:
 			jw_null(jw);
 			break;
-		case SJ_BOOL:
-			jw_bool(jw, v->boolean);
+		case JSON_TRUE:
+		case JSON_FALSE:
+			jw_bool(jw, json_is_true(v));
 			break;
-		case SJ_NUMBER:
-			if (v->is_integer)
-				jw_int(jw, v->integer);
-			else
-				jw_num(jw, v->number);
+		case JSON_INTEGER:
+			jw_int(jw, json_integer_value(v));
 			break;
-		case SJ_STRING:
-			jw_str(jw, v->string);
+		case JSON_REAL:
+			jw_num(jw, json_real_value(v));
 			break;
-		case SJ_ARRAY:
+		case JSON_STRING:
+			jw_str(jw, json_string_value(v));
+			break;
+		case JSON_ARRAY:
 			jw_arr_begin(jw);
-			for (size_t i = 0; i < v->count; i++)
-				jw_value(jw, v->items[i]);
+			json_array_foreach(v, i, child)
+				jw_value(jw, child);
 			jw_arr_end(jw);
 			break;
-		case SJ_OBJECT:
+		case JSON_OBJECT:
 			jw_obj_begin(jw);
-			for (size_t i = 0; i < v->count; i++)
+			json_object_foreach(v, key, child)
 			{
-				jw_key(jw, v->keys[i]);
-				jw_value(jw, v->items[i]);
+				jw_key(jw, key);
+				jw_value(jw, child);
 			}
 			jw_obj_end(jw);
 			break;

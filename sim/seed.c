@@ -43,20 +43,20 @@ seed_read_file(const char *path, size_t *len)
 
 /* seed_str: a copy of a string member, or NULL */
 static char *
-seed_str(const SimJson *obj, const char *key)
+seed_str(const json_t *obj, const char *key)
 {
 	return sim_strdup(sim_json_get_str(obj, key));
 }
 
 /* seed_enabled: external_integrations.<key>.enabled is true */
 static bool
-seed_enabled(const SimJson *org, const char *key)
+seed_enabled(const json_t *org, const char *key)
 {
-	const SimJson *ints = sim_json_get(org, "external_integrations");
-	const SimJson *e = sim_json_get(ints, key);
-	const SimJson *en = sim_json_get(e, "enabled");
+	const json_t *ints = json_object_get(org, "external_integrations");
+	const json_t *e = json_object_get(ints, key);
+	const json_t *en = json_object_get(e, "enabled");
 
-	return en && en->type == SJ_BOOL && en->boolean;
+	return en && json_is_boolean(en) && json_is_true(en);
 }
 
 /*
@@ -76,8 +76,8 @@ sim_seed_load(SimSeed *seed, const char *path)
 	char	   *text = NULL;
 	size_t		len = 0;
 	char		err[160];
-	SimJson    *root;
-	const SimJson *orgs,
+	json_t	   *root;
+	const json_t *orgs,
 			   *users;
 
 	memset(seed, 0, sizeof(*seed));
@@ -97,21 +97,23 @@ sim_seed_load(SimSeed *seed, const char *path)
 	}
 	root = sim_json_parse(text, len, err, sizeof(err));
 	free(text);
-	if (root == NULL || root->type != SJ_OBJECT)
+	if (root == NULL || !json_is_object(root))
 	{
 		sim_log("seed data %s is not a JSON object (%s): starting with no organizations",
 				path, root ? "wrong type" : err);
-		sim_json_free(root);
+		json_decref(root);
 		return;
 	}
-	orgs = sim_json_get(root, "organizations");
-	users = sim_json_get(root, "users");
-	if (orgs && orgs->type == SJ_ARRAY)
+	orgs = json_object_get(root, "organizations");
+	users = json_object_get(root, "users");
+	if (orgs && json_is_array(orgs))
 	{
-		seed->orgs = calloc(orgs->count ? orgs->count : 1, sizeof(SimSeedOrg));
-		for (size_t i = 0; i < orgs->count; i++)
+		size_t		n = json_array_size(orgs);
+
+		seed->orgs = calloc(n ? n : 1, sizeof(SimSeedOrg));
+		for (size_t i = 0; i < n; i++)
 		{
-			const SimJson *o = orgs->items[i];
+			const json_t *o = json_array_get(orgs, i);
 			SimSeedOrg *so;
 
 			if (sim_json_get_str(o, "id") == NULL)
@@ -124,13 +126,15 @@ sim_seed_load(SimSeed *seed, const char *path)
 			so->communication_enabled = seed_enabled(o, "communication_service");
 		}
 	}
-	if (users && users->type == SJ_ARRAY)
+	if (users && json_is_array(users))
 	{
-		seed->users = calloc(users->count ? users->count : 1, sizeof(SimSeedUser));
-		for (size_t i = 0; i < users->count; i++)
+		size_t		n = json_array_size(users);
+
+		seed->users = calloc(n ? n : 1, sizeof(SimSeedUser));
+		for (size_t i = 0; i < n; i++)
 		{
-			const SimJson *u = users->items[i];
-			const SimJson *ext = sim_json_get(u, "external_user_ids");
+			const json_t *u = json_array_get(users, i);
+			const json_t *ext = json_object_get(u, "external_user_ids");
 			SimSeedUser *su;
 
 			if (sim_json_get_str(u, "organization_id") == NULL || sim_json_get_str(u, "email") == NULL)
@@ -147,7 +151,7 @@ sim_seed_load(SimSeed *seed, const char *path)
 			su->payment_service_id = seed_str(ext, "payment_service");
 		}
 	}
-	sim_json_free(root);
+	json_decref(root);
 	seed->path = sim_strdup(path);
 	sim_log("seed data %s: %zu organizations, %zu users", path, seed->norgs, seed->nusers);
 }

@@ -99,11 +99,11 @@ sim_resp_end_success(SimResponse *resp, SimJw *jw)
 }
 
 /* sim_req_json_object: the body as a JSON object, or NULL with a 400 in resp */
-SimJson *
+json_t *
 sim_req_json_object(const SimRequest *req, SimResponse *resp)
 {
 	char		err[160];
-	SimJson    *v;
+	json_t	   *v;
 
 	if (req->body_len == 0)
 	{
@@ -116,11 +116,11 @@ sim_req_json_object(const SimRequest *req, SimResponse *resp)
 		sim_resp_error(resp, 400, "INVALID_JSON", "the body is not valid JSON: %s", err);
 		return NULL;
 	}
-	if (v->type != SJ_OBJECT)
+	if (!json_is_object(v))
 	{
 		sim_resp_error(resp, 400, "INVALID_JSON", "the body must be a JSON object, not %s",
-					   sim_json_type_name(v->type));
-		sim_json_free(v);
+					   sim_json_type_name(v));
+		json_decref(v);
 		return NULL;
 	}
 	return v;
@@ -128,18 +128,21 @@ sim_req_json_object(const SimRequest *req, SimResponse *resp)
 
 /* sim_check_fields: refuse fields outside the NULL-terminated allowed list */
 bool
-sim_check_fields(const SimJson *obj, const char *const *allowed, SimResponse *resp)
+sim_check_fields(json_t *obj, const char *const *allowed, SimResponse *resp)
 {
-	for (size_t i = 0; i < obj->count; i++)
+	const char *key;
+	json_t	   *value;
+
+	json_object_foreach(obj, key, value)
 	{
 		bool		known = false;
 
 		for (const char *const *a = allowed; *a; a++)
-			if (strcmp(*a, obj->keys[i]) == 0)
+			if (strcmp(*a, key) == 0)
 				known = true;
 		if (!known)
 		{
-			sim_resp_error(resp, 400, "VALIDATION_ERROR", "unknown field \"%s\"", obj->keys[i]);
+			sim_resp_error(resp, 400, "VALIDATION_ERROR", "unknown field \"%s\"", key);
 			return false;
 		}
 	}

@@ -120,20 +120,20 @@ comm_event(SimService *svc, const SimMessage *m, const char *type, const char *c
 
 /* comm_opt_str: an optional string field of at most max characters */
 static bool
-comm_opt_str(const SimJson *body, const char *key, size_t max, const char **out, SimResponse *resp)
+comm_opt_str(const json_t *body, const char *key, size_t max, const char **out, SimResponse *resp)
 {
-	const SimJson *v = sim_json_get(body, key);
+	const json_t *v = json_object_get(body, key);
 
 	*out = NULL;
-	if (v == NULL || v->type == SJ_NULL)
+	if (v == NULL || json_is_null(v))
 		return true;
-	if (v->type != SJ_STRING || strlen(v->string) > max)
+	if (!json_is_string(v) || strlen(json_string_value(v)) > max)
 	{
 		sim_resp_error(resp, 400, "VALIDATION_ERROR", "%s must be a string of at most %zu characters",
 					   key, max);
 		return false;
 	}
-	*out = v->string;
+	*out = json_string_value(v);
 	return true;
 }
 
@@ -144,13 +144,13 @@ comm_send(SimService *svc, const SimRequest *req, SimResponse *resp)
 	static const char *const fields[] = {"organization_id", "recipient", "template", "subject",
 	"body", "simulate", NULL};
 	CommState  *st = svc->state;
-	SimJson    *body = sim_req_json_object(req, resp);
+	json_t	   *body = sim_req_json_object(req, resp);
 	const char *org,
 			   *recipient,
 			   *tmpl,
 			   *subject,
 			   *text;
-	const SimJson *sim_v;
+	const json_t *sim_v;
 	bool		want_open = false,
 				want_click = false,
 				want_bounce = false;
@@ -177,24 +177,24 @@ comm_send(SimService *svc, const SimRequest *req, SimResponse *resp)
 		sim_resp_error(resp, 400, "VALIDATION_ERROR", "recipient is required and must be an email address");
 		goto done;
 	}
-	sim_v = sim_json_get(body, "simulate");
+	sim_v = json_object_get(body, "simulate");
 	if (sim_v)
 	{
-		if (sim_v->type != SJ_ARRAY)
+		if (!json_is_array(sim_v))
 		{
 			sim_resp_error(resp, 400, "VALIDATION_ERROR",
 						   "simulate must be an array of \"opened\", \"clicked\", \"bounced\"");
 			goto done;
 		}
-		for (size_t i = 0; i < sim_v->count; i++)
+		for (size_t i = 0; i < json_array_size(sim_v); i++)
 		{
-			const SimJson *e = sim_v->items[i];
+			const json_t *e = json_array_get(sim_v, i);
 
-			if (e->type == SJ_STRING && strcmp(e->string, "opened") == 0)
+			if (json_is_string(e) && strcmp(json_string_value(e), "opened") == 0)
 				want_open = true;
-			else if (e->type == SJ_STRING && strcmp(e->string, "clicked") == 0)
+			else if (json_is_string(e) && strcmp(json_string_value(e), "clicked") == 0)
 				want_click = true;
-			else if (e->type == SJ_STRING && strcmp(e->string, "bounced") == 0)
+			else if (json_is_string(e) && strcmp(json_string_value(e), "bounced") == 0)
 				want_bounce = true;
 			else
 			{
@@ -244,7 +244,7 @@ comm_send(SimService *svc, const SimRequest *req, SimResponse *resp)
 	jw_obj_end(&jw);
 	sim_resp_end_success(resp, &jw);
 done:
-	sim_json_free(body);
+	json_decref(body);
 }
 
 /* comm_handle: route a request of the communication service */

@@ -155,10 +155,10 @@ sim_pay_add_sub(PaymentState *st, SimSubscription *s)
 
 /* sim_pay_str_field: an optional string field of at most 256 characters */
 bool
-sim_pay_str_field(const SimJson *body, const char *key, bool required, const char **out,
+sim_pay_str_field(const json_t *body, const char *key, bool required, const char **out,
 			  SimResponse *resp)
 {
-	const SimJson *v = sim_json_get(body, key);
+	const json_t *v = json_object_get(body, key);
 
 	*out = NULL;
 	if (v == NULL)
@@ -167,12 +167,12 @@ sim_pay_str_field(const SimJson *body, const char *key, bool required, const cha
 			sim_resp_error(resp, 400, "VALIDATION_ERROR", "%s is required", key);
 		return !required;
 	}
-	if (v->type != SJ_STRING || v->string[0] == '\0' || strlen(v->string) > 256)
+	if (!json_is_string(v) || json_string_value(v)[0] == '\0' || strlen(json_string_value(v)) > 256)
 	{
 		sim_resp_error(resp, 400, "VALIDATION_ERROR", "%s must be a string of 1 to 256 characters", key);
 		return false;
 	}
-	*out = v->string;
+	*out = json_string_value(v);
 	return true;
 }
 
@@ -182,7 +182,7 @@ pay_create_customer(SimService *svc, const SimRequest *req, SimResponse *resp)
 {
 	static const char *const fields[] = {"organization_id", "email", "name", NULL};
 	PaymentState *st = svc->state;
-	SimJson    *body = sim_req_json_object(req, resp);
+	json_t	   *body = sim_req_json_object(req, resp);
 	const char *org,
 			   *email,
 			   *name;
@@ -217,7 +217,7 @@ pay_create_customer(SimService *svc, const SimRequest *req, SimResponse *resp)
 	pay_write_customer(&jw, c);
 	sim_resp_end_success(resp, &jw);
 done:
-	sim_json_free(body);
+	json_decref(body);
 }
 
 

@@ -56,7 +56,7 @@ extern double sim_pay_cents(double v);
 extern int64_t sim_pay_add_months(int64_t ms, int n);
 extern void sim_pay_write_sub(SimJw *jw, const SimSubscription *s);
 extern void sim_pay_add_sub(PaymentState *st, SimSubscription *s);
-extern bool sim_pay_str_field(const SimJson *body, const char *key, bool required,
+extern bool sim_pay_str_field(const json_t *body, const char *key, bool required,
 							  const char **out, SimResponse *resp);
 extern void sim_pay_create_sub(SimService *svc, const SimRequest *req, SimResponse *resp);
 extern void sim_pay_update_sub(SimService *svc, const SimRequest *req, SimResponse *resp,

@@ -74,13 +74,13 @@ sim_pay_create_sub(SimService *svc, const SimRequest *req, SimResponse *resp)
 	static const char *const fields[] = {"customer_id", "plan", "amount", "currency",
 	"billing_cycle", "payment_method", "trial_days", NULL};
 	PaymentState *st = svc->state;
-	SimJson    *body = sim_req_json_object(req, resp);
+	json_t	   *body = sim_req_json_object(req, resp);
 	const char *cust_id,
 			   *plan,
 			   *currency,
 			   *cycle,
 			   *method;
-	const SimJson *amount_v,
+	const json_t *amount_v,
 			   *trial_v;
 	SimCustomer *c;
 	SimSubscription *s;
@@ -109,23 +109,23 @@ sim_pay_create_sub(SimService *svc, const SimRequest *req, SimResponse *resp)
 		sim_resp_error(resp, 400, "VALIDATION_ERROR", "currency must be a three-letter code like USD");
 		goto done;
 	}
-	amount_v = sim_json_get(body, "amount");
-	if (amount_v && (amount_v->type != SJ_NUMBER || amount_v->number < 0 || amount_v->number > 1e9))
+	amount_v = json_object_get(body, "amount");
+	if (amount_v && (!json_is_number(amount_v) || json_number_value(amount_v) < 0 || json_number_value(amount_v) > 1e9))
 	{
 		sim_resp_error(resp, 400, "VALIDATION_ERROR", "amount must be a number from 0 to 1e9");
 		goto done;
 	}
-	trial_v = sim_json_get(body, "trial_days");
-	if (trial_v && (trial_v->type != SJ_NUMBER || !trial_v->is_integer ||
-					trial_v->integer < 0 || trial_v->integer > 365))
+	trial_v = json_object_get(body, "trial_days");
+	if (trial_v && (!json_is_number(trial_v) || !json_is_integer(trial_v) ||
+					json_integer_value(trial_v) < 0 || json_integer_value(trial_v) > 365))
 	{
 		sim_resp_error(resp, 400, "VALIDATION_ERROR", "trial_days must be an integer from 0 to 365");
 		goto done;
 	}
 	if (trial_v)
-		trial_days = (long) trial_v->integer;
+		trial_days = (long) json_integer_value(trial_v);
 	if (amount_v)
-		amount = amount_v->number;
+		amount = json_number_value(amount_v);
 	else if (sim_pay_price(plan) >= 0)
 		amount = sim_pay_price(plan) * ((cycle && strcmp(cycle, "yearly") == 0) ? 10 : 1);
 	else
@@ -200,7 +200,7 @@ sim_pay_create_sub(SimService *svc, const SimRequest *req, SimResponse *resp)
 	sim_pay_write_sub(&jw, s);
 	sim_resp_end_success(resp, &jw);
 done:
-	sim_json_free(body);
+	json_decref(body);
 }
 
 /* pay_replace: set *field to value when it differs, recording the change */
@@ -222,11 +222,11 @@ void
 sim_pay_update_sub(SimService *svc, const SimRequest *req, SimResponse *resp, SimSubscription *s)
 {
 	static const char *const fields[] = {"plan", "amount", "billing_cycle", "payment_method", NULL};
-	SimJson    *body = sim_req_json_object(req, resp);
+	json_t	   *body = sim_req_json_object(req, resp);
 	const char *plan,
 			   *cycle,
 			   *method;
-	const SimJson *amount_v;
+	const json_t *amount_v;
 	double		amount = s->amount;
 	bool		changed = false;
 	SimBuf		chg,
@@ -254,14 +254,14 @@ sim_pay_update_sub(SimService *svc, const SimRequest *req, SimResponse *resp, Si
 		sim_resp_error(resp, 400, "VALIDATION_ERROR", "billing_cycle must be monthly or yearly");
 		goto done;
 	}
-	amount_v = sim_json_get(body, "amount");
-	if (amount_v && (amount_v->type != SJ_NUMBER || amount_v->number < 0 || amount_v->number > 1e9))
+	amount_v = json_object_get(body, "amount");
+	if (amount_v && (!json_is_number(amount_v) || json_number_value(amount_v) < 0 || json_number_value(amount_v) > 1e9))
 	{
 		sim_resp_error(resp, 400, "VALIDATION_ERROR", "amount must be a number from 0 to 1e9");
 		goto done;
 	}
 	if (amount_v)
-		amount = sim_pay_cents(amount_v->number);
+		amount = sim_pay_cents(json_number_value(amount_v));
 	else if (plan && sim_pay_price(plan) >= 0)
 		amount = sim_pay_price(plan) * (strcmp(cycle ? cycle : s->billing_cycle, "yearly") == 0 ? 10 : 1);
 	else if (plan && strcmp(plan, s->plan) != 0)
@@ -311,7 +311,7 @@ sim_pay_update_sub(SimService *svc, const SimRequest *req, SimResponse *resp, Si
 	sim_pay_write_sub(&jw, s);
 	sim_resp_end_success(resp, &jw);
 done:
-	sim_json_free(body);
+	json_decref(body);
 }
 
 /* sim_pay_cancel_sub: DELETE /v2/subscriptions/{id}; a second cancel changes nothing */

@@ -200,50 +200,50 @@ us_valid_date(const char *s)
  *		Names and email may not be null; status and role are enumerations.
  */
 static bool
-us_check_value(const char *key, const SimJson *v, const char **out, SimResponse *resp)
+us_check_value(const char *key, const json_t *v, const char **out, SimResponse *resp)
 {
 	bool		nullable = strcmp(key, "department") == 0 || strcmp(key, "title") == 0 ||
 		strcmp(key, "manager_id") == 0 || strcmp(key, "hire_date") == 0;
 
 	*out = NULL;
-	if (v->type == SJ_NULL && nullable)
+	if (json_is_null(v) && nullable)
 		return true;
-	if (v->type != SJ_STRING)
+	if (!json_is_string(v))
 	{
 		sim_resp_error(resp, 400, "VALIDATION_ERROR", "%s must be a string%s", key,
 					   nullable ? " or null" : "");
 		return false;
 	}
-	if (strlen(v->string) > USER_MAX_FIELD || (v->string[0] == '\0' && !nullable))
+	if (strlen(json_string_value(v)) > USER_MAX_FIELD || (json_string_value(v)[0] == '\0' && !nullable))
 	{
 		sim_resp_error(resp, 400, "VALIDATION_ERROR", "%s must be 1 to %d characters",
 					   key, USER_MAX_FIELD);
 		return false;
 	}
-	if (strcmp(key, "email") == 0 && !us_valid_email(v->string))
+	if (strcmp(key, "email") == 0 && !us_valid_email(json_string_value(v)))
 	{
 		sim_resp_error(resp, 400, "VALIDATION_ERROR", "email is not a valid address");
 		return false;
 	}
-	if (strcmp(key, "status") == 0 && strcmp(v->string, "active") != 0 &&
-		strcmp(v->string, "inactive") != 0 && strcmp(v->string, "suspended") != 0)
+	if (strcmp(key, "status") == 0 && strcmp(json_string_value(v), "active") != 0 &&
+		strcmp(json_string_value(v), "inactive") != 0 && strcmp(json_string_value(v), "suspended") != 0)
 	{
 		sim_resp_error(resp, 400, "VALIDATION_ERROR",
 					   "status must be one of active, inactive, suspended");
 		return false;
 	}
-	if (strcmp(key, "role") == 0 && strcmp(v->string, "admin") != 0 &&
-		strcmp(v->string, "user") != 0 && strcmp(v->string, "super_admin") != 0)
+	if (strcmp(key, "role") == 0 && strcmp(json_string_value(v), "admin") != 0 &&
+		strcmp(json_string_value(v), "user") != 0 && strcmp(json_string_value(v), "super_admin") != 0)
 	{
 		sim_resp_error(resp, 400, "VALIDATION_ERROR", "role must be one of admin, user, super_admin");
 		return false;
 	}
-	if (strcmp(key, "hire_date") == 0 && !us_valid_date(v->string))
+	if (strcmp(key, "hire_date") == 0 && !us_valid_date(json_string_value(v)))
 	{
 		sim_resp_error(resp, 400, "VALIDATION_ERROR", "hire_date must be a date, YYYY-MM-DD");
 		return false;
 	}
-	*out = v->string;
+	*out = json_string_value(v);
 	return true;
 }
 
@@ -323,7 +323,7 @@ static void
 us_create(SimService *svc, const SimRequest *req, SimResponse *resp)
 {
 	UserState  *st = svc->state;
-	SimJson    *body = sim_req_json_object(req, resp);
+	json_t	   *body = sim_req_json_object(req, resp);
 	const char *org,
 			   *vals[10] = {0};
 	SimUser    *u;
@@ -345,7 +345,7 @@ us_create(SimService *svc, const SimRequest *req, SimResponse *resp)
 	}
 	for (int i = 0; user_mutable[i]; i++)
 	{
-		const SimJson *v = sim_json_get(body, user_mutable[i]);
+		const json_t *v = json_object_get(body, user_mutable[i]);
 
 		if (v && !us_check_value(user_mutable[i], v, &vals[i], resp))
 			goto done;
@@ -392,7 +392,7 @@ us_create(SimService *svc, const SimRequest *req, SimResponse *resp)
 	us_write_user(&jw, u);
 	sim_resp_end_success(resp, &jw);
 done:
-	sim_json_free(body);
+	json_decref(body);
 }
 
 /* us_streq: equal strings, NULL equal only to NULL */
@@ -433,7 +433,7 @@ static void
 us_update(SimService *svc, const SimRequest *req, SimResponse *resp, SimUser *u)
 {
 	UserState  *st = svc->state;
-	SimJson    *body = sim_req_json_object(req, resp);
+	json_t	   *body = sim_req_json_object(req, resp);
 	const char *vals[10] = {0};
 	bool		given[10] = {0};
 	bool		changed = false;
@@ -448,7 +448,7 @@ us_update(SimService *svc, const SimRequest *req, SimResponse *resp, SimUser *u)
 		goto done;
 	for (int i = 0; user_mutable[i]; i++)
 	{
-		const SimJson *v = sim_json_get(body, user_mutable[i]);
+		const json_t *v = json_object_get(body, user_mutable[i]);
 
 		if (v == NULL)
 			continue;
@@ -523,7 +523,7 @@ us_update(SimService *svc, const SimRequest *req, SimResponse *resp, SimUser *u)
 	us_write_user(&jw, u);
 	sim_resp_end_success(resp, &jw);
 done:
-	sim_json_free(body);
+	json_decref(body);
 }
 
 /* us_delete: DELETE /v1/users/{id}; emits user.deleted */

@@ -189,8 +189,8 @@ extern void sim_resp_error(SimResponse *resp, int status, const char *code,
 						   const char *fmt,...) __attribute__((format(printf, 4, 5)));
 extern void sim_resp_begin_success(SimResponse *resp, int status, SimJw *jw);
 extern void sim_resp_end_success(SimResponse *resp, SimJw *jw);
-extern SimJson *sim_req_json_object(const SimRequest *req, SimResponse *resp);
-extern bool sim_check_fields(const SimJson *obj, const char *const *allowed,
+extern json_t *sim_req_json_object(const SimRequest *req, SimResponse *resp);
+extern bool sim_check_fields(json_t *obj, const char *const *allowed,
 							 SimResponse *resp);
 
 /* ---- the services ---- */
@@ -272,6 +272,8 @@ typedef struct SimService
 
 extern SimService sim_services[SIM_NSERVICES];
 extern SimService *sim_service_by_name(const char *name);
+extern void sim_services_init(void);
+extern void sim_services_free(void);
 
 extern const SimServiceOps sim_user_ops;
 extern const SimServiceOps sim_payment_ops;
@@ -336,7 +338,7 @@ extern bool sim_service_has_event_type(const SimService *svc, const char *type);
 /* ---- faults.c ---- */
 
 extern void sim_faults_default(SimFaults *f);
-extern bool sim_faults_from_json(const SimJson *obj, SimFaults *f, char *err, size_t errlen);
+extern bool sim_faults_from_json(json_t *obj, SimFaults *f, char *err, size_t errlen);
 extern bool sim_faults_from_spec(const char *spec, SimFaults *f, char *err, size_t errlen);
 extern void sim_faults_write(SimJw *jw, const SimFaults *f);
 extern bool sim_faults_should_listen(const SimFaults *f, int64_t mono_ms);
@@ -387,7 +389,7 @@ extern void sim_delivery_stop_all(void);
 extern void sim_delivery_clear(SimService *svc);
 extern void sim_webhook_settings_get(SimWebhookSettings *s);
 extern void sim_webhook_settings_set(const SimWebhookSettings *s);
-extern bool sim_webhook_settings_from_json(const SimJson *obj, SimWebhookSettings *s,
+extern bool sim_webhook_settings_from_json(json_t *obj, SimWebhookSettings *s,
 										   char *err, size_t errlen);
 extern void sim_webhook_settings_write(SimJw *jw, const SimWebhookSettings *s);
 extern void sim_delivery_write_status(SimJw *jw, const char *service_filter);

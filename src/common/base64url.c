@@ -1,12 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * base64url.c
- *	  Strict unpadded base64url (RFC 4648 section 5), as JWTs and the API's
+ *	  Strict unpadded base64url (RFC 4648 section 5), as JWS and the API's
  *	  page cursors use it.
  *
- * Strict means one encoding per value: no padding, no other alphabet, no
- * impossible length and zero trailing bits, so two different strings never
- * decode to the same bytes.
+ * Hand-written because PostgreSQL's base64 is the other alphabet with
+ * padding, and because strictness is the point: no padding, no other
+ * alphabet, no impossible length, no non-zero trailing bits, so every byte
+ * string has exactly one encoding.  Only StringInfo is needed, so
+ * fuzz/fuzz_base64url.c builds this file on its own.
  *
  *-------------------------------------------------------------------------
  */

@@ -2,8 +2,9 @@
  *
  * ingest.h
  *	  The interface of src/ingest: inbound webhooks of the external services
- *	  (webhook_ingest.c: Standard Webhooks signatures, idempotent storage)
- *	  and what the data of each event type must hold (event_schema.c).
+ *	  (webhook_ingest.c: idempotent storage; webhook_sig.c: Standard
+ *	  Webhooks signatures) and what the data of each event type must hold
+ *	  (event_schema.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -14,6 +15,13 @@
 #include "utils/jsonb.h"
 
 extern const char *saas_event_data_error(const char *event_type, JsonbContainer *data);
+
+/* webhook_sig.c: the Standard Webhooks signature check of a delivery. */
+/* how far webhook-timestamp may be from now, either way (seconds) */
+#define SAAS_WEBHOOK_TOLERANCE_S	300
+
+extern void saas_webhook_verify(const char *secret, const char *id, const char *ts,
+								const char *sigs, const char *body, int body_len, int64 now);
 
 /*
  * saas_op_ingest_webhook: POST /webhooks/{service}; on_verified, if set, is

@@ -40,7 +40,6 @@
 PG_FUNCTION_INFO_V1(saas_sql_ingest_webhook);
 
 #define WH_MAX_EVENTS		5000
-#define WH_TOLERANCE_S		300
 
 static SaasPlan plan_integration = {
 	"SELECT ref_key, webhook_secret, event_types, enabled FROM saas.integrations WHERE service = $1",
@@ -73,70 +72,6 @@ static SaasPlan plan_insert = {
 	" ON CONFLICT DO NOTHING",
 	2, {TEXTOID, JSONBOID}
 };
-
-/* wh_unauthorized: every signature problem answers the same way. */
-static void
-wh_unauthorized(const char *why)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_SAAS_UNAUTHORIZED),
-			 errmsg("invalid webhook signature: %s", why)));
-}
-
-/* wh_verify: Standard Webhooks v1 against the service's whsec_ secret. */
-static void
-wh_verify(const char *secret, const char *id, const char *ts, const char *sigs,
-		  const char *body, int body_len)
-{
-	char		key[256];
-	int			keylen;
-	const char *b64 = secret + 6;	/* after "whsec_" */
-	int64		t;
-	char	   *end;
-	int64		now = (int64) time(NULL);
-	StringInfoData signed_content;
-	unsigned char mac[SAAS_HMAC_SHA256_LEN];
-	char	   *list,
-			   *tok,
-			   *save;
-	bool		ok = false;
-
-	if (id == NULL || ts == NULL || sigs == NULL)
-		wh_unauthorized("webhook-id, webhook-timestamp and webhook-signature headers are required");
-	if (strlen(id) == 0 || strlen(id) > 256)
-		wh_unauthorized("webhook-id is not valid");
-	errno = 0;
-	t = strtoll(ts, &end, 10);
-	if (*ts == '\0' || *end != '\0' || errno != 0)
-		wh_unauthorized("webhook-timestamp must be Unix seconds");
-	if (t < now - WH_TOLERANCE_S || t > now + WH_TOLERANCE_S)
-		wh_unauthorized("webhook-timestamp is outside the five-minute tolerance");
-	if (pg_b64_dec_len(strlen(b64)) > (int) sizeof(key))
-		elog(ERROR, "webhook secret is too long");
-	keylen = pg_b64_decode(b64, strlen(b64), key, sizeof(key));
-	if (keylen <= 0)
-		elog(ERROR, "webhook secret of the service is not valid base64");
-
-	initStringInfo(&signed_content);
-	appendStringInfo(&signed_content, "%s.%s.", id, ts);
-	appendBinaryStringInfo(&signed_content, body, body_len);
-	saas_hmac_sha256(key, keylen, signed_content.data, signed_content.len, mac);
-
-	list = pstrdup(sigs);
-	for (tok = strtok_r(list, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
-	{
-		char		dec[64];
-		int			n;
-
-		if (strncmp(tok, "v1,", 3) != 0 || strlen(tok + 3) > 88)
-			continue;
-		n = pg_b64_decode(tok + 3, strlen(tok + 3), dec, sizeof(dec));
-		if (n == (int) sizeof(mac) && saas_timingsafe_eq(dec, mac, sizeof(mac)))
-			ok = true;			/* keep going: time does not depend on which entry */
-	}
-	if (!ok)
-		wh_unauthorized("no v1 signature matches");
-}
 
 /*
  * wh_rfc3339_ok: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM) with field
@@ -214,7 +149,7 @@ wh_in_future(const char *ts)
 															ObjectIdGetDatum(InvalidOid),
 															Int32GetDatum(-1)));
 
-	return t > GetCurrentTimestamp() + (int64) WH_TOLERANCE_S * USECS_PER_SEC;
+	return t > GetCurrentTimestamp() + (int64) SAAS_WEBHOOK_TOLERANCE_S * USECS_PER_SEC;
 }
 
 /* One event of the batch, after its own checks. */
@@ -377,11 +312,11 @@ saas_op_ingest_webhook(const char *service, Jsonb *headers, const char *body,
 				(errcode(ERRCODE_SAAS_UNAVAILABLE),
 				 errmsg("service \"%s\" is disabled", service)));
 
-	wh_verify(secret,
-			  saas_header_get(headers, "webhook-id"),
-			  saas_header_get(headers, "webhook-timestamp"),
-			  saas_header_get(headers, "webhook-signature"),
-			  body, body_len);
+	saas_webhook_verify(secret,
+						saas_header_get(headers, "webhook-id"),
+						saas_header_get(headers, "webhook-timestamp"),
+						saas_header_get(headers, "webhook-signature"),
+						body, body_len, (int64) time(NULL));
 	/* Only a delivery that proved who sent it may spend the service's budget. */
 	if (on_verified)
 		on_verified(on_verified_arg);

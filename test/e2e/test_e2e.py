@@ -26,14 +26,14 @@ import json
 import os
 import random
 import re
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
-import traceback
 import uuid
+
+from saas_test import (ALL_RELAYS, CASES, UUID7, Relay, Skip, case, check, error_body_ok, parse_response,
+                       psql, run_cases, sanitizer_reports, webhook_signature)
 
 BIN = os.environ["E2E_RELAY_BIN"]
 WORK = os.environ["E2E_WORK"]
@@ -42,10 +42,8 @@ DB = os.environ.get("E2E_DB", "e2e_test")
 PGLOG = os.environ.get("E2E_PGLOG", "")
 PGHOST = os.environ["PGHOST"]
 PGPORT = os.environ["PGPORT"]
+Relay.configure(BIN, WORK, DSN)
 
-UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                   "SUMMARY: AddressSanitizer", "SUMMARY: UndefinedBehaviorSanitizer")
 PASSWORD = "correct horse battery staple"
 ROOT_EMAIL, ROOT_PASSWORD = "root@platform.test", "platform root password"
 # Limits the suite runs under (its client is one address, and it calls far faster than a
@@ -56,23 +54,6 @@ SUITE_LIMIT = (6000000, 1000000)
 # ---------------------------------------------------------------------------------------------
 # harness
 
-CASES = []
-
-
-def case(fn):
-    CASES.append(fn)
-    return fn
-
-
-def check(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
-
-
-class Skip(Exception):
-    pass
-
-
 # Cases that fail because of a known bug of the extension, reported and not fixed yet. They run
 # and print "not ok ... # TODO known bug: ...", which does not count as a failure (TAP's TODO),
 # unless E2E_STRICT=1. When one passes, it says so: take it off this list.
@@ -82,11 +63,7 @@ STRICT = os.environ.get("E2E_STRICT") == "1"
 
 def sql(query):
     """One statement as the database owner (postgres); the output, unaligned."""
-    r = subprocess.run(["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", PGHOST, "-p", str(PGPORT),
-                        "-U", "postgres", "-d", DB, "-c", query], capture_output=True, text=True, timeout=60)
-    if r.returncode != 0:
-        raise RuntimeError("psql failed: %s\n%s" % (r.stderr.strip(), query[:300]))
-    return r.stdout.strip()
+    return psql(query, DB, PGHOST, PGPORT)
 
 
 def b64url(data):
@@ -106,54 +83,6 @@ def sign_jwt(header, claims, secret):
     c = b64url(json.dumps(claims, separators=(",", ":")).encode())
     sig = hmac.new(secret, (h + "." + c).encode(), hashlib.sha256).digest()
     return h + "." + c + "." + b64url(sig)
-
-
-ALL_RELAYS = []
-
-
-class Relay:
-    """One saas-http process on a free port, with its stderr in a file."""
-
-    def __init__(self, *args):
-        self.name = "relay-%d" % (len(ALL_RELAYS) + 1)
-        self.err_path = os.path.join(WORK, self.name + ".err")
-        e = dict(os.environ)
-        e["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0"
-        e["UBSAN_OPTIONS"] = "print_stacktrace=1"
-        self.err = open(self.err_path, "wb")
-        self.proc = subprocess.Popen([BIN, "--listen", "127.0.0.1:0", "--dsn", DSN] + list(args),
-                                     stdout=subprocess.DEVNULL, stderr=self.err, env=e)
-        ALL_RELAYS.append(self)
-        with open(os.path.join(WORK, "relay.pids"), "a") as f:   # for the suite's cleanup
-            f.write("%d\n" % self.proc.pid)
-        self.port = None
-        deadline = time.time() + 15
-        while time.time() < deadline and self.proc.poll() is None:
-            m = re.search(r"msg=listening addr=\S+:(\d+)", self.log())
-            if m:
-                self.port = int(m.group(1))
-                break
-            time.sleep(0.05)
-        if self.port is None:
-            raise RuntimeError("relay did not start: " + self.log()[-2000:])
-
-    def log(self):
-        with open(self.err_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self, timeout=20):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.err.close()
-        return self.proc.returncode
 
 
 class Answer:
@@ -245,49 +174,13 @@ def expect(a, status, code=None, fields=None):
     return a
 
 
-def error_body_ok(doc):
-    if not isinstance(doc, dict) or set(doc) != {"error"} or not isinstance(doc["error"], dict):
-        return False
-    e = doc["error"]
-    return ({"code", "message", "details", "request_id"} <= set(e) and isinstance(e["details"], list)
-            and isinstance(e["message"], str) and e["message"] != "")
-
-
 def raw(data, read_timeout=3.0):
-    """Bytes on a fresh socket; the first response (status, headers) or (None, {})."""
-    s = socket.create_connection(("127.0.0.1", R.port), timeout=5)
-    s.settimeout(read_timeout)
-    out = b""
-    try:
-        try:
-            s.sendall(data)
-        except OSError:
-            pass
-        while True:
-            head, sep, rest = out.partition(b"\r\n\r\n")
-            if sep:
-                m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
-                if m and len(rest) >= int(m.group(1)):
-                    break
-            try:
-                chunk = s.recv(65536)
-            except (socket.timeout, OSError):
-                break
-            if not chunk:
-                break
-            out += chunk
-    finally:
-        s.close()
-    m = re.match(rb"HTTP/1\.[01] (\d{3})", out)
-    if not m:
+    """Bytes on a fresh socket; the first response (status, headers, body) or (None, {}, b"")."""
+    out = R.raw(data, read_timeout)
+    status, hdrs = parse_response(out)
+    if status is None:
         return None, {}, b""
-    head, _, body = out.partition(b"\r\n\r\n")
-    hdrs = {}
-    for line in head.decode("latin-1").split("\r\n")[1:]:
-        if ":" in line:
-            k, v = line.split(":", 1)
-            hdrs[k.strip().lower()] = v.strip()
-    return int(m.group(1)), hdrs, body
+    return status, hdrs, out.partition(b"\r\n\r\n")[2]
 
 
 def set_limits(scope, per_minute, burst, tier=None):
@@ -1042,9 +935,7 @@ def signed(service, body, ts=None, secret=None, wid=None):
         body = body.encode()
     wid = wid or "msg_" + uuid.uuid4().hex
     ts = str(int(time.time()) if ts is None else ts)
-    key = base64.b64decode((secret or webhook_secret(service))[len("whsec_"):])
-    sig = base64.b64encode(hmac.new(key, wid.encode() + b"." + ts.encode() + b"." + body,
-                                    hashlib.sha256).digest()).decode()
+    sig = webhook_signature(secret or webhook_secret(service), wid, ts, body)
     return body, {"webhook-id": wid, "webhook-timestamp": ts, "webhook-signature": "v1," + sig}
 
 
@@ -1668,29 +1559,13 @@ def relay_and_backends_alive_after_the_barrage():
     check(R.alive(), "relay died")
     expect(call("GET", "/healthz"), 200)
     expect(call("GET", "/users?limit=1", need("admin_a")), 200)
-    status, _, data = R_metrics()
-    check(status == 200, "/metrics %d" % status)
-    m = {}
-    for line in data.decode().splitlines():
-        if line and not line.startswith("#"):
-            k, _, v = line.rpartition(" ")
-            m[k] = float(v)
+    m = R.metrics()
     check(m.get('saas_http_db_errors_total{kind="lost"}', 0) == 0, "connections lost: %r" %
           {k: v for k, v in m.items() if "db_errors" in k})
     check(m.get('saas_http_db_errors_total{kind="sql"}', 0) == 0, "saas.http raised errors: %r" %
           {k: v for k, v in m.items() if "db_errors" in k})
     n = sql("SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND application_name = 'saas-http'" % DB)
     check(int(n) >= 1, "no relay backend in pg_stat_activity")
-
-
-def R_metrics():
-    c = http.client.HTTPConnection("127.0.0.1", R.port, timeout=10)
-    try:
-        c.request("GET", "/metrics")
-        r = c.getresponse()
-        return r.status, dict(r.getheaders()), r.read()
-    finally:
-        c.close()
 
 
 @case
@@ -1711,16 +1586,13 @@ def server_log_shows_no_crash_and_no_internal_error():
 def relay_stops_cleanly_and_reports_no_sanitizer_error():
     rc = R.stop()
     check(rc == 0, "exit code %r" % rc)
-    for r in ALL_RELAYS:
-        log = r.log()
-        for mark in SANITIZER_MARKS:
-            check(mark not in log, "%s: %s\n%s" % (r.name, mark, log[log.find(mark) - 200:log.find(mark) + 1500]))
+    reports = sanitizer_reports(ALL_RELAYS)
+    check(not reports, "%s: %s" % reports[0] if reports else "")
 
 
 def main():
     global R
     os.makedirs(WORK, exist_ok=True)
-    passed = failed = skipped = todo = 0
     try:
         restore_limits()
         R = Relay("--pool", "4", "--timeout-ms", "10000")
@@ -1729,28 +1601,7 @@ def main():
         print("passed=0 failed=1")
         return 1
     t_start = time.time()
-    for fn in CASES:
-        t0 = time.time()
-        try:
-            fn()
-            passed += 1
-            print("ok - %s (%.1fs)%s" % (fn.__name__, time.time() - t0,
-                                         " # known bug fixed? take it off KNOWN_BUGS" if fn.__name__ in KNOWN_BUGS
-                                         else ""), flush=True)
-        except Skip as e:
-            skipped += 1
-            print("ok - %s # SKIP %s" % (fn.__name__, e), flush=True)
-        except AssertionError as e:
-            if fn.__name__ in KNOWN_BUGS and not STRICT:
-                todo += 1
-                print("not ok - %s: %s # TODO known bug: %s" % (fn.__name__, e, KNOWN_BUGS[fn.__name__]), flush=True)
-            else:
-                failed += 1
-                print("not ok - %s: %s" % (fn.__name__, e), flush=True)
-        except Exception:
-            failed += 1
-            print("not ok - %s: %s" % (fn.__name__, traceback.format_exc().strip().replace("\n", "\n    ")),
-                  flush=True)
+    passed, failed, skipped, todo = run_cases(CASES, KNOWN_BUGS, STRICT)
     for r in ALL_RELAYS:
         if r.alive():
             r.stop()

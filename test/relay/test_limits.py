@@ -11,7 +11,8 @@ import socket
 import threading
 import time
 
-from harness import MAIN, Relay, answer_doc, case, check, error_body_ok, parse_response, read_answer
+from harness import MAIN
+from saas_test import Relay, answer_doc, case, check, error_body_ok, parse_response, read_answer
 
 RELAYS = {}     # the relays started here, by role, stopped by the last case
 

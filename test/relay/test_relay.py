@@ -11,8 +11,9 @@ Run by test/suites/60_relay.sh, which creates the relay_test database and export
   PGHOST, PGPORT  the main cluster (admin queries as postgres)
 
 Each case prints "ok - name" or "not ok - name: why"; the last line is "passed=N failed=M".
-The harness (relay process, raw-socket helpers) is harness.py; the cases of the limits and
-deadlines are test_limits.py, imported below.  Python standard library only.
+The settings are harness.py; the relay process and the raw-socket helpers are the suites'
+library, test/suites/lib/saas_test.py (on PYTHONPATH); the cases of the limits and deadlines are
+test_limits.py, imported below.  Python standard library only.
 """
 
 import json
@@ -25,14 +26,12 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 import uuid
 
-sys.dont_write_bytecode = True     # no __pycache__ in the source tree for harness, test_limits
 import harness  # noqa: E402
-from harness import (ALL_RELAYS, BIN, CASES, DSN, PG_BINDIR, PGHOST, PGPORT, SANITIZER_MARKS, STUB_SQL,
-                     UUID7, WORK, API_MD, Relay, as_pg, case, check, error_body_ok, free_port,
-                     parse_response, psql)
+from harness import BIN, DSN, PG_BINDIR, PGHOST, PGPORT, STUB_SQL, WORK, API_MD, psql  # noqa: E402
+from saas_test import (ALL_RELAYS, CASES, UUID7, Relay, as_pg, case, check, error_body_ok,  # noqa: E402
+                       free_port, parse_response, run_cases, sanitizer_reports)
 
 # The paths of API.md's HTTP API table, as (method, OpenAPI path).  Also parsed from API.md
 # itself when it is reachable, so that a path added there and not here is caught.
@@ -792,15 +791,13 @@ def no_sanitizer_report_from_any_relay():
     for r in ALL_RELAYS:
         if r.alive():
             r.stop()
-        log = r.log()
-        for mark in SANITIZER_MARKS:
-            check(mark not in log, "%s: %s\n%s" % (r.name, mark, log[log.find(mark) - 200:log.find(mark) + 1500]))
+    reports = sanitizer_reports(ALL_RELAYS)
+    check(not reports, "%s: %s" % reports[0] if reports else "")
 
 
 def main():
     global R
     os.makedirs(WORK, exist_ok=True)
-    passed = failed = 0
     try:
         R = Relay("--pool", "4", "--timeout-ms", "1500", "--max-body", "65536")
         harness.MAIN["relay"] = R
@@ -808,19 +805,7 @@ def main():
         print("not ok - main relay starts: %s" % e)
         print("passed=0 failed=1")
         return 1
-    for fn in CASES:
-        t0 = time.time()
-        try:
-            fn()
-            passed += 1
-            print("ok - %s (%.1fs)" % (fn.__name__, time.time() - t0), flush=True)
-        except AssertionError as e:
-            failed += 1
-            print("not ok - %s: %s" % (fn.__name__, e), flush=True)
-        except Exception:
-            failed += 1
-            print("not ok - %s: %s" % (fn.__name__, traceback.format_exc().strip().replace("\n", "\n    ")),
-                  flush=True)
+    passed, failed, _, _ = run_cases(CASES)
     for r in ALL_RELAYS:
         if r.alive():
             r.stop()

@@ -5,69 +5,20 @@ Everything here is python3 standard library only.
 """
 
 import base64
-import hashlib
 import hmac
 import http.client
 import http.server
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
 
-SANITIZER_MARKERS = (
-    "ERROR: AddressSanitizer",
-    "ERROR: LeakSanitizer",
-    "runtime error:",
-    "UndefinedBehaviorSanitizer",
-)
+from saas_test import SANITIZER_MARKS as SANITIZER_MARKERS  # noqa: F401 (the tests use simtest's name)
+from saas_test import TestFailure, check, eq, free_port, wait_for, webhook_signature  # noqa: F401
 
 SERVICES = ("user-service", "payment-service", "communication-service")
-
-
-class TestFailure(AssertionError):
-    pass
-
-
-def check(cond, msg):
-    """assert that survives python -O"""
-    if not cond:
-        raise TestFailure(msg)
-
-
-def eq(actual, expected, what):
-    if actual != expected:
-        raise TestFailure("%s: expected %r, got %r" % (what, expected, actual))
-
-
-_handed_out = set()
-
-
-def free_port():
-    """A port nobody listens on now (bind port 0, read it, release it), and
-    never one this process handed out before, so two sims cannot be given
-    the same port."""
-    while True:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
-
-
-def wait_for(cond, timeout=5.0, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = cond()
-        if last:
-            return last
-        time.sleep(interval)
-    raise TestFailure("timed out after %.1fs waiting for %s" % (timeout, what))
 
 
 # ---- references --------------------------------------------------------------
@@ -98,9 +49,7 @@ def default_secrets():
 # ---- Standard Webhooks verification, written independently of the C code ----
 
 def expected_signature(secret, msg_id, timestamp, body):
-    key = base64.b64decode(secret[len("whsec_"):])
-    signed = msg_id.encode() + b"." + str(timestamp).encode() + b"." + body
-    return base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return webhook_signature(secret, msg_id, timestamp, body)
 
 
 def verify(secret, headers, body, tolerance=300):

@@ -16,6 +16,9 @@ RELAY_WORK="$TEST_WORK/relay"
 mkdir -p "$RELAY_WORK"
 
 source "$PROJECT_ROOT/test/suites/lib/common.sh"
+# The suites' Python library (test/suites/lib/saas_test.py); no bytecode written into the tree.
+export PYTHONPATH="$PROJECT_ROOT/test/suites/lib${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONDONTWRITEBYTECODE=1
 
 # The sanitizer build is not part of "make all"; build it here (a no-op when up to date).
 make --no-print-directory -C "$PROJECT_ROOT" shim/saas-http-asan >"$RELAY_WORK/build.log" 2>&1 ||

@@ -20,6 +20,9 @@ E2E_ROLE=e2e_relay_login
 mkdir -p "$E2E_WORK"
 
 source "$PROJECT_ROOT/test/suites/lib/common.sh"
+# The suites' Python library (test/suites/lib/saas_test.py); no bytecode written into the tree.
+export PYTHONPATH="$PROJECT_ROOT/test/suites/lib${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONDONTWRITEBYTECODE=1
 
 make --no-print-directory -C "$PROJECT_ROOT" shim/saas-http-asan >"$E2E_WORK/build.log" 2>&1 ||
 	{ tail -20 "$E2E_WORK/build.log"; fail_setup "cannot build shim/saas-http-asan"; }

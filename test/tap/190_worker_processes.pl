@@ -47,10 +47,11 @@ is(scalar(keys %owners), 3, 'all three processes claimed jobs (three lease owner
 ok(wait_for($node, q{SELECT count(*) >= 5 FROM saas.jobs WHERE kind = 'tap.user' AND state = 'running'}, 't', 20),
 	'calls are in flight');
 my $drainer = q1($node, q{SELECT min(pid) FROM pg_stat_activity WHERE backend_type = 'pg_saas drainer'});
-$node->safe_psql('postgres', q{CREATE TABLE tap_running AS
-	SELECT org_id, id, lease_owner FROM saas.jobs WHERE kind = 'tap.user' AND state = 'running'});
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($drainer)");
 ok(wait_for($node, "SELECT count(*) FROM pg_stat_activity WHERE pid = $drainer", '0', 10), 'the drainer is gone');
+# What runs now: the dead drainer's jobs stay so until its successor takes them over (5 s).
+$node->safe_psql('postgres', q{CREATE TABLE tap_running AS
+	SELECT org_id, id, lease_owner FROM saas.jobs WHERE kind = 'tap.user' AND state = 'running'});
 # Its incarnation left shared memory with it: the owner among the running jobs that is not live.
 my $dead = q1($node, q{SELECT coalesce(string_agg(DISTINCT lease_owner::text, ','), '') FROM tap_running
 	WHERE NOT lease_owner = ANY (saas._worker_incarnations())});
