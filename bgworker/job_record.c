@@ -142,6 +142,11 @@ rec_decide(RecJob *r, int64 now)
 		r->kind = REC_NONE;
 		return;
 	}
+	if (c->outcome == WK_OK)
+	{
+		r->kind = REC_DONE;
+		return;
+	}
 	if (c->status != 0)
 		snprintf(err, sizeof(err), "HTTP %ld: %.300s", c->status, c->resp ? c->resp : "");
 	else if (c->outcome == WK_UNSENDABLE)

@@ -160,8 +160,8 @@ static SaasPlan plan_claim = {
 	" UPDATE saas.jobs j SET state = 'running', attempt = j.attempt + 1,"
 	"  lease_until = now() + make_interval(secs => $3), lease_owner = $5, updated_at = now()"
 	" FROM due WHERE j.org_id = due.org_id AND j.id = due.id"
-	" RETURNING j.org_id, j.id, j.payload ->> 'method', j.payload ->> 'path', j.payload -> 'body',"
-	"  j.attempt, j.max_attempts, j.idempotency_key, j.payload -> 'on_success', j.created_at",
+	" RETURNING j.org_id, j.id, j.payload ->> 'method', j.payload ->> 'path', (j.payload -> 'body')::text,"
+	"  j.attempt, j.max_attempts, j.idempotency_key, (j.payload -> 'on_success')::text, j.created_at",
 	5, {TEXTOID, INT4OID, FLOAT8OID, UUIDARRAYOID, INT8OID},
 	NULL, true				/* data-dependent: planned per use (a generic plan
 							 * scans the whole queue) */
@@ -535,6 +535,20 @@ wk_claim_service(int s, int allowed)
 }
 
 /*
+ * wk_text_col: a text column of a row as a C string in the current memory
+ * context, or NULL; without SPI_getvalue's lookup of the output function
+ * for every value.
+ */
+static char *
+wk_text_col(HeapTuple t, TupleDesc d, int col)
+{
+	bool		isnull;
+	Datum		v = SPI_getbinval(t, d, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(v);
+}
+
+/*
  * wk_ready_claimed: the calls of the rows wk_claim_service returned, copied
  * out of SPI into their own contexts; they start after the commit.
  */
@@ -552,20 +566,20 @@ wk_ready_claimed(int s, int n)
 		bool		isnull;
 		WkInflight *f = wk_new_inflight(s);
 		MemoryContext old = MemoryContextSwitchTo(f->cxt);
-		char	   *method = SPI_getvalue(t, d, 3);
-		char	   *body = SPI_getvalue(t, d, 5);
+		char	   *method = wk_text_col(t, d, 3);
+		char	   *body = wk_text_col(t, d, 5);
 
 		f->org_id = *DatumGetUUIDP(SPI_getbinval(t, d, 1, &isnull));
 		f->id = *DatumGetUUIDP(SPI_getbinval(t, d, 2, &isnull));
 		f->attempt = DatumGetInt32(SPI_getbinval(t, d, 6, &isnull));
 		f->max_attempts = DatumGetInt32(SPI_getbinval(t, d, 7, &isnull));
-		f->on_success = SPI_getvalue(t, d, 9);
+		f->on_success = wk_text_col(t, d, 9);
 		f->created_at = DatumGetTimestampTz(SPI_getbinval(t, d, 10, &isnull));
 		f->call.method = method ? method : "POST";
-		f->call.url = wk_job_url(s, w->base_url, SPI_getvalue(t, d, 4), f->call.error,
+		f->call.url = wk_job_url(s, w->base_url, wk_text_col(t, d, 4), f->call.error,
 								 sizeof(f->call.error));
 		f->call.body = body;
-		f->call.idempotency_key = SPI_getvalue(t, d, 8);
+		f->call.idempotency_key = wk_text_col(t, d, 8);
 		wk_ready[wk_nready++] = f;
 		MemoryContextSwitchTo(old);
 	}
