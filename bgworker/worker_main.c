@@ -193,9 +193,33 @@ wk_xact_commit(void)
 	MemoryContextSwitchTo(wk_caller_cxt);
 }
 
+/* The last wk_extension_ready found a Citus worker node (for the log line). */
+static bool wk_on_citus_worker = false;
+
 /*
- * wk_extension_ready: pg_saas is installed and its queue can be locked
- * without waiting (DROP EXTENSION in progress holds it exclusively).
+ * wk_citus_worker_node: this database belongs to a Citus worker node. The
+ * queue is the coordinator's: on a worker node, pg_saas's tables are shells
+ * and shards that the coordinator's worker reaches (docs/scale-out.md).
+ */
+static bool
+wk_citus_worker_node(void)
+{
+	bool		isnull;
+	Datum		d;
+
+	if (!OidIsValid(get_extension_oid("citus", true)))
+		return false;
+	if (SPI_execute("SELECT groupid OPERATOR(pg_catalog.<>) 0 FROM pg_catalog.pg_dist_local_group",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		return false;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return !isnull && DatumGetBool(d);
+}
+
+/*
+ * wk_extension_ready: pg_saas is installed, this is not a Citus worker node,
+ * and its queue can be locked without waiting (DROP EXTENSION in progress
+ * holds it exclusively).
  */
 bool
 wk_extension_ready(void)
@@ -204,8 +228,14 @@ wk_extension_ready(void)
 	Oid			jobs,
 				events;
 
+	wk_on_citus_worker = false;
 	if (!OidIsValid(get_extension_oid("pg_saas", true)))
 		return false;
+	if (wk_citus_worker_node())
+	{
+		wk_on_citus_worker = true;
+		return false;
+	}
 	nsp = get_namespace_oid("saas", true);
 	if (!OidIsValid(nsp))
 		return false;
@@ -326,7 +356,7 @@ void
 saas_worker_main(Datum arg)
 {
 	MemoryContext round_cxt;
-	bool		warned_missing = false;
+	int			warned = 0;		/* what the last "waiting" line said: 1 no pg_saas, 2 a Citus worker node */
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -376,17 +406,22 @@ saas_worker_main(Datum arg)
 
 		if (!wk_step_checked(&applied))
 		{
-			if (!warned_missing && wk_slot == 0)
+			int			why = wk_on_citus_worker ? 2 : 1;
+
+			if (warned != why && why == 2 && wk_slot == 0)
+				elog(LOG, "pg_saas worker: \"%s\" is a Citus worker node's database, where the queue never runs; waiting",
+					 saas_database);
+			else if (warned != why && wk_slot == 0)
 				elog(LOG, "pg_saas worker: extension pg_saas is not installed in \"%s\"; waiting",
 					 saas_database);
-			warned_missing = true;
+			warned = why;
 			/* Calls still in flight finish (and are dropped with their jobs). */
 			wk_step_wait(5000);
 			(void) wk_record_finished();
 			MemoryContextSwitchTo(TopMemoryContext);
 			continue;
 		}
-		warned_missing = false;
+		warned = 0;
 
 		(void) wk_claim_and_start(&wait_ms);
 		wk_step_wait(applied > 0 ? 0 : wait_ms);

@@ -117,7 +117,8 @@ CREATE FUNCTION saas._session_bump(p_org uuid, p_user uuid) RETURNS void
 AS $$
 	INSERT INTO saas._sessions (org_id, user_id, generation) VALUES (p_org, p_user, 1)
 	ON CONFLICT (org_id, user_id) DO UPDATE
-	   SET generation = saas._sessions.generation + 1, changed_at = pg_catalog.now();
+	   -- EXCLUDED.changed_at is the column's default, now(): Citus refuses a function here.
+	   SET generation = saas._sessions.generation + 1, changed_at = EXCLUDED.changed_at;
 	DELETE FROM saas._revoked_tokens WHERE org_id = p_org AND user_id = p_user;
 $$;
 COMMENT ON FUNCTION saas._session_bump(uuid, uuid) IS 'Ends every existing token of a user (private).';

@@ -17,6 +17,9 @@ COMMENT ON FUNCTION saas.rotate_signing_key() IS
 CREATE FUNCTION saas.retire_signing_key(kid text) RETURNS void LANGUAGE plpgsql
 	SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
 AS $$
+DECLARE
+	-- Read first: Citus refuses a volatile function in an UPDATE of a distributed or reference table.
+	now_ts timestamptz := pg_catalog.clock_timestamp();
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM saas._signing_keys k WHERE k.kid = retire_signing_key.kid AND k.retired_at IS NULL) THEN
 		RAISE EXCEPTION 'no active signing key with kid "%"', kid USING ERRCODE = 'SA404';
@@ -25,7 +28,7 @@ BEGIN
 		RAISE EXCEPTION 'cannot retire the last active signing key'
 			USING ERRCODE = 'SA409', HINT = 'Run saas.rotate_signing_key() first.';
 	END IF;
-	UPDATE saas._signing_keys k SET retired_at = pg_catalog.clock_timestamp() WHERE k.kid = retire_signing_key.kid;
+	UPDATE saas._signing_keys k SET retired_at = now_ts WHERE k.kid = retire_signing_key.kid;
 END
 $$;
 COMMENT ON FUNCTION saas.retire_signing_key(text) IS

@@ -121,7 +121,7 @@ BEGIN
 				status = EXCLUDED.status,
 				amount = coalesce(EXCLUDED.amount, saas.subscriptions.amount),
 				currency = coalesce(EXCLUDED.currency, saas.subscriptions.currency),
-				last_event_at = EXCLUDED.last_event_at, updated_at = now(),
+				last_event_at = EXCLUDED.last_event_at, updated_at = EXCLUDED.updated_at,
 				details = saas.subscriptions.details || EXCLUDED.details;
 			IF ev.event_type <> 'subscription.canceled' AND d ->> 'plan' IN ('free', 'starter', 'professional', 'enterprise') THEN
 				UPDATE saas.organizations SET subscription_tier = d ->> 'plan'
@@ -142,7 +142,7 @@ BEGIN
 			INSERT INTO saas.notifications (org_id, message_ref, kind, status, last_event_at, details)
 			VALUES (p_org, d ->> 'message_id', d ->> 'template', split_part(ev.event_type, '.', 2), ev.occurred_at, d)
 			ON CONFLICT (org_id, message_ref) DO UPDATE SET
-				status = EXCLUDED.status, last_event_at = EXCLUDED.last_event_at, updated_at = now(),
+				status = EXCLUDED.status, last_event_at = EXCLUDED.last_event_at, updated_at = EXCLUDED.updated_at,
 				details = saas.notifications.details || EXCLUDED.details;
 		ELSE
 			result := 'ignored: unknown event type';

@@ -19,31 +19,49 @@ COMMENT ON FUNCTION saas._worker_incarnations() IS 'Lease owners of the worker p
 CREATE FUNCTION saas._integration_status_rows(p_org uuid)
 	RETURNS TABLE (service text, status text, last_sync timestamptz, circuit text, queued bigint,
 				   retrying bigint, dead bigint, last_error text, p50_ms integer, p95_ms integer)
-	LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
 AS $$
+BEGIN
+	-- One aggregate per table, joined to the services after: on Citus each is a plain
+	-- query on the shards (routed to one when p_org is given). EXECUTE plans it with p_org
+	-- bound, which Citus needs (it cannot plan a parameter it does not know).
+	RETURN QUERY EXECUTE $q$
+	WITH q AS (
+		SELECT j.service,
+			   count(*) FILTER (WHERE j.state IN ('available', 'running')) AS queued,
+			   count(*) FILTER (WHERE j.state = 'retryable') AS retrying,
+			   count(*) FILTER (WHERE j.state = 'dead') AS dead
+		  FROM saas.jobs j
+		 WHERE j.state <> 'succeeded' AND ($1 IS NULL OR j.org_id = $1)
+		 GROUP BY j.service),
+	s AS (
+		SELECT x.service, max(x.last_sync) AS last_sync
+		  FROM saas.sync_state x
+		 WHERE $1 IS NULL OR x.org_id = $1
+		 GROUP BY x.service),
+	e AS (
+		-- the live queue only (a succeeded job has no error)
+		SELECT DISTINCT ON (j.service) j.service, j.last_error
+		  FROM saas.jobs j
+		 WHERE $1 IS NOT NULL AND j.org_id = $1 AND j.last_error IS NOT NULL AND j.state <> 'succeeded'
+		 ORDER BY j.service, j.updated_at DESC)
 	SELECT i.service,
 		   CASE WHEN b.circuit = 'open' THEN 'DOWN'
 				WHEN b.circuit = 'half_open' OR coalesce(q.retrying, 0) > 0 THEN 'RETRYING'
 				WHEN coalesce(b.failures_1m, 0) > 0 OR coalesce(q.dead, 0) > 0 THEN 'DEGRADED'
 				ELSE 'OK' END,
-		   (SELECT max(s.last_sync) FROM saas.sync_state s
-			 WHERE s.service = i.service AND (p_org IS NULL OR s.org_id = p_org)),
+		   s.last_sync,
 		   coalesce(b.circuit, 'closed'),
 		   coalesce(q.queued, 0), coalesce(q.retrying, 0), coalesce(q.dead, 0),
-		   CASE WHEN p_org IS NULL THEN b.last_error
-				ELSE (SELECT j.last_error FROM saas.jobs j
-					   WHERE j.org_id = p_org AND j.service = i.service AND j.last_error IS NOT NULL
-						 AND j.state <> 'succeeded'	-- the live queue only (a succeeded job has none)
-					   ORDER BY j.updated_at DESC LIMIT 1) END,
+		   CASE WHEN $1 IS NULL THEN b.last_error ELSE e.last_error END,
 		   coalesce(b.p50_ms, 0), coalesce(b.p95_ms, 0)
 	  FROM saas.integrations i
 	  LEFT JOIN saas._breaker_status() b ON b.service = i.service
-	  LEFT JOIN LATERAL (
-		SELECT count(*) FILTER (WHERE j.state IN ('available', 'running')) AS queued,
-			   count(*) FILTER (WHERE j.state = 'retryable') AS retrying,
-			   count(*) FILTER (WHERE j.state = 'dead') AS dead
-		  FROM saas.jobs j
-		 WHERE j.service = i.service AND j.state <> 'succeeded' AND (p_org IS NULL OR j.org_id = p_org)) q ON true
+	  LEFT JOIN q ON q.service = i.service
+	  LEFT JOIN s ON s.service = i.service
+	  LEFT JOIN e ON e.service = i.service
+	$q$ USING p_org;
+END
 $$;
 COMMENT ON FUNCTION saas._integration_status_rows(uuid) IS 'Integration status per service; queue counts of one organization, or of all when NULL (private).';
 

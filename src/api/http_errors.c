@@ -16,6 +16,7 @@
 #include "utils/json.h"
 
 #include "pg_saas.h"
+#include "common/common.h"
 #include "api/api.h"
 
 /*
@@ -162,6 +163,39 @@ saas_http_simple_error(SaasResponse *r, int status, const char *message,
 }
 
 /*
+ * http_citus_constraint: the name of the constraint an error is about, as
+ * the table has it. Citus reports a violation on a shard with the shard's
+ * name for it ("users_org_email_key_102008") in the message only: the name
+ * is taken from the message and the shard suffix dropped, so that it maps
+ * like on a single node, and no shard name reaches a client.
+ */
+static const char *
+http_citus_constraint(ErrorData *edata)
+{
+	const char *name = edata->constraint_name;
+	char	   *copy;
+	char	   *end;
+
+	if (name == NULL && ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION &&
+		edata->message != NULL && (name = strstr(edata->message, "constraint \"")) != NULL)
+	{
+		copy = pstrdup(name + strlen("constraint \""));
+		if ((end = strchr(copy, '"')) != NULL)
+			*end = '\0';
+		name = copy;
+	}
+	if (name == NULL)
+		return NULL;
+	copy = pstrdup(name);
+	end = copy + strlen(copy);
+	while (end > copy && end[-1] >= '0' && end[-1] <= '9')
+		end--;
+	if (end > copy && end < copy + strlen(copy) && end[-1] == '_')
+		end[-1] = '\0';
+	return copy;
+}
+
+/*
  * saas_http_error_response: the answer for a caught error. Details come
  * from a JSON array in the error's DETAIL (validation), or from the name of
  * the violated constraint.
@@ -172,8 +206,23 @@ saas_http_error_response(SaasResponse *r, ErrorData *edata, const char *request_
 	int			status = saas_http_status_for_error(edata);
 	const char *details = NULL;
 	const char *message = edata->message ? edata->message : "error";
+	const char *constraint = edata->constraint_name;
+	bool		citus = saas_citus_loaded();
 	StringInfoData d;
 	int			i;
+
+	/*
+	 * Where Citus is loaded: a statement Citus cannot run (feature not
+	 * supported) is the server's failure, not the client's; and the text of
+	 * a constraint violation on a shard names the shard, so it is never
+	 * passed on (docs/scale-out.md).
+	 */
+	if (citus)
+	{
+		if (edata->sqlerrcode == ERRCODE_FEATURE_NOT_SUPPORTED)
+			status = 500;
+		constraint = http_citus_constraint(edata);
+	}
 
 	if (status == 500)
 	{
@@ -185,10 +234,10 @@ saas_http_error_response(SaasResponse *r, ErrorData *edata, const char *request_
 	}
 	if (edata->detail && edata->detail[0] == '[')
 		details = edata->detail;
-	else if (edata->constraint_name)
+	else if (constraint)
 	{
 		for (i = 0; constraint_fields[i].constraint; i++)
-			if (strcmp(constraint_fields[i].constraint, edata->constraint_name) == 0)
+			if (strcmp(constraint_fields[i].constraint, constraint) == 0)
 			{
 				initStringInfo(&d);
 				appendStringInfoString(&d, "[{\"field\":");
@@ -203,6 +252,8 @@ saas_http_error_response(SaasResponse *r, ErrorData *edata, const char *request_
 					message = "request validation failed";
 				break;
 			}
+		if (citus && details == NULL)
+			message = status == 409 ? "a resource with this value already exists" : "request validation failed";
 	}
 	else if (edata->detail)
 		message = psprintf("%s (%s)", message, edata->detail);

@@ -735,6 +735,7 @@ saas_http(PG_FUNCTION_ARGS)
 
 	nest = saas_env_push();
 	guc_save("saas.request_id", req.request_id);
+	saas_citus_propagate("saas.request_id");	/* for the audit entries written on Citus nodes */
 	addr = req_header(&req, "x-client-addr");
 	guc_save("saas.client_addr", (addr && strlen(addr) < 64 && req_sane_id(addr)) ? addr : "");
 	saas_context_clear();

@@ -66,7 +66,7 @@ static SaasPlan plan_delete = {
 static SaasPlan plan_credential_set = {
 	"INSERT INTO saas._credentials (org_id, user_id, password_hash) VALUES ($1, $2, $3)"
 	" ON CONFLICT (org_id, user_id) DO UPDATE SET password_hash = EXCLUDED.password_hash,"
-	" updated_at = now()",
+	" updated_at = EXCLUDED.updated_at",	/* the default, now(): Citus refuses now() here */
 	3, {UUIDOID, UUIDOID, TEXTOID}
 };
 

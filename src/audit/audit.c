@@ -434,6 +434,7 @@ saas_audit_trigger(PG_FUNCTION_ARGS)
 	audit_set_actor(&e);
 	e.request_id = audit_request_id();
 	e.changes = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(changes.data)));
+	e.row_change = true;
 
 	audit_keep_entry(&e);
 	return PointerGetDatum(NULL);

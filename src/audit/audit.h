@@ -52,6 +52,7 @@ typedef struct SaasAuditEntry
 	pg_uuid_t	entity_id;
 	Jsonb	   *changes;
 	const char *request_id;
+	bool		row_change;		/* made by the row trigger (not hashed: see audit_chain.c on Citus) */
 } SaasAuditEntry;
 
 /*

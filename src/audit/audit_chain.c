@@ -29,6 +29,17 @@
  * Entries are inserted as the extension owner: callers (saas_api) may only
  * read the log, and only their own organization's, as an admin.
  *
+ * On Citus (docs/scale-out.md) the log and the heads are distributed by
+ * org_id, colocated with the tenant tables, and the row triggers run on the
+ * shards and on every copy of a reference table. An organization's chain is
+ * written on the node that holds its shards of saas.audit_log and
+ * saas._audit_heads, into those shard tables themselves (the same heap
+ * reads and moves, under a chain lock that is then that node's): a row
+ * change recorded on a node that does not hold them (the other copies of a
+ * reference table) is left to the node that does, so it is recorded once.
+ * Entries that are not row changes (saas._audit_event) on such a node are
+ * refused: not yet supported.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -52,7 +63,9 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "commands/extension.h"
 #include "pg_saas.h"
+#include "common/common.h"
 #include "auth/auth.h"
 #include "audit/audit.h"
 
@@ -69,6 +82,22 @@ static SPIPlanPtr audit_plan_append = NULL;
 
 /* Advisory lock namespace of the chain locks (field4 of the lock tag; SQL's are 1 and 2). */
 #define AUDIT_LOCK_SPACE	0x5341
+
+/*
+ * Where an organization's chain is written: the tables (with their primary
+ * key indexes) and the plans that insert into them. On a single node, the
+ * tables of the extension and the kept plans; on Citus, the organization's
+ * shards on this node, and plans made for them.
+ */
+typedef struct AuditTargets
+{
+	const char *log;
+	const char *log_pkey;
+	const char *heads;
+	const char *heads_pkey;
+	SPIPlanPtr	new_head;
+	SPIPlanPtr	append;
+} AuditTargets;
 
 /* ---------------------------------------------------------------------
  * Appending to a chain
@@ -237,11 +266,12 @@ audit_read_end(const char *relname, const char *indexname, const pg_uuid_t *org_
  * on first use. Caller holds the chain lock.
  */
 static void
-audit_chain_end(const pg_uuid_t *org_id, int64 *last_seq, unsigned char *last_hash)
+audit_chain_end(const AuditTargets *t, const pg_uuid_t *org_id, int64 *last_seq,
+				unsigned char *last_hash)
 {
 	int64		head_seq;
 
-	if (!audit_read_end("_audit_heads", "audit_heads_pkey", org_id, NULL,
+	if (!audit_read_end(t->heads, t->heads_pkey, org_id, NULL,
 						"last_seq", "last_hash", last_seq, last_hash))
 	{
 		Datum		args[2];
@@ -250,11 +280,11 @@ audit_chain_end(const pg_uuid_t *org_id, int64 *last_seq, unsigned char *last_ha
 		memset(last_hash, 0, SAAS_AUDIT_HASH_LEN);
 		args[0] = UUIDPGetDatum(org_id);
 		args[1] = audit_bytea(last_hash, SAAS_AUDIT_HASH_LEN);
-		if (audit_exec_latest(audit_plan_new_head, args, NULL, 0) != SPI_OK_INSERT)
+		if (audit_exec_latest(t->new_head, args, NULL, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not create the audit chain head");
 	}
 	head_seq = *last_seq;
-	(void) audit_read_end("audit_log", "audit_log_pkey", org_id, &head_seq,
+	(void) audit_read_end(t->log, t->log_pkey, org_id, &head_seq,
 						  "seq", "hash", last_seq, last_hash);
 }
 
@@ -268,11 +298,12 @@ audit_chain_end(const pg_uuid_t *org_id, int64 *last_seq, unsigned char *last_ha
  * the chain lock.
  */
 static void
-audit_move_head(const pg_uuid_t *org_id, int64 seq, const unsigned char *hash)
+audit_move_head(const AuditTargets *t, const pg_uuid_t *org_id, int64 seq,
+				const unsigned char *hash)
 {
 	Oid			nsp = get_namespace_oid("saas", false);
-	Oid			relid = get_relname_relid("_audit_heads", nsp);
-	Oid			indexid = get_relname_relid("audit_heads_pkey", nsp);
+	Oid			relid = get_relname_relid(t->heads, nsp);
+	Oid			indexid = get_relname_relid(t->heads_pkey, nsp);
 	Relation	rel;
 	Relation	index;
 	SysScanDesc scan;
@@ -287,7 +318,7 @@ audit_move_head(const pg_uuid_t *org_id, int64 seq, const unsigned char *hash)
 				hashcol;
 
 	if (!OidIsValid(relid) || !OidIsValid(indexid))
-		elog(ERROR, "audit table saas._audit_heads or its index is missing");
+		elog(ERROR, "audit table saas.%s or its index is missing", t->heads);
 	/* A head created by this very write-out must be visible to the update. */
 	CommandCounterIncrement();
 	rel = table_open(relid, RowExclusiveLock);
@@ -328,7 +359,7 @@ audit_move_head(const pg_uuid_t *org_id, int64 seq, const unsigned char *hash)
 
 /* audit_insert_entry: insert one entry with its place in the chain. */
 static void
-audit_insert_entry(const SaasAuditEntry *e, const unsigned char *prev,
+audit_insert_entry(const AuditTargets *t, const SaasAuditEntry *e, const unsigned char *prev,
 				   const unsigned char *hash)
 {
 	Datum		args[13];
@@ -352,8 +383,72 @@ audit_insert_entry(const SaasAuditEntry *e, const unsigned char *prev,
 	args[10] = audit_text_or_null(e->request_id, &nulls[10]);
 	args[11] = audit_bytea(prev, SAAS_AUDIT_HASH_LEN);
 	args[12] = audit_bytea(hash, SAAS_AUDIT_HASH_LEN);
-	if (SPI_execute_plan(audit_plan_append, args, nulls, false, 0) != SPI_OK_INSERT)
+	if (SPI_execute_plan(t->append, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not append to the audit log");
+}
+
+/*
+ * audit_write_org: append the pending entries of one organization, in the
+ * order the changes happened, and move its head onto the last of them.
+ */
+/*
+ * audit_citus_targets: on Citus, with saas.audit_log distributed, the
+ * organization's shards of the log and the heads, when this node holds
+ * them. Returns false when Citus does not distribute the log (single-node
+ * targets stay), sets *here to whether the shards are on this node.
+ */
+static bool
+audit_citus_targets(const pg_uuid_t *org_id, AuditTargets *t, bool *here)
+{
+	static const char *sql =
+		"SELECT pg_catalog.get_shard_id_for_distribution_column('saas.audit_log'::regclass, $1),"
+		" pg_catalog.get_shard_id_for_distribution_column('saas._audit_heads'::regclass, $1)"
+		" FROM pg_catalog.pg_dist_partition WHERE logicalrelid = 'saas.audit_log'::regclass";
+	Oid			types[1] = {UUIDOID};
+	Datum		args[1];
+	bool		isnull;
+	int64		log_shard,
+				heads_shard;
+	Oid			nsp = get_namespace_oid("saas", false);
+	char		values[2][32];
+
+	*here = true;
+	if (!saas_citus_loaded() || !OidIsValid(get_extension_oid("citus", true)))
+		return false;
+	args[0] = UUIDPGetDatum(org_id);
+	if (SPI_execute_with_args(sql, 1, types, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not find the audit shards of an organization");
+	if (SPI_processed == 0)
+		return false;
+	log_shard = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	heads_shard = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	snprintf(values[0], sizeof(values[0]), INT64_FORMAT, log_shard);
+	snprintf(values[1], sizeof(values[1]), INT64_FORMAT, heads_shard);
+	t->log = psprintf("audit_log_%s", values[0]);
+	t->log_pkey = psprintf("audit_log_pkey_%s", values[0]);
+	t->heads = psprintf("_audit_heads_%s", values[1]);
+	t->heads_pkey = psprintf("audit_heads_pkey_%s", values[1]);
+	*here = OidIsValid(get_relname_relid(t->log, nsp)) && OidIsValid(get_relname_relid(t->heads, nsp));
+	if (*here)
+	{
+		Oid			head_types[2] = {UUIDOID, BYTEAOID};
+		Oid			append_types[13] = {UUIDOID, INT8OID, UUIDOID, TIMESTAMPTZOID,
+			UUIDOID, TEXTOID, TEXTOID, TEXTOID, UUIDOID, JSONBOID, TEXTOID,
+		BYTEAOID, BYTEAOID};
+
+		t->new_head = SPI_prepare(psprintf("INSERT INTO saas.%s (org_id, last_seq, last_hash) "
+										   "VALUES ($1, 0, $2) ON CONFLICT (org_id) DO NOTHING", t->heads),
+								  2, head_types);
+		t->append = SPI_prepare(psprintf("INSERT INTO saas.%s (org_id, seq, id, occurred_at, actor_id,"
+										 " actor_role, action, entity, entity_id, changes, request_id,"
+										 " prev_hash, hash) "
+										 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+										 t->log),
+								13, append_types);
+		if (t->new_head == NULL || t->append == NULL)
+			elog(ERROR, "could not prepare the audit statements of a shard");
+	}
+	return true;
 }
 
 /*
@@ -367,9 +462,27 @@ audit_write_org(const pg_uuid_t *org_id)
 	int64		seq;
 	unsigned char prev[SAAS_AUDIT_HASH_LEN];
 	unsigned char hash[SAAS_AUDIT_HASH_LEN];
+	AuditTargets t = {"audit_log", "audit_log_pkey", "_audit_heads", "audit_heads_pkey",
+	audit_plan_new_head, audit_plan_append};
+	bool		here;
 
+	if (audit_citus_targets(org_id, &t, &here) && !here)
+	{
+		/* Recorded by the node that holds the shards (see the header). */
+		foreach(lc, audit_pending)
+		{
+			SaasAuditEntry *e = &((AuditPending *) lfirst(lc))->e;
+
+			if (memcmp(e->org_id.data, org_id->data, UUID_LEN) == 0 && !e->row_change)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("audit entries of \"%s\" are not recorded on a Citus node that does not hold the organization's shards yet",
+								e->action)));
+		}
+		return;
+	}
 	audit_lock_chain(org_id);
-	audit_chain_end(org_id, &seq, prev);
+	audit_chain_end(&t, org_id, &seq, prev);
 	foreach(lc, audit_pending)
 	{
 		SaasAuditEntry *e = &((AuditPending *) lfirst(lc))->e;
@@ -378,10 +491,10 @@ audit_write_org(const pg_uuid_t *org_id)
 			continue;
 		e->seq = ++seq;
 		saas_audit_hash(prev, e, hash);
-		audit_insert_entry(e, prev, hash);
+		audit_insert_entry(&t, e, prev, hash);
 		memcpy(prev, hash, SAAS_AUDIT_HASH_LEN);
 	}
-	audit_move_head(org_id, seq, prev);
+	audit_move_head(&t, org_id, seq, prev);
 }
 
 /* audit_uuid_cmp: list_sort order of pg_uuid_t pointers. */

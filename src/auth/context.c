@@ -576,12 +576,16 @@ saas_context_require(void)
 	return &copy;
 }
 
-/* ctx_set: put a token in saas.context with the given GUC action. */
+/*
+ * ctx_set: put a token in saas.context with the given GUC action (and tell
+ * the Citus nodes of the transaction, where Citus is loaded).
+ */
 static void
 ctx_set(const char *token, GucAction action)
 {
 	(void) set_config_option("saas.context", token, PGC_USERSET, PGC_S_SESSION,
 							 action, true, 0, false);
+	saas_citus_propagate("saas.context");
 }
 
 /*
@@ -606,6 +610,7 @@ void
 saas_context_pop(int nestlevel)
 {
 	AtEOXact_GUC(true, nestlevel);
+	saas_citus_propagate("saas.context");
 }
 
 /*

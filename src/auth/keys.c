@@ -82,6 +82,7 @@ keys_load(void)
 		keys_cache = MemoryContextAllocZero(TopMemoryContext, sizeof(SaasKey) * KEYS_MAX);
 
 	saas_elevate(&elev);
+	saas_citus_nested_reads();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ret = SPI_execute("SELECT kid, secret FROM saas._signing_keys "

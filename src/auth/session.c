@@ -110,6 +110,7 @@ state_read(UserState *s)
 	PG_TRY();
 	{
 		saas_elevate(&elev);
+		saas_citus_nested_reads();
 		saas_spi_connect();
 		if (saas_exec(&plan_state, args, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 		{

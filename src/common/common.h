@@ -12,6 +12,7 @@
  *	  - util.c		constant-time compare, random bytes, HMAC-SHA256
  *	  - services.c	the external services and their indexes
  *	  - shmem.c		the shared memory registry, and the locking rules
+ *	  - citus_env.c	what changes where Citus is loaded
  *	  - worker_link.c what the extension knows of the background worker
  *
  *-------------------------------------------------------------------------
@@ -121,6 +122,11 @@ typedef struct SaasShmemModule
 
 extern void saas_shmem_register(const SaasShmemModule *module);
 extern void saas_shmem_install_hooks(void);
+
+/* citus_env.c: what pg_saas does differently where Citus is loaded (docs/scale-out.md). */
+extern bool saas_citus_loaded(void);
+extern void saas_citus_propagate(const char *name);
+extern void saas_citus_nested_reads(void);
 
 /*
  * worker_link.c: what the extension needs of its background worker, owned

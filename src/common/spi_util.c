@@ -38,10 +38,14 @@ saas_exec(SaasPlan *p, Datum *values, const char *nulls, bool read_only, long co
 		 * Generic plans: the API's statements are short index lookups whose
 		 * best plan does not depend on the values, and "$n IS NULL OR ..."
 		 * filters would otherwise make the planner re-plan on every call. The
-		 * worker's queue statements depend on the data: planned per use.
+		 * worker's queue statements depend on the data: planned per use. So
+		 * is every statement where Citus is loaded: Citus plans a statement on
+		 * distributed tables only with its parameters bound ("could not
+		 * create distributed plan" for a generic one).
 		 */
+		bool		custom = p->custom_plan || saas_citus_loaded();
 		SPIPlanPtr	plan = SPI_prepare_cursor(p->sql, p->nargs, p->types,
-											  p->custom_plan ? CURSOR_OPT_CUSTOM_PLAN :
+											  custom ? CURSOR_OPT_CUSTOM_PLAN :
 											  CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
@@ -53,7 +57,13 @@ saas_exec(SaasPlan *p, Datum *values, const char *nulls, bool read_only, long co
 	return SPI_execute_plan(p->plan, values, nulls, read_only, count);
 }
 
-/* saas_env_push: pin search_path until saas_env_pop(level). */
+/*
+ * saas_env_push: pin search_path until saas_env_pop(level). Where Citus is
+ * loaded, also run the operation's distributed statements over one
+ * connection per node: an operation reads across shards (a global email
+ * lookup) and then writes a reference table, which Citus refuses after a
+ * parallel read in the same transaction.
+ */
 int
 saas_env_push(void)
 {
@@ -66,15 +76,39 @@ saas_env_push(void)
 		(void) set_config_option("search_path", pinned,
 								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 								 true, 0, false);
+	if (saas_citus_loaded())
+		(void) set_config_option("citus.multi_shard_modify_mode", "sequential",
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
 	return nest;
 }
 
 /*
- * saas_env_pop: undo the settings saas_env_push pinned (the operation ended
- * without error; on error the (sub)transaction unwinds them).
+ * saas_env_pop: end the operation's environment. Where Citus is loaded, the
+ * Citus nodes are told the tenant context and request id now in force when
+ * they end with it (citus_env.c).
  */
 void
 saas_env_pop(int nestlevel)
 {
+	static const char *const forwarded[] = {"saas.context", "saas.request_id"};
+	char	   *before[lengthof(forwarded)] = {NULL};
+	bool		citus = saas_citus_loaded();
+	int			i;
+
+	for (i = 0; citus && i < (int) lengthof(forwarded); i++)
+	{
+		const char *v = GetConfigOption(forwarded[i], true, false);
+
+		before[i] = pstrdup(v ? v : "");
+	}
 	AtEOXact_GUC(true, nestlevel);
+	for (i = 0; citus && i < (int) lengthof(forwarded); i++)
+	{
+		const char *v = GetConfigOption(forwarded[i], true, false);
+
+		if (strcmp(v ? v : "", before[i]) != 0)
+			saas_citus_propagate(forwarded[i]);
+		pfree(before[i]);
+	}
 }

@@ -1,0 +1,68 @@
+# A throwaway Citus cluster for test/suites/80_citus.sh (sourced after scripts/cluster.sh):
+# a coordinator and two workers on free loopback ports, owned by the postgres OS user when we
+# are root, each with shared_preload_libraries = 'citus,pg_saas' (Citus must come first).
+#
+# citus_cluster_start DIR DB: sets CITUS_DIR, CITUS_DB and CITUS_PORTS (coordinator first).
+# pg_saas's background worker: on the worker nodes it is pointed at DB, where it must see that
+# it is on a worker node and wait; on the coordinator at "postgres", where pg_saas is never
+# installed, because its claims (FOR UPDATE SKIP LOCKED across the shards of saas.jobs) are not
+# routable yet (docs/scale-out.md, "Not yet"). Until DB exists, the workers' background worker
+# fails to connect and is started again (every 5 s).
+# citus_cluster_stop: stops the three servers (fast shutdown), whatever state they are in.
+
+CITUS_NODES=(coord worker1 worker2)
+
+citus_cluster_start() {
+	CITUS_DIR=$1
+	CITUS_DB=$2
+	CITUS_PORTS=()
+	mkdir -p "$CITUS_DIR"
+	chmod 755 "$CITUS_DIR"
+	cluster_chown "$CITUS_DIR"
+	local i port=57432 node worker_db
+	for i in 0 1 2; do
+		node=${CITUS_NODES[$i]}
+		port=$(cluster_free_port $((port + 1)))
+		worker_db=$CITUS_DB
+		[ "$i" -ne 0 ] || worker_db=postgres
+		cluster_init "$CITUS_DIR/$node" "$port" "$CITUS_DIR" "$worker_db" || return 1
+		# Later lines win: Citus first, and connections between nodes without TLS on loopback.
+		cat >>"$CITUS_DIR/$node/postgresql.conf" <<CONF
+shared_preload_libraries = 'citus,pg_saas'
+citus.node_conninfo = 'sslmode=disable'
+max_connections = 120
+log_min_messages = warning
+CONF
+		# Other test clusters on this machine pick ports too: one taken between the check and
+		# the start is replaced by the next free one (a later "port" line wins).
+		local try=0
+		until cluster_start "$CITUS_DIR/$node" "$CITUS_DIR/$node.log" 2>/dev/null; do
+			try=$((try + 1))
+			if [ "$try" -ge 5 ] || ! grep -q 'Address already in use' "$CITUS_DIR/$node.log"; then
+				tail -30 "$CITUS_DIR/$node.log"
+				return 1
+			fi
+			port=$(cluster_free_port $((port + 1)))
+			echo "# $node: the port was taken meanwhile; now on $port"
+			echo "port = $port" >>"$CITUS_DIR/$node/postgresql.conf"
+		done
+		CITUS_PORTS+=("$port")
+	done
+	export CITUS_DIR CITUS_DB
+}
+
+citus_cluster_stop() {
+	local node
+	for node in "${CITUS_NODES[@]}"; do
+		[ -n "${CITUS_DIR:-}" ] && cluster_stop "$CITUS_DIR/$node"
+	done
+	return 0
+}
+
+# cpsql N ARGS...: psql as postgres on node N (0 coordinator, 1 and 2 workers), database
+# CITUS_DB, unaligned tuples only, stopping at the first error.
+cpsql() {
+	local n=$1
+	shift
+	psql -X -q -At -v ON_ERROR_STOP=1 -h "$CITUS_DIR" -p "${CITUS_PORTS[$n]}" -U postgres -d "$CITUS_DB" "$@"
+}
