@@ -8,16 +8,33 @@
 EXTVERSION  = 0.1.0
 MODULE_big  = pg_saas
 MODULEDIR   = extension
-OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c bgworker/*.c)))
+# The module entry (pg_saas.c) knows both layers; src/<subsystem>/ is the
+# extension, bgworker/ the worker that uses it (README: map of the code).
+OBJS        = pg_saas.o $(patsubst %.c,%.o,$(sort $(wildcard src/*/*.c bgworker/*.c)))
 DATA        = extension/pg_saas.control
 DATA_built  = extension/pg_saas--$(EXTVERSION).sql
 EXTRA_CLEAN = $(PROGRAMS)
 
+# make installcheck: the pg_regress suite (sql/, expected/) and the isolation
+# specs (test/isolation/) through PGXS, against a running server that has
+# pg_saas in shared_preload_libraries (docs/testing.md). Each makes its own
+# database with the extension; the regress setup (sql/00_setup.sql) and the
+# first spec (00_app_role) make the roles the others act as.
+REGRESS        = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
+REGRESS_OPTS   = --load-extension=pg_saas
+ISOLATION      = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
+ISOLATION_OPTS = --inputdir=test/isolation --load-extension=pg_saas
+
 PG_CONFIG  ?= pg_config
-PG_CPPFLAGS = -Isrc -Ibgworker
+# Headers are included as "pg_saas.h", "<subsystem>/<subsystem>.h" and, in
+# bgworker/, by their bare name. Symbols are hidden unless marked PGDLLEXPORT
+# (src/pg_saas.h explains; test/suites/05_symbols.sh checks).
+PG_CPPFLAGS = -I. -Isrc -Ibgworker '-DPGDLLEXPORT=__attribute__((visibility("default")))'
+
 # -Wextra minus two checks that fire on PostgreSQL's own conventions: every V1 function
 # takes fcinfo whether it uses it or not, and plan/field tables rely on zeroed tails.
-PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
+              -fvisibility=hidden
 SHLIB_LINK  = -lcurl -largon2
 
 # The install script is assembled from extension/sql/*.sql in name order (pg_partman style).
@@ -28,7 +45,7 @@ include $(PGXS)
 
 # PGXS does not track header dependencies: every object depends on every
 # header of the extension (a struct change must rebuild its readers).
-$(OBJS): $(wildcard src/*.h bgworker/*.h)
+$(OBJS): src/pg_saas.h $(wildcard src/*/*.h bgworker/*.h)
 
 extension/pg_saas--$(EXTVERSION).sql: $(INSTALL_PARTS)
 	@echo "-- generated from extension/sql/*.sql by make; edit the parts, not this file" > $@

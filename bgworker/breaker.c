@@ -28,19 +28,24 @@
  * or that the service refused as wrong, is that request's problem: one
  * tenant's malformed external id must never open the circuit for all.
  *
- * Only the worker changes a breaker; readers (the status view) take the
- * same lock in shared mode.
+ * Only the worker changes a breaker; the locking rules are in
+ * src/common/shmem.c.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "executor/spi.h"
 
 #include "breaker.h"
 #include "metrics_shmem.h"
 #include "worker_shmem.h"
 
+/*
+ * cb_transition: move a breaker to state "to" (under the worker lock), report
+ * the transition to the caller and count it; closing starts a fresh window.
+ */
 static void
 cb_transition(SaasBreaker *b, int svc, int to, const char *reason, int64 now,
 			  CbTransition *tr, bool *transitioned)
@@ -286,6 +291,7 @@ cb_unused(int svc, int n)
 	LWLockRelease(saas_worker_lock());
 }
 
+/* cb_state: a breaker's state now (shared lock). */
 int
 cb_state(int svc)
 {
@@ -295,4 +301,24 @@ cb_state(int svc)
 	st = saas_worker_shared->breakers[svc].state;
 	LWLockRelease(saas_worker_lock());
 	return st;
+}
+
+/*
+ * cb_settings_read: a breaker's settings from a row of SPI_tuptable whose
+ * columns first .. first + CB_SETTINGS_NCOLUMNS - 1 are CB_SETTINGS_COLUMNS
+ * (the jobs' and the sync's reads of saas.integrations). The columns are
+ * NOT NULL in the table.
+ */
+void
+cb_settings_read(HeapTuple t, TupleDesc d, int first, CbSettings *s)
+{
+	bool		isnull;
+
+	s->failure_rate = DatumGetFloat8(SPI_getbinval(t, d, first, &isnull));
+	s->min_volume = DatumGetInt32(SPI_getbinval(t, d, first + 1, &isnull));
+	s->window_s = DatumGetInt32(SPI_getbinval(t, d, first + 2, &isnull));
+	s->reset_s = DatumGetInt32(SPI_getbinval(t, d, first + 3, &isnull));
+	s->probes = DatumGetInt32(SPI_getbinval(t, d, first + 4, &isnull));
+	s->consecutive = DatumGetInt32(SPI_getbinval(t, d, first + 5, &isnull));
+	s->slow_call_ms = DatumGetInt32(SPI_getbinval(t, d, first + 6, &isnull));
 }

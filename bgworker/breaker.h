@@ -8,6 +8,9 @@
 #ifndef SAAS_BREAKER_H
 #define SAAS_BREAKER_H
 
+#include "access/htup.h"
+#include "access/tupdesc.h"
+
 #include "http_client.h"
 
 typedef struct CbSettings
@@ -21,6 +24,18 @@ typedef struct CbSettings
 	int			slow_call_ms;	/* a success slower than this is a failure (0:
 								 * off) */
 } CbSettings;
+
+/*
+ * The breaker settings of saas.integrations, in the order cb_settings_read
+ * reads them: a query selects CB_SETTINGS_COLUMNS as consecutive columns.
+ */
+#define CB_SETTINGS_COLUMNS \
+	"breaker_failure_rate, breaker_min_volume, breaker_window_seconds," \
+	" breaker_reset_seconds, breaker_half_open_probes, breaker_consecutive_failures," \
+	" breaker_slow_call_ms"
+#define CB_SETTINGS_NCOLUMNS 7
+
+extern void cb_settings_read(HeapTuple t, TupleDesc d, int first, CbSettings *s);
 
 typedef struct CbTransition
 {

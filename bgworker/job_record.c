@@ -53,9 +53,9 @@
 #include "utils/timestamp.h"
 
 #include "pg_saas.h"
+#include "common/common.h"
 #include "breaker.h"
 #include "http_client.h"
-#include "spi_util.h"
 #include "worker_jobs.h"
 #include "worker_shmem.h"
 

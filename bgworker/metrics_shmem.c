@@ -24,6 +24,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "common/common.h"
 #include "metrics_shmem.h"
 #include "worker_shmem.h"
 
@@ -59,15 +60,15 @@ typedef struct SaasWorkerMetrics
 
 static SaasWorkerMetrics *wm = NULL;
 
-Size
-saas_metrics_shmem_size(void)
+static Size
+metrics_shmem_size(void)
 {
 	return MAXALIGN(sizeof(SaasWorkerMetrics));
 }
 
 /* Under AddinShmemInitLock, from the shared memory startup hook. */
-void
-saas_metrics_shmem_init(void)
+static void
+metrics_shmem_init(LWLockPadded *locks)
 {
 	bool		found;
 
@@ -84,6 +85,20 @@ saas_metrics_shmem_init(void)
 	}
 }
 
+static const SaasShmemModule metrics_shmem = {
+	"pg_saas worker metrics", metrics_shmem_size, 0, metrics_shmem_init
+};
+
+/* saas_metrics_shmem_register: from saas_worker_shmem_register. */
+void
+saas_metrics_shmem_register(void)
+{
+	saas_shmem_register(&metrics_shmem);
+}
+
+/*
+ * wm_outcome_index: the label index of a call outcome ("other" for new ones).
+ */
 static int
 wm_outcome_index(WkOutcome o)
 {
@@ -308,7 +323,7 @@ saas_worker_metrics_text(PG_FUNCTION_ARGS)
 						 "# TYPE saas_worker_wakeups_total counter\n"
 						 "saas_worker_wakeups_total " UINT64_FORMAT "\n",
 						 pg_atomic_read_u64(&saas_worker_shared->events_applied),
-						 pg_atomic_read_u64(&saas_worker_shared->wakeups));
+						 saas_worker_wakeups());
 		wm_render_calls(&out);
 		wm_render_breakers(&out);
 		wm_render_retention(&out);

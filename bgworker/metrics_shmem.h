@@ -13,6 +13,7 @@
 
 #include "postgres.h"
 
+#include "common/common.h"
 #include "http_client.h"
 
 /* What retention deletes from, in the order of the metric's labels. */
@@ -27,8 +28,7 @@ typedef enum WmPruneTable
 	WM_PRUNE_NTABLES
 } WmPruneTable;
 
-extern Size saas_metrics_shmem_size(void);
-extern void saas_metrics_shmem_init(void);
+extern void saas_metrics_shmem_register(void);
 
 /* Recording: lock-free, a no-op without shared memory. */
 extern void wm_record_call(const WkCall *c);

@@ -34,9 +34,9 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
+#include "common/common.h"
 #include "metrics_shmem.h"
 #include "retention.h"
-#include "spi_util.h"
 #include "worker_jobs.h"
 
 #define RT_JOBS_EVERY_US	(1 * USECS_PER_SEC)
@@ -97,6 +97,7 @@ static const char *const rt_activity[WM_PRUNE_NTABLES] = {
 	"pg_saas worker: pruning breaker events"
 };
 
+/* rt_define: one retention setting, in seconds; -1 keeps rows forever. */
 static void
 rt_define(const char *name, const char *desc, int *var, int def)
 {
@@ -137,6 +138,7 @@ saas_retention_define_gucs(void)
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 }
 
+/* rt_keep_s: how long rows of a pruned table are kept (its setting). */
 static int
 rt_keep_s(WmPruneTable t)
 {

@@ -13,10 +13,12 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "common/common.h"
 #include "worker_shmem.h"
 
 PG_FUNCTION_INFO_V1(saas_breaker_status);
 
+/* cmp_u32: qsort order of latency samples, for the percentiles. */
 static int
 cmp_u32(const void *a, const void *b)
 {

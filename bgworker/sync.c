@@ -47,10 +47,10 @@
 #include "utils/timestamp.h"
 
 #include "pg_saas.h"
+#include "common/common.h"
+#include "auth/auth.h"
 #include "breaker.h"
 #include "http_client.h"
-#include "jwt.h"
-#include "spi_util.h"
 #include "worker_jobs.h"
 #include "worker_shmem.h"
 
@@ -152,9 +152,7 @@ sync_has_more(const char *page, int len)
 static SaasPlan plan_due = {
 	"SELECT o.id, coalesce(o.external_ids ->> 'user_service', o.id::text),"
 	" to_char(s.cursor_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), i.base_url, i.timeout_ms,"
-	" i.breaker_failure_rate, i.breaker_min_volume, i.breaker_window_seconds,"
-	" i.breaker_reset_seconds, i.breaker_half_open_probes, i.sync_interval_seconds,"
-	" i.breaker_consecutive_failures, i.breaker_slow_call_ms"
+	" i.sync_interval_seconds, " CB_SETTINGS_COLUMNS
 	" FROM saas.organizations o CROSS JOIN saas.integrations i"
 	" LEFT JOIN saas.sync_state s ON s.org_id = o.id AND s.service = i.service"
 	" WHERE i.service = 'user-service' AND i.enabled"
@@ -416,14 +414,8 @@ sync_begin_round(int64 now)
 				o->since = MemoryContextStrdup(sync_cxt, since);
 			o->base_url = MemoryContextStrdup(sync_cxt, SPI_getvalue(t, d, 4));
 			o->timeout_ms = DatumGetInt32(SPI_getbinval(t, d, 5, &isnull));
-			o->cb.failure_rate = DatumGetFloat8(SPI_getbinval(t, d, 6, &isnull));
-			o->cb.min_volume = DatumGetInt32(SPI_getbinval(t, d, 7, &isnull));
-			o->cb.window_s = DatumGetInt32(SPI_getbinval(t, d, 8, &isnull));
-			o->cb.reset_s = DatumGetInt32(SPI_getbinval(t, d, 9, &isnull));
-			o->cb.probes = DatumGetInt32(SPI_getbinval(t, d, 10, &isnull));
-			o->interval_s = DatumGetInt32(SPI_getbinval(t, d, 11, &isnull));
-			o->cb.consecutive = DatumGetInt32(SPI_getbinval(t, d, 12, &isnull));
-			o->cb.slow_call_ms = DatumGetInt32(SPI_getbinval(t, d, 13, &isnull));
+			o->interval_s = DatumGetInt32(SPI_getbinval(t, d, 6, &isnull));
+			cb_settings_read(t, d, 7, &o->cb);
 			o->page = 1;
 		}
 		round_extension = get_extension_oid("pg_saas", true);

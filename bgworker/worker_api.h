@@ -1,8 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * worker_api.h
- *	  What the rest of the extension needs from the background worker:
- *	  registration, shared memory, waking it at commit, and breaker state.
+ *	  What the background worker offers the module entry (../pg_saas.c):
+ *	  registering its shared memory and itself; and what bgworker/ files
+ *	  share about breaker states. The worker uses the extension's
+ *	  interfaces (src/); nothing in src/ includes this file.
  *
  *-------------------------------------------------------------------------
  */
@@ -11,17 +13,11 @@
 
 #include "postgres.h"
 
-#define SAAS_NSERVICES 3
-
-extern const char *const saas_service_names[SAAS_NSERVICES];
-extern int	saas_service_index(const char *service);
+#include "common/common.h"
 
 extern void saas_worker_define_gucs(void);
 extern void saas_worker_register(void);
-extern Size saas_worker_shmem_size(void);
-extern void saas_worker_shmem_init(void);
-extern void saas_worker_wake_at_commit(void);
-extern bool saas_worker_running(void);
+extern void saas_worker_shmem_register(void);
 
 /* Circuit breaker states, as stored in shared memory. */
 #define CB_CLOSED		0

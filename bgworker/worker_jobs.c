@@ -50,9 +50,10 @@
 #include "utils/timestamp.h"
 
 #include "pg_saas.h"
+#include "common/common.h"
+#include "auth/auth.h"
 #include "breaker.h"
 #include "http_client.h"
-#include "spi_util.h"
 #include "worker_jobs.h"
 #include "worker_shmem.h"
 
@@ -118,9 +119,8 @@ static SaasPlan plan_take_over = {
 
 static SaasPlan plan_settings = {
 	"SELECT service, base_url, timeout_ms, max_in_flight, max_retries, backoff_multiplier,"
-	" base_backoff_ms, max_backoff_seconds, breaker_failure_rate, breaker_min_volume,"
-	" breaker_window_seconds, breaker_reset_seconds, breaker_half_open_probes, enabled,"
-	" retry_window_seconds, breaker_consecutive_failures, breaker_slow_call_ms"
+	" base_backoff_ms, max_backoff_seconds, enabled, retry_window_seconds, "
+	CB_SETTINGS_COLUMNS
 	" FROM saas.integrations",
 	0, {0}
 };
@@ -339,15 +339,9 @@ wk_load_settings(void)
 		w->multiplier = DatumGetFloat8(SPI_getbinval(t, d, 6, &isnull));
 		w->base_backoff_ms = DatumGetInt32(SPI_getbinval(t, d, 7, &isnull));
 		w->max_backoff_s = DatumGetInt32(SPI_getbinval(t, d, 8, &isnull));
-		w->cb.failure_rate = DatumGetFloat8(SPI_getbinval(t, d, 9, &isnull));
-		w->cb.min_volume = DatumGetInt32(SPI_getbinval(t, d, 10, &isnull));
-		w->cb.window_s = DatumGetInt32(SPI_getbinval(t, d, 11, &isnull));
-		w->cb.reset_s = DatumGetInt32(SPI_getbinval(t, d, 12, &isnull));
-		w->cb.probes = DatumGetInt32(SPI_getbinval(t, d, 13, &isnull));
-		w->enabled = DatumGetBool(SPI_getbinval(t, d, 14, &isnull));
-		w->retry_window_s = DatumGetInt32(SPI_getbinval(t, d, 15, &isnull));
-		w->cb.consecutive = DatumGetInt32(SPI_getbinval(t, d, 16, &isnull));
-		w->cb.slow_call_ms = DatumGetInt32(SPI_getbinval(t, d, 17, &isnull));
+		w->enabled = DatumGetBool(SPI_getbinval(t, d, 9, &isnull));
+		w->retry_window_s = DatumGetInt32(SPI_getbinval(t, d, 10, &isnull));
+		cb_settings_read(t, d, 11, &w->cb);
 		w->present = true;
 	}
 }

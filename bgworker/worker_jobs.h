@@ -13,6 +13,7 @@
 #include "datatype/timestamp.h"
 #include "utils/uuid.h"
 
+#include "common/common.h"
 #include "breaker.h"
 #include "http_client.h"
 #include "worker_api.h"

@@ -145,6 +145,7 @@ wk_detach(int code, Datum arg)
 {
 	SaasWorkerSlot *me = &saas_worker_shared->procs[wk_slot];
 
+	saas_worker_link_detach(wk_slot);
 	LWLockAcquire(saas_worker_lock(), LW_EXCLUSIVE);
 	if (me->pid == MyProcPid)
 	{
@@ -346,6 +347,11 @@ wk_step_wait(long wait_ms)
 						 wait_ms, PG_WAIT_EXTENSION);
 }
 
+/*
+ * saas_worker_main: every worker process's entry point (exported: the
+ * postmaster finds it by name; arg is the slot). Announces itself, then
+ * loops as the file's header says, sleeping on its latch between rounds.
+ */
 void
 saas_worker_main(Datum arg)
 {
@@ -370,9 +376,9 @@ saas_worker_main(Datum arg)
 		wk_incarnation = ((int64) MyProcPid << 32) ^ GetCurrentTimestamp();
 	LWLockAcquire(saas_worker_lock(), LW_EXCLUSIVE);
 	saas_worker_shared->procs[wk_slot].pid = MyProcPid;
-	saas_worker_shared->procs[wk_slot].pgprocno = MyProc->pgprocno;
 	saas_worker_shared->procs[wk_slot].incarnation = wk_incarnation;
 	LWLockRelease(saas_worker_lock());
+	saas_worker_link_attach(wk_slot);
 	before_shmem_exit(wk_detach, (Datum) 0);
 
 	wk_http_init();

@@ -1,126 +1,71 @@
 /*-------------------------------------------------------------------------
  *
  * worker_shmem.c
- *	  The worker's shared state, and waking the worker when a transaction
- *	  that gave it work commits (instead of polling).
+ *	  The worker's shared state (breakers, counters), registered with the
+ *	  extension's shared memory registry under the "pg_saas worker" LWLock
+ *	  tranche.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/xact.h"
-#include "miscadmin.h"
-#include "storage/latch.h"
-#include "storage/proc.h"
 #include "storage/shmem.h"
 
-#include "shmem.h"
 #include "worker_shmem.h"
 
 SaasWorkerShared *saas_worker_shared = NULL;
+static LWLock *worker_lock = NULL;
 
-const char *const saas_service_names[SAAS_NSERVICES] = {
-	"user-service", "payment-service", "communication-service"
-};
-
-static bool wake_registered = false;
-static bool wake_pending = false;
-
-int
-saas_service_index(const char *service)
-{
-	int			i;
-
-	for (i = 0; i < SAAS_NSERVICES; i++)
-		if (strcmp(saas_service_names[i], service) == 0)
-			return i;
-	return -1;
-}
-
+/* saas_breaker_state_name: a breaker state as the status view and logs spell it. */
 const char *
 saas_breaker_state_name(int state)
 {
 	return state == CB_OPEN ? "open" : state == CB_HALF_OPEN ? "half_open" : "closed";
 }
 
-Size
-saas_worker_shmem_size(void)
+static Size
+worker_shmem_size(void)
 {
 	return MAXALIGN(sizeof(SaasWorkerShared));
 }
 
-void
-saas_worker_shmem_init(void)
+/* worker_shmem_init: create or attach the breakers (shared memory registry). */
+static void
+worker_shmem_init(LWLockPadded *locks)
 {
 	bool		found;
 
+	worker_lock = &locks[0].lock;
 	saas_worker_shared = ShmemInitStruct("pg_saas worker", sizeof(SaasWorkerShared), &found);
 	if (!found)
 	{
 		memset(saas_worker_shared, 0, sizeof(SaasWorkerShared));
-		pg_atomic_init_u64(&saas_worker_shared->wakeups, 0);
 		pg_atomic_init_u64(&saas_worker_shared->calls, 0);
 		pg_atomic_init_u64(&saas_worker_shared->events_applied, 0);
 	}
 }
 
-LWLock *
-saas_worker_lock(void)
+static const SaasShmemModule worker_shmem = {
+	"pg_saas worker", worker_shmem_size, 1, worker_shmem_init
+};
+
+/*
+ * saas_worker_shmem_register: from _PG_init (preload only): the worker's
+ * state, its metrics, and the extension's link to it.
+ */
+void
+saas_worker_shmem_register(void)
 {
-	return &saas_lwlocks()[SAAS_RL_PARTITIONS].lock;
-}
-
-/* saas_worker_running: whether the main worker (slot 0) is up. */
-bool
-saas_worker_running(void)
-{
-	return saas_worker_shared != NULL && saas_worker_shared->procs[0].pid != 0;
-}
-
-/* worker_set_latch: wake every worker process there is. */
-static void
-worker_set_latch(void)
-{
-	int			i;
-
-	if (saas_worker_shared == NULL)
-		return;
-	for (i = 0; i < WK_MAX_PROCS; i++)
-	{
-		int			procno = saas_worker_shared->procs[i].pgprocno;
-
-		if (saas_worker_shared->procs[i].pid != 0 &&
-			procno >= 0 && procno < (int) ProcGlobal->allProcCount)
-			SetLatch(&ProcGlobal->allProcs[procno].procLatch);
-	}
-	pg_atomic_fetch_add_u64(&saas_worker_shared->wakeups, 1);
-}
-
-static void
-worker_xact_callback(XactEvent event, void *arg)
-{
-	if (!wake_pending)
-		return;
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
-	{
-		wake_pending = false;
-		worker_set_latch();
-	}
-	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		wake_pending = false;
+	saas_shmem_register(&worker_shmem);
+	saas_metrics_shmem_register();
+	saas_worker_link_register();
 }
 
 /*
- * saas_worker_wake_at_commit: the current transaction gave the worker
- * work; wake it once the work is visible (after commit), not before.
+ * saas_worker_lock: the "pg_saas worker" LWLock (rules in src/common/shmem.c).
  */
-void
-saas_worker_wake_at_commit(void)
+LWLock *
+saas_worker_lock(void)
 {
-	if (!wake_registered)
-	{
-		RegisterXactCallback(worker_xact_callback, NULL);
-		wake_registered = true;
-	}
-	wake_pending = true;
+	return worker_lock;
 }

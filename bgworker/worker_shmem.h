@@ -1,14 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * worker_shmem.h
- *	  The worker's shared state: who it is (to wake it), and one circuit
- *	  breaker per service with its rolling window and latency samples.
+ *	  The worker's shared state: its processes' incarnations, call counters,
+ *	  and one circuit breaker per service with its rolling window and
+ *	  latency samples. Whom to wake is the extension's
+ *	  (common/worker_link.c).
  *
- * Locking: everything below is guarded by the LWLock at index
- * SAAS_RL_PARTITIONS of the pg_saas tranche. Only the worker processes
- * write the breakers; backends read them for the status view. A slot's
- * pgprocno is an index into ProcGlobal (shared), never a pointer of one
- * process.
+ * Locking: saas_worker_lock(), the "pg_saas worker" tranche; the rules are
+ * in src/common/shmem.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,6 +17,8 @@
 #include "port/atomics.h"
 #include "storage/lwlock.h"
 
+#include "common/common.h"
+#include "metrics_shmem.h"
 #include "worker_api.h"
 
 #define CB_BUCKETS		120		/* one per second: windows up to two minutes */
@@ -42,21 +43,23 @@ typedef struct SaasBreaker
 	int			consecutive_failures;	/* failures since the last success */
 } SaasBreaker;
 
-/* Most worker processes saas.worker_processes may ask for. */
-#define WK_MAX_PROCS	8
+/* Most worker processes saas.worker_processes may ask for (the link's slots). */
+#define WK_MAX_PROCS	SAAS_WORKER_MAX_PROCS
 
-/* One worker process: slot 0 is the main worker, the others drain the queue too. */
+/*
+ * One worker process: slot 0 is the main worker, the others drain the queue
+ * too. Whom to wake is in the extension's link (common/worker_link.c);
+ * this is what the take-over needs: which lease owners are alive.
+ */
 typedef struct SaasWorkerSlot
 {
 	int			pid;			/* 0: not running */
-	int			pgprocno;
 	int64		incarnation;	/* lease_owner of the jobs it claims */
 } SaasWorkerSlot;
 
 typedef struct SaasWorkerShared
 {
 	SaasWorkerSlot procs[WK_MAX_PROCS];
-	pg_atomic_uint64 wakeups;
 	pg_atomic_uint64 calls;
 	pg_atomic_uint64 events_applied;
 	SaasBreaker breakers[SAAS_NSERVICES];

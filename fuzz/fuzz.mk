@@ -36,26 +36,27 @@ fuzz/bin/fuzz_relay_request: fuzz/fuzz_relay_request.c $(SHIM_SRCS) $(SHIM_HDRS)
 # (PostgreSQL was built with gcc: clang does not know its gnu_printf format attribute)
 FUZZ_PG_FLAGS = -I$(shell $(PG_CONFIG) --includedir-server) -Isrc -Ibgworker -Ifuzz -Wno-ignored-attributes
 FUZZ_PG_LIBS  = -L$(shell $(PG_CONFIG) --pkglibdir) -lpgcommon -lpgport -lssl -lcrypto -lm
-FUZZ_PG_DEPS  = fuzz/pg_stub.c fuzz/pg_stub.h src/pg_saas.h fuzz/fuzz.mk
+FUZZ_PG_DEPS  = fuzz/pg_stub.c fuzz/pg_stub.h src/pg_saas.h src/common/common.h src/auth/auth.h \
+                src/ingest/ingest.h fuzz/fuzz.mk
+FUZZ_JWT_SRCS = src/auth/jwt_parse.c src/common/json_strict.c src/common/base64url.c src/common/util.c
 
-fuzz/bin/fuzz_base64url: fuzz/fuzz_base64url.c src/base64url.c src/base64url.h $(FUZZ_PG_DEPS)
+fuzz/bin/fuzz_base64url: fuzz/fuzz_base64url.c src/common/base64url.c $(FUZZ_PG_DEPS)
 	@mkdir -p fuzz/bin
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_PG_FLAGS) -o $@ $< src/base64url.c fuzz/pg_stub.c $(FUZZ_PG_LIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_PG_FLAGS) -o $@ $< src/common/base64url.c fuzz/pg_stub.c $(FUZZ_PG_LIBS)
 
-fuzz/bin/fuzz_jwt: fuzz/fuzz_jwt.c src/jwt_parse.c src/base64url.c src/util.c src/jwt.h $(FUZZ_PG_DEPS)
+fuzz/bin/fuzz_jwt: fuzz/fuzz_jwt.c $(FUZZ_JWT_SRCS) $(FUZZ_PG_DEPS)
 	@mkdir -p fuzz/bin
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_PG_FLAGS) -o $@ $< src/jwt_parse.c src/base64url.c src/util.c \
-		fuzz/pg_stub.c $(FUZZ_PG_LIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_PG_FLAGS) -o $@ $< $(FUZZ_JWT_SRCS) fuzz/pg_stub.c $(FUZZ_PG_LIBS)
 
-fuzz/bin/fuzz_webhook_sig: fuzz/fuzz_webhook_sig.c src/webhook_sig.c src/util.c src/webhook_sig.h $(FUZZ_PG_DEPS)
+fuzz/bin/fuzz_webhook_sig: fuzz/fuzz_webhook_sig.c src/ingest/webhook_sig.c src/common/util.c $(FUZZ_PG_DEPS)
 	@mkdir -p fuzz/bin
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_PG_FLAGS) -o $@ $< src/webhook_sig.c src/util.c fuzz/pg_stub.c \
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_PG_FLAGS) -o $@ $< src/ingest/webhook_sig.c src/common/util.c fuzz/pg_stub.c \
 		$(FUZZ_PG_LIBS)
 
-fuzz/bin/fuzz_webhook_body: fuzz/fuzz_webhook_body.c src/jwt_parse.c src/base64url.c src/util.c $(FUZZ_PG_DEPS)
+fuzz/bin/fuzz_webhook_body: fuzz/fuzz_webhook_body.c src/common/json_strict.c $(FUZZ_PG_DEPS)
 	@mkdir -p fuzz/bin
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_PG_FLAGS) $(SIM_CPPFLAGS) -o $@ $< src/jwt_parse.c src/base64url.c \
-		src/util.c fuzz/pg_stub.c $(FUZZ_PG_LIBS) $(shell pkg-config --libs jansson)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_PG_FLAGS) $(SIM_CPPFLAGS) -o $@ $< src/common/json_strict.c \
+		fuzz/pg_stub.c $(FUZZ_PG_LIBS) $(shell pkg-config --libs jansson)
 
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_BINS)

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * fuzz_base64url.c
- *	  libFuzzer target: strict base64url (src/base64url.c).
+ *	  libFuzzer target: strict base64url (src/common/base64url.c).
  *
  * Strictness means every byte string has one encoding, so the oracles
  * are: what decodes re-encodes to exactly the input, and what is encoded
@@ -11,7 +11,8 @@
  */
 #include "postgres.h"
 
-#include "base64url.h"
+#include "pg_saas.h"
+#include "common/common.h"
 #include "pg_stub.h"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * fuzz_jwt.c
- *	  libFuzzer target: the JWT parser (src/jwt_parse.c): split, header and
+ *	  libFuzzer target: the JWT parser (src/auth/jwt_parse.c): split, header and
  *	  payload decoding, strict JSON, and the HS256 signature check.
  *
  * Even first bytes: the rest is a token as a client presents it; whatever
@@ -16,7 +16,9 @@
  */
 #include "postgres.h"
 
-#include "jwt.h"
+#include "pg_saas.h"
+#include "common/common.h"
+#include "auth/auth.h"
 #include "pg_stub.h"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -56,7 +58,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		saas_b64url_encode((const unsigned char *) header, sizeof(header) - 1, &tok);
 		appendStringInfoChar(&tok, '.');
 		saas_b64url_encode((const unsigned char *) text, strlen(text), &tok);
-		saas_jwt_hmac_sha256(fuzz_key, sizeof(fuzz_key) - 1, tok.data, tok.len, mac);
+		saas_hmac_sha256(fuzz_key, sizeof(fuzz_key) - 1, tok.data, tok.len, mac);
 		appendStringInfoChar(&tok, '.');
 		saas_b64url_encode(mac, SAAS_JWT_SIG_LEN, &tok);
 		if (tok.len <= SAAS_JWT_MAX_LEN)

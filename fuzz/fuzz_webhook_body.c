@@ -2,8 +2,8 @@
  *
  * fuzz_webhook_body.c
  *	  libFuzzer target: the strict JSON gate of webhook and API bodies
- *	  (saas_json_valid_strict, src/jwt_parse.c), the first code that reads
- *	  a webhook body, before the event schema (src/event_schema.c, which
+ *	  (saas_json_valid_strict, src/common/json_strict.c), the first code that reads
+ *	  a webhook body, before the event schema (src/ingest/event_schema.c, which
  *	  works on the jsonb this gate lets through).
  *
  * It must answer, never raise or crash, and never accept what is not JSON:
@@ -17,7 +17,8 @@
 
 #include <jansson.h>
 
-#include "jwt.h"
+#include "pg_saas.h"
+#include "common/common.h"
 #include "pg_stub.h"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

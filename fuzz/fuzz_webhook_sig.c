@@ -2,7 +2,7 @@
  *
  * fuzz_webhook_sig.c
  *	  libFuzzer target: the Standard Webhooks signature check
- *	  (src/webhook_sig.c).
+ *	  (src/ingest/webhook_sig.c).
  *
  * The input is split at newlines into webhook-id, webhook-timestamp,
  * webhook-signature and the body.  The check must return or raise
@@ -19,7 +19,7 @@
 
 #include "pg_saas.h"
 #include "pg_stub.h"
-#include "webhook_sig.h"
+#include "ingest/ingest.h"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -444,3 +444,10 @@ UPDATE saas.jobs SET state = 'dead', attempt = 6 WHERE id = :'other_job';
 SELECT saas.retry_job(:'other_job') - 'id' AS owner_retry;
 -- Unchanged by the refused attempts.
 SELECT state, attempt FROM saas.jobs WHERE id = :'retryable_job';
+
+-- One name per service: saas.integrations is the source. The C code's list of
+-- services (the breakers' slots) agrees with it, and a job names a service of it.
+SELECT (SELECT array_agg(service ORDER BY service) FROM saas._breaker_status())
+     = (SELECT array_agg(service ORDER BY service) FROM saas.integrations) AS c_list_matches_table;
+SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+ WHERE conrelid = 'saas.jobs'::regclass AND conname LIKE '%service%';

@@ -1,8 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * pg_saas.h
- *	  Declarations shared across the pg_saas extension: settings, the tenant
- *	  context, identity elevation, and the SQLSTATEs that carry HTTP meaning.
+ *	  What every part of pg_saas shares: the settings (saas.* GUCs, defined
+ *	  in the module entry ../pg_saas.c), the SQLSTATEs that carry HTTP
+ *	  meaning, the application roles, and which symbols the library exports.
+ *
+ *	  Each subsystem has one header that is its interface, included as
+ *	  "folder/folder.h": common/common.h, auth/auth.h, audit/audit.h,
+ *	  ratelimit/ratelimit.h, ingest/ingest.h, api/api.h. The background
+ *	  worker (bgworker/) uses them; nothing in src/ includes bgworker/.
  *
  *-------------------------------------------------------------------------
  */
@@ -10,8 +16,32 @@
 #define PG_SAAS_H
 
 #include "postgres.h"
-#include "utils/jsonb.h"
-#include "utils/uuid.h"
+#include "fmgr.h"
+
+/*
+ * Symbols: the library is built with -fvisibility=hidden, because PostgreSQL
+ * loads it with RTLD_GLOBAL and every global symbol would otherwise join the
+ * server's namespace. Exported are only what the server looks up with
+ * dlsym: Pg_magic_func, _PG_init, the V1 functions and their pg_finfo_
+ * records, and the worker's entry point. The Makefile defines PGDLLEXPORT
+ * (empty in PostgreSQL 15 on Linux) as default visibility, which covers
+ * Pg_magic_func and pg_finfo_*; PG_FUNCTION_INFO_V1 is redefined below as
+ * PostgreSQL 16 defines it, so that the function itself is exported too
+ * (every file with V1 functions includes this header, through its folder's
+ * header); _PG_init and saas_worker_main are declared PGDLLEXPORT where they
+ * are defined. test/suites/05_symbols.sh checks the result with nm.
+ */
+#undef PG_FUNCTION_INFO_V1
+#define PG_FUNCTION_INFO_V1(funcname) \
+extern PGDLLEXPORT Datum funcname(PG_FUNCTION_ARGS); \
+extern PGDLLEXPORT const Pg_finfo_record * CppConcat(pg_finfo_,funcname)(void); \
+const Pg_finfo_record * \
+CppConcat(pg_finfo_,funcname) (void) \
+{ \
+	static const Pg_finfo_record my_finfo = { 1 }; \
+	return &my_finfo; \
+} \
+extern int no_such_variable
 
 /*
  * Custom SQLSTATE class "SA": the last three characters are the HTTP status
@@ -34,7 +64,7 @@
 #define SAAS_ROLE_ADMIN			"admin"
 #define SAAS_ROLE_USER			"user"
 
-/* Settings (pg_saas.c). */
+/* Settings (the module entry, ../pg_saas.c). */
 extern char *saas_jwt_issuer;
 extern char *saas_jwt_audience;
 extern int	saas_jwt_leeway_s;
@@ -43,77 +73,5 @@ extern int	saas_max_body_bytes;
 extern char *saas_database;
 extern int	saas_argon2_memory_kib;
 extern int	saas_argon2_iterations;
-
-/*
- * The tenant context: who is acting, for which organization. "trusted" marks
- * a context that C code of this extension set for its own work (registration,
- * the worker), as opposed to one verified from a token.
- */
-typedef struct SaasContext
-{
-	bool		valid;
-	bool		trusted;
-	pg_uuid_t	org_id;
-	pg_uuid_t	user_id;
-	char		role[16];
-	char		actor[40];		/* trusted only: e.g. "service:user-service" */
-} SaasContext;
-
-/* context.c */
-extern const SaasContext *saas_context_get(void);
-extern const SaasContext *saas_context_require(void);
-extern int	saas_context_push_trusted(const pg_uuid_t *org_id,
-									  const pg_uuid_t *user_id,
-									  const char *role);
-extern void saas_context_pop(int nestlevel);
-extern void saas_context_init(void);
-extern Jsonb *saas_context_adopt(const char *token, int action, bool want_claims);
-extern void saas_context_clear(void);
-extern int	saas_context_push_service(const pg_uuid_t *org_id, const char *service);
-extern bool saas_context_token(char *jti, int64 *exp);
-
-/* keys.c: signing keys cached per backend, invalidated when the table changes. */
-typedef struct SaasKey
-{
-	char		kid[65];
-	unsigned char secret[256];
-	int			secret_len;
-} SaasKey;
-extern uint64 saas_keys_generation;
-extern const SaasKey *saas_keys_find(const char *kid);
-extern const SaasKey *saas_keys_signer(void);
-extern void saas_keys_init(void);
-typedef struct SaasTokenClaims
-{
-	const pg_uuid_t *user_id;
-	const pg_uuid_t *org_id;
-	const char *role;
-	int			ttl_s;
-	bool		trusted;		/* the extension's own short token */
-	int64		gen;			/* the user's session generation */
-	const char *actor;			/* trusted only: who acts, or NULL */
-} SaasTokenClaims;
-extern char *saas_token_issue(const SaasTokenClaims *tc);
-
-/* identity.c: act as the extension's owner for private tables. */
-typedef struct SaasElevation
-{
-	Oid			save_userid;
-	int			save_sec_context;
-	int			guc_nest;		/* search_path pinned for the elevated step */
-} SaasElevation;
-extern Oid	saas_extension_owner(void);
-extern void saas_elevate(SaasElevation *e);
-extern void saas_unelevate(const SaasElevation *e);
-extern bool saas_invoker_privileged(void);
-
-/* uuid.c */
-extern void saas_uuid_v7(pg_uuid_t *out);
-extern void saas_uuid_to_cstr(const pg_uuid_t *u, char *buf /* 37 bytes */ );
-extern bool saas_uuid_from_cstr(const char *s, pg_uuid_t *out);
-
-/* util.c */
-extern bool saas_timingsafe_eq(const void *a, const void *b, size_t len);
-extern void saas_random_bytes(void *buf, size_t len);
 
 #endif							/* PG_SAAS_H */

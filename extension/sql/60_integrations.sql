@@ -30,6 +30,8 @@ CREATE TABLE saas.integrations (
 	enabled						boolean		NOT NULL DEFAULT true,
 	CONSTRAINT integrations_pkey PRIMARY KEY (service),
 	CONSTRAINT integrations_ref_key_key UNIQUE (ref_key),
+	-- The services the C code keeps shared memory slots for (src/common/services.c);
+	-- every other column that names a service references this table.
 	CONSTRAINT integrations_service_check CHECK (service IN ('user-service', 'payment-service', 'communication-service')),
 	CONSTRAINT integrations_secret_check CHECK (webhook_secret LIKE 'whsec\_%'),
 	CONSTRAINT integrations_retry_check CHECK (max_retries BETWEEN 0 AND 100 AND backoff_multiplier >= 1
@@ -164,7 +166,7 @@ CREATE TABLE saas.jobs (
 	-- No foreign key to organizations: the calls that clean up after a deleted
 	-- organization (70_jobs.sql, organizations_outbound) must outlive its row.
 	CONSTRAINT jobs_state_check CHECK (state IN ('available', 'running', 'retryable', 'succeeded', 'dead')),
-	CONSTRAINT jobs_service_check CHECK (service IN ('user-service', 'payment-service', 'communication-service'))
+	CONSTRAINT jobs_service_fkey FOREIGN KEY (service) REFERENCES saas.integrations (service)
 );
 -- The claim reads one service's due jobs in run_at order.
 CREATE INDEX jobs_due_idx ON saas.jobs (service, run_at) WHERE state IN ('available', 'retryable');

@@ -71,8 +71,10 @@ my $before = scalar(acked());
 $node->stop('immediate');
 note("stopped in immediate mode after $before acknowledged deliveries");
 Time::HiRes::sleep(1.5);
-$node->start;
-ok(1, 'PostgreSQL starts again (crash recovery)');
+# fail_ok: a failed restart is this test's failure, not a die that skips the rest.
+my $restarted = $node->start(fail_ok => 1);
+ok($restarted && (qtry($node, q{SELECT NOT pg_is_in_recovery()}) // '') eq 't',
+	'PostgreSQL starts again (crash recovery) and is out of recovery');
 
 waitpid($child, 0);
 is($?, 0, 'the sender finished');

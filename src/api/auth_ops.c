@@ -1,0 +1,424 @@
+/*-------------------------------------------------------------------------
+ *
+ * auth_ops.c
+ *	  Registration (a new organization with the caller as its admin) and
+ *	  login (email and password for a token).
+ *
+ * Both run before any context exists. Registration acts under a trusted
+ * context for the organization it creates; login reads users and
+ * credentials across organizations as the extension owner, and costs one
+ * argon2id verification whether or not the email exists.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+#include "common/common.h"
+#include "auth/auth.h"
+#include "api/api.h"
+
+
+/* Registrations of one email are serialized, so "already registered" is exact. */
+static SaasPlan plan_email_lock = {
+	"SELECT pg_advisory_xact_lock(hashtextextended('saas.register:' || lower($1), 0))",
+	1, {TEXTOID}
+};
+
+static SaasPlan plan_email_exists = {
+	"SELECT 1 FROM saas.users WHERE email = lower($1) LIMIT 1",
+	1, {TEXTOID}
+};
+
+static SaasPlan plan_org_insert = {
+	"INSERT INTO saas.organizations (id, name, slug) VALUES ($1, $2, $3)"
+	" ON CONFLICT (slug) DO NOTHING RETURNING " ORG_COLUMNS,
+	3, {UUIDOID, TEXTOID, TEXTOID}
+};
+
+static SaasPlan plan_user_insert = {
+	"INSERT INTO saas.users (org_id, id, email, first_name, last_name, role)"
+	" VALUES ($1, $2, lower($3), $4, $5, 'admin') RETURNING " USER_COLUMNS,
+	5, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID}
+};
+
+/*
+ * Login candidates: the accounts with this email, oldest first (a copy made
+ * later by another tenant's admin cannot push the real owner out), at most
+ * LOGIN_CANDIDATES of them.
+ */
+#define LOGIN_CANDIDATES 3
+static SaasPlan plan_login_lookup = {
+	"SELECT u.org_id, u.id, u.role, u.status, o.status AS org_status, c.password_hash,"
+	" coalesce(s.generation, 0)"
+	" FROM saas.users u JOIN saas.organizations o ON o.id = u.org_id"
+	" LEFT JOIN saas._credentials c ON c.org_id = u.org_id AND c.user_id = u.id"
+	" LEFT JOIN saas._sessions s ON s.org_id = u.org_id AND s.user_id = u.id"
+	" WHERE u.email = lower($1) AND ($2::text IS NULL OR o.slug = $2)"
+	" ORDER BY u.created_at, u.org_id, u.id LIMIT " CppAsString2(LOGIN_CANDIDATES),
+	2, {TEXTOID, TEXTOID}
+};
+
+static SaasPlan plan_revoke = {
+	"INSERT INTO saas._revoked_tokens (org_id, user_id, jti, expires_at)"
+	" VALUES ($1, $2, $3, to_timestamp($4) + make_interval(secs => $5)) ON CONFLICT DO NOTHING",
+	5, {UUIDOID, UUIDOID, TEXTOID, FLOAT8OID, INT4OID}
+};
+
+static SaasPlan plan_revoked_count = {
+	"SELECT count(*) FROM saas._revoked_tokens WHERE org_id = $1 AND user_id = $2 AND expires_at > now()",
+	2, {UUIDOID, UUIDOID}
+};
+
+static SaasPlan plan_session_bump = {
+	"SELECT saas._session_bump($1, $2)",
+	2, {UUIDOID, UUIDOID}
+};
+
+static SaasPlan plan_audit_event = {
+	"SELECT saas._audit_event($1, 'user', $2, $3)",
+	3, {UUIDOID, UUIDOID, TEXTOID}
+};
+
+static SaasPlan plan_touch_login = {
+	"UPDATE saas.users SET last_login = now() WHERE org_id = $1 AND id = $2"
+	" RETURNING " USER_COLUMNS,
+	2, {UUIDOID, UUIDOID}
+};
+
+static const SaasField org_fields[] = {
+	{"name", SF_STRING, true, 1, 200},
+	{"slug", SF_SLUG, false},
+	{NULL}
+};
+
+static const SaasField register_fields[] = {
+	{"organization", SF_OBJECT, true},
+	{"email", SF_EMAIL, true},
+	{"password", SF_PASSWORD, true},
+	{"first_name", SF_STRING, true, 1, 100},
+	{"last_name", SF_STRING, true, 1, 100},
+	{NULL}
+};
+
+static const SaasField login_fields[] = {
+	{"email", SF_STRING, true, 1, 254},
+	{"password", SF_STRING, true, 1, 256},
+	{"organization", SF_STRING, false, 1, 63},
+	{NULL}
+};
+
+/* auth_token_json: the token fields of register and login answers. */
+static void
+auth_token_json(StringInfo out, const pg_uuid_t *user_id, const pg_uuid_t *org_id,
+				const char *role, int64 gen)
+{
+	SaasTokenClaims tc = {.user_id = user_id, .org_id = org_id, .role = role,
+	.ttl_s = saas_jwt_ttl_s, .gen = gen};
+	char	   *token = saas_token_issue(&tc);
+
+	appendStringInfoString(out, "\"token\":");
+	saas_json_string(out, token);
+	appendStringInfo(out, ",\"token_type\":\"Bearer\",\"expires_in\":%d", saas_jwt_ttl_s);
+}
+
+/*
+ * saas_op_register: POST /auth/register: a new organization and its first
+ * admin, and a token.
+ */
+void
+saas_op_register(Jsonb *body, StringInfo out)
+{
+	SaasErrors	e;
+	Jsonb	   *org;
+	char	   *email,
+			   *password,
+			   *slug,
+			   *name;
+	bool		slug_given;
+	const char *why;
+	Datum		vals[5];
+	pg_uuid_t	org_id,
+				user_id;
+	int			nest,
+				attempt;
+	StringInfoData org_json;
+
+	saas_require_object(body);
+	saas_errors_init(&e);
+	saas_validate(body, register_fields, "", &e);
+	org = saas_get_jsonb(body, "organization");
+	if (org)
+		saas_validate(org, org_fields, "organization.", &e);
+	saas_errors_raise(&e);
+
+	email = saas_get_str(body, "email");
+	password = saas_get_str(body, "password");
+	if ((why = saas_password_policy_error(password, email)) != NULL)
+		saas_raise_field_error("password", why);
+	name = saas_get_str(org, "name");
+	slug = saas_get_str(org, "slug");
+	slug_given = (slug != NULL);
+	if (!slug_given)
+		slug = saas_slug_from_name(name);
+	if (saas_slug_reserved(slug))
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_CONFLICT),
+				 errmsg("organization slug \"%s\" is already taken", slug),
+				 errdetail_internal("[{\"field\":\"organization.slug\",\"message\":\"is already taken\"}]")));
+
+	saas_spi_connect();
+	{
+		SaasElevation elev;
+
+		vals[0] = CStringGetTextDatum(email);
+		saas_exec(&plan_email_lock, vals, NULL, false, 1);
+		saas_elevate(&elev);
+		/* Not read-only: a fresh snapshot sees a registration committed while we waited. */
+		if (saas_exec(&plan_email_exists, vals, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not look up email");
+		saas_unelevate(&elev);
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_SAAS_CONFLICT),
+					 errmsg("this email is already registered"),
+					 errdetail_internal("[{\"field\":\"email\",\"message\":\"is already registered; log in instead\"}]")));
+	}
+
+	saas_uuid_v7(&org_id);
+	saas_uuid_v7(&user_id);
+	nest = saas_context_push_trusted(&org_id, &user_id, "admin");
+
+	initStringInfo(&org_json);
+	for (attempt = 0;; attempt++)
+	{
+		vals[0] = saas_uuid_datum(&org_id);
+		vals[1] = CStringGetTextDatum(name);
+		vals[2] = CStringGetTextDatum(slug);
+		if (saas_exec(&plan_org_insert, vals, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "could not create organization");
+		if (SPI_processed == 1)
+		{
+			saas_row_json(&org_json, 0);
+			break;
+		}
+		if (slug_given || attempt >= 5)
+			ereport(ERROR,
+					(errcode(ERRCODE_SAAS_CONFLICT),
+					 errmsg("organization slug \"%s\" is already taken", slug),
+					 errdetail_internal("[{\"field\":\"organization.slug\",\"message\":\"is already taken\"}]")));
+		/* A derived slug collided: add a short random suffix and try again. */
+		{
+			unsigned char rnd[3];
+
+			saas_random_bytes(rnd, sizeof(rnd));
+			slug = psprintf("%.56s-%02x%02x%02x", saas_slug_from_name(name), rnd[0], rnd[1], rnd[2]);
+		}
+	}
+
+	vals[0] = saas_uuid_datum(&org_id);
+	vals[1] = saas_uuid_datum(&user_id);
+	vals[2] = CStringGetTextDatum(email);
+	vals[3] = CStringGetTextDatum(saas_get_str(body, "first_name"));
+	vals[4] = CStringGetTextDatum(saas_get_str(body, "last_name"));
+	if (saas_exec(&plan_user_insert, vals, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not create user");
+
+	appendStringInfoChar(out, '{');
+	auth_token_json(out, &user_id, &org_id, "admin", 0);
+	appendStringInfoString(out, ",\"user\":");
+	saas_row_json(out, 0);
+	appendStringInfoString(out, ",\"organization\":");
+	appendBinaryStringInfo(out, org_json.data, org_json.len);
+	appendStringInfoChar(out, '}');
+
+	saas_user_set_password(&org_id, &user_id, password, email);
+	saas_context_pop(nest);
+	SPI_finish();
+}
+
+/* auth_refuse: the one answer for unknown email and wrong password alike. */
+static void
+auth_refuse(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_SAAS_UNAUTHORIZED),
+			 errmsg("invalid email or password")));
+}
+
+/*
+ * Login. The email may exist in several organizations (another tenant's
+ * admin can create a user with any email): the password decides. Every
+ * login verifies exactly LOGIN_CANDIDATES times (real candidates, then
+ * dummies), so neither the answer nor its cost tells how many accounts
+ * share the email; exactly one matching account logs in.
+ */
+void
+saas_op_login(Jsonb *body, StringInfo out)
+{
+	SaasErrors	e;
+	char	   *email,
+			   *password,
+			   *orgslug;
+	Datum		vals[3];
+	char		nulls[3] = "  ";
+	SaasElevation elev;
+	uint64		n,
+				i;
+	int			matches = 0,
+				chosen = -1;
+	TupleDesc	desc;
+	bool		isnull;
+	pg_uuid_t	org_id,
+				user_id;
+	char	   *role,
+			   *status,
+			   *org_status;
+	int64		gen;
+	int			nest;
+
+	saas_require_object(body);
+	saas_errors_init(&e);
+	saas_validate(body, login_fields, "", &e);
+	saas_errors_raise(&e);
+	email = saas_get_str(body, "email");
+	password = saas_get_str(body, "password");
+	orgslug = saas_get_str(body, "organization");
+
+	vals[0] = CStringGetTextDatum(email);
+	vals[1] = saas_text_datum_or_null(orgslug, &nulls[1]);
+	saas_spi_connect();
+	saas_elevate(&elev);
+	if (saas_exec(&plan_login_lookup, vals, nulls, true, LOGIN_CANDIDATES) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up user");
+	saas_unelevate(&elev);
+	n = SPI_processed;
+	desc = SPI_tuptable->tupdesc;
+	for (i = 0; i < LOGIN_CANDIDATES; i++)
+	{
+		char	   *phc = i < n ? SPI_getvalue(SPI_tuptable->vals[i], desc, 6) : NULL;
+
+		if (phc == NULL)
+			saas_password_burn(password);
+		else if (saas_password_verify(password, phc))
+		{
+			matches++;
+			chosen = (int) i;
+		}
+	}
+	if (matches == 0)
+		auth_refuse();
+	/* Only someone who knows the password of both learns that the email is shared. */
+	if (matches > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_VALIDATION),
+				 errmsg("this email and password belong to several organizations"),
+				 errdetail_internal("[{\"field\":\"organization\",\"message\":\"is required: give the organization's slug\"}]")));
+	{
+		HeapTuple	tup = SPI_tuptable->vals[chosen];
+
+		org_id = *DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull));
+		user_id = *DatumGetUUIDP(SPI_getbinval(tup, desc, 2, &isnull));
+		role = SPI_getvalue(tup, desc, 3);
+		status = SPI_getvalue(tup, desc, 4);
+		org_status = SPI_getvalue(tup, desc, 5);
+		gen = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+	}
+	if (strcmp(status, "active") != 0 || strcmp(org_status, "active") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_FORBIDDEN),
+				 errmsg("this account is not active")));
+
+	nest = saas_context_push_trusted(&org_id, &user_id, role);
+	vals[0] = saas_uuid_datum(&org_id);
+	vals[1] = saas_uuid_datum(&user_id);
+	if (saas_exec(&plan_touch_login, vals, NULL, false, 0) != SPI_OK_UPDATE_RETURNING ||
+		SPI_processed != 1)
+		auth_refuse();
+	appendStringInfoChar(out, '{');
+	auth_token_json(out, &user_id, &org_id, role, gen);
+	appendStringInfoString(out, ",\"user\":");
+	saas_row_json(out, 0);
+	appendStringInfoChar(out, '}');
+	saas_context_pop(nest);
+	SPI_finish();
+}
+
+/* auth_audit: record a session event of the caller (no secret in it). */
+static void
+auth_audit(const SaasContext *ctx, const char *action)
+{
+	Datum		vals[3];
+
+	vals[0] = saas_uuid_datum(&ctx->org_id);
+	vals[1] = saas_uuid_datum(&ctx->user_id);
+	vals[2] = CStringGetTextDatum(action);
+	saas_exec(&plan_audit_event, vals, NULL, false, 1);
+}
+
+/*
+ * POST /auth/logout: ends the token in use. It is remembered (by jti) until
+ * it would have expired; a user with many such tokens has all its sessions
+ * ended instead, which keeps the list every backend reads short.
+ */
+void
+saas_op_logout(void)
+{
+	const SaasContext *ctx = saas_context_require();
+	char		jti[65];
+	int64		exp;
+	Datum		vals[5];
+	SaasElevation elev;
+	bool		isnull;
+	int64		count;
+
+	if (ctx->trusted || !saas_context_token(jti, &exp) || jti[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_VALIDATION),
+				 errmsg("this token cannot be logged out; use /auth/logout-all")));
+	vals[0] = saas_uuid_datum(&ctx->org_id);
+	vals[1] = saas_uuid_datum(&ctx->user_id);
+	vals[2] = CStringGetTextDatum(jti);
+	vals[3] = Float8GetDatum((double) exp);
+	vals[4] = Int32GetDatum(saas_jwt_leeway_s);
+	saas_spi_connect();
+	saas_elevate(&elev);
+	auth_audit(ctx, "logout");
+	if (saas_exec(&plan_revoked_count, vals, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not count revoked tokens");
+	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (count >= SAAS_SESSION_MAX_REVOKED - 1)
+		saas_exec(&plan_session_bump, vals, NULL, false, 1);
+	else
+		saas_exec(&plan_revoke, vals, NULL, false, 0);
+	saas_unelevate(&elev);
+	SPI_finish();
+	saas_session_forget();
+}
+
+/* POST /auth/logout-all: ends every session of the caller. */
+void
+saas_op_logout_all(void)
+{
+	const SaasContext *ctx = saas_context_require();
+	Datum		vals[2];
+	SaasElevation elev;
+
+	if (ctx->trusted)
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_VALIDATION),
+				 errmsg("only a user's token can log out")));
+	vals[0] = saas_uuid_datum(&ctx->org_id);
+	vals[1] = saas_uuid_datum(&ctx->user_id);
+	saas_spi_connect();
+	saas_elevate(&elev);
+	auth_audit(ctx, "logout_all");
+	saas_exec(&plan_session_bump, vals, NULL, false, 1);
+	saas_unelevate(&elev);
+	SPI_finish();
+	saas_session_forget();
+}

@@ -1,0 +1,798 @@
+/*-------------------------------------------------------------------------
+ *
+ * http_router.c
+ *	  saas.http(method, path, headers, body): the REST API's single entry
+ *	  point. The relay only forwards; routing, authentication, validation
+ *	  and the error format all live here, so SQL callers get the same API.
+ *
+ * Each request runs in a subtransaction: an error rolls back exactly what
+ * the request did and becomes an HTTP answer (http_errors.c). The request's
+ * settings (tenant context, request id, search_path) are pushed in a GUC
+ * nest level and popped at the end, so a call leaves nothing behind.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "pg_saas.h"
+#include "common/common.h"
+#include "auth/auth.h"
+#include "ratelimit/ratelimit.h"
+#include "api/api.h"
+
+PG_FUNCTION_INFO_V1(saas_http);
+
+#define MAX_SEGMENTS 6
+#define MAX_PATH_LEN 2048
+
+/* A parsed request. */
+typedef struct SaasRequest
+{
+	char		method[8];
+	char	   *segs[MAX_SEGMENTS];
+	int			nsegs;
+	SaasParams	params;
+	Jsonb	   *headers;
+	const char *body;
+	int			body_len;
+	Jsonb	   *json;
+	char		request_id[129];
+} SaasRequest;
+
+typedef enum RouteAuth
+{
+	AUTH_NONE,
+	AUTH_TOKEN
+} RouteAuth;
+
+/* req_header: a request header by case-insensitive name, or NULL. */
+static char *
+req_header(SaasRequest *req, const char *name)
+{
+	return saas_header_get(req->headers, name);
+}
+
+/* req_sane_id: a client's request id is kept only if short and plain. */
+static bool
+req_sane_id(const char *s)
+{
+	int			n = 0;
+
+	if (s == NULL)
+		return false;
+	for (; s[n]; n++)
+		if (!(isalnum((unsigned char) s[n]) || s[n] == '-' || s[n] == '_' ||
+			  s[n] == '.' || s[n] == ':'))
+			return false;
+	return n >= 1 && n <= 128;
+}
+
+/* url_decode: percent-decoding (and '+' as space in queries); NULL if invalid. */
+static char *
+url_decode(const char *s, int len, bool plus_space)
+{
+	char	   *out = palloc(len + 1);
+	int			i,
+				o = 0;
+
+	for (i = 0; i < len; i++)
+	{
+		if (s[i] == '%')
+		{
+			int			h,
+						l;
+
+			if (i + 2 >= len)
+				return NULL;
+			h = saas_hex_value(s[i + 1]);
+			l = saas_hex_value(s[i + 2]);
+			if (h < 0 || l < 0 || (h == 0 && l == 0))
+				return NULL;
+			out[o++] = (char) (h * 16 + l);
+			i += 2;
+		}
+		else if (s[i] == '+' && plus_space)
+			out[o++] = ' ';
+		else
+			out[o++] = s[i];
+	}
+	out[o] = '\0';
+	if (!pg_verifymbstr(out, o, true))
+		return NULL;
+	return out;
+}
+
+/*
+ * req_parse_target: split "/a/b?x=1&y=2" into segments and parameters.
+ * False for a target no route can match (the caller answers 404 or 400).
+ */
+static bool
+req_parse_target(SaasRequest *req, const char *target, SaasResponse *r)
+{
+	const char *q = strchr(target, '?');
+	int			plen = q ? q - target : (int) strlen(target);
+	const char *p = target;
+
+	if (plen == 0 || target[0] != '/' || plen > MAX_PATH_LEN)
+		return false;
+	/* segments */
+	while (p < target + plen)
+	{
+		const char *start;
+		const char *end;
+
+		while (p < target + plen && *p == '/')
+			p++;
+		if (p >= target + plen)
+			break;
+		start = p;
+		while (p < target + plen && *p != '/')
+			p++;
+		end = p;
+		if (req->nsegs >= MAX_SEGMENTS)
+			return false;
+		req->segs[req->nsegs] = url_decode(start, end - start, false);
+		if (req->segs[req->nsegs] == NULL)
+			return false;
+		req->nsegs++;
+	}
+	/* query parameters */
+	if (q)
+	{
+		const char *s = q + 1;
+
+		while (*s)
+		{
+			const char *amp = strchr(s, '&');
+			int			len = amp ? amp - s : (int) strlen(s);
+			const char *eq = memchr(s, '=', len);
+			char	   *k,
+					   *v;
+
+			if (len > 0)
+			{
+				if (req->params.n >= SAAS_MAX_PARAMS)
+				{
+					saas_http_simple_error(r, 400, "too many query parameters", NULL, req->request_id);
+					return false;
+				}
+				k = url_decode(s, eq ? eq - s : len, true);
+				v = eq ? url_decode(eq + 1, len - (eq - s) - 1, true) : pstrdup("");
+				if (k == NULL || v == NULL || k[0] == '\0')
+				{
+					saas_http_simple_error(r, 400, "query string is not valid", NULL, req->request_id);
+					return false;
+				}
+				req->params.keys[req->params.n] = k;
+				req->params.values[req->params.n] = v;
+				req->params.n++;
+			}
+			if (!amp)
+				break;
+			s = amp + 1;
+		}
+	}
+	return true;
+}
+
+/* req_if_match: the version in If-Match ("3", W/"3", 3), -1 if absent or "*". */
+static int64
+req_if_match(SaasRequest *req)
+{
+	char	   *h = req_header(req, "if-match");
+	char	   *s,
+			   *end;
+	int64		v;
+
+	if (h == NULL)
+		return -1;
+	s = h;
+	while (*s == ' ')
+		s++;
+	if (strcmp(s, "*") == 0)
+		return -1;
+	if (strncmp(s, "W/", 2) == 0)
+		s += 2;
+	if (*s == '"')
+		s++;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (end == s || errno != 0 || v < 0 || (*end != '\0' && strcmp(end, "\"") != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_VALIDATION),
+				 errmsg("If-Match must be an ETag this API issued, like \"3\"")));
+	return v;
+}
+
+/* req_require_json_type: 415 unless Content-Type is application/json (parameters allowed). */
+static void
+req_require_json_type(SaasRequest *req)
+{
+	char	   *ct = req_header(req, "content-type");
+
+	if (ct == NULL || pg_strncasecmp(ct, "application/json", 16) != 0 ||
+		(ct[16] != '\0' && ct[16] != ';' && ct[16] != ' '))
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_UNSUPPORTED_MEDIA),
+				 errmsg("request body must be JSON (Content-Type: application/json)")));
+}
+
+/* req_require_json: the request body as JSON; 400/415 as appropriate. */
+static void
+req_require_json(SaasRequest *req)
+{
+	if (req->body == NULL || req->body_len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_VALIDATION),
+				 errmsg("request body is required")));
+	req_require_json_type(req);
+	if (!saas_json_valid_strict(req->body, req->body_len, false))
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_VALIDATION),
+				 errmsg("request body is not valid JSON"),
+				 errdetail("The body must be UTF-8 JSON, at most 64 levels deep, without duplicate keys.")));
+	req->json = saas_jsonb_from_text(req->body, req->body_len);
+}
+
+static void router_limit(SaasResponse *r, const char *scope, const char *key, const char *tier);
+static const char *router_org_tier(const pg_uuid_t *org);
+
+/* req_authenticate: Authorization: Bearer <token> becomes the context. */
+static void
+req_authenticate(SaasRequest *req)
+{
+	char	   *h = req_header(req, "authorization");
+
+	if (h == NULL || pg_strncasecmp(h, "Bearer ", 7) != 0 || h[7] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
+				 errmsg("authentication required: send Authorization: Bearer <token>")));
+	(void) saas_context_adopt(h + 7, GUC_ACTION_SAVE, false);
+}
+
+/* req_authenticate_limited: authenticate, then the per-user limit of the org's tier. */
+static void
+req_authenticate_limited(SaasRequest *req, SaasResponse *r)
+{
+	const SaasContext *ctx;
+	char		uid[37];
+
+	req_authenticate(req);
+	ctx = saas_context_require();
+	saas_uuid_to_cstr(&ctx->user_id, uid);
+	router_limit(r, "user", uid, router_org_tier(&ctx->org_id));
+}
+
+/* method_not_allowed: 405 with the Allow header naming what the route takes. */
+static void
+method_not_allowed(SaasResponse *r, const char *allow)
+{
+	saas_response_header(r, "Allow", allow);
+	ereport(ERROR,
+			(errcode(ERRCODE_SAAS_METHOD_NOT_ALLOWED),
+			 errmsg("method not allowed; allowed: %s", allow)));
+}
+
+/*
+ * no_params: a route without query parameters refuses any (400 on the first).
+ */
+static void
+no_params(SaasRequest *req)
+{
+	if (req->params.n > 0)
+		saas_raise_field_error(req->params.keys[0], "is not a known parameter");
+}
+
+/* set_etag: the row version as a strong ETag, for If-Match on updates. */
+static void
+set_etag(SaasResponse *r, int64 version)
+{
+	saas_response_header(r, "ETag", psprintf("\"" INT64_FORMAT "\"", version));
+}
+
+/* route_id: the :id segment; anything but a UUID cannot name a row (404). */
+static pg_uuid_t
+route_id(SaasRequest *req, const char *entity)
+{
+	pg_uuid_t	id;
+
+	if (!saas_uuid_from_cstr(req->segs[1], &id))
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_NOT_FOUND),
+				 errmsg("%s not found", entity)));
+	return id;
+}
+
+/*
+ * router_limit: count the request against scope:key; adds the RateLimit-*
+ * headers, and refuses with 429 and Retry-After when over the limit.
+ */
+static void
+router_limit(SaasResponse *r, const char *scope, const char *key, const char *tier)
+{
+	int			per_minute,
+				burst;
+	SaasRateResult rr;
+
+	saas_rate_limits_for(tier, scope, &per_minute, &burst);
+	if (!saas_rate_check(scope, key, per_minute, burst, &rr))
+		return;					/* not preloaded: no shared limiter */
+	resetStringInfo(&r->headers);
+	saas_response_header(r, "RateLimit-Limit", psprintf("%d", rr.limit));
+	saas_response_header(r, "RateLimit-Remaining", psprintf("%d", rr.remaining));
+	saas_response_header(r, "RateLimit-Reset", psprintf("%d", rr.reset_s));
+	if (!rr.allowed)
+	{
+		saas_response_header(r, "Retry-After", psprintf("%d", Max(rr.retry_after_s, 1)));
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_RATE_LIMITED),
+				 errmsg("rate limit exceeded; retry after %d s", Max(rr.retry_after_s, 1))));
+	}
+}
+
+/* Organization tiers, cached briefly per backend: one lookup per org per 30 s. */
+#define TIER_CACHE 64
+static struct
+{
+	pg_uuid_t	org;
+	TimestampTz fetched;
+	char		tier[16];
+}			tier_cache[TIER_CACHE];
+
+static SaasPlan plan_tier = {
+	"SELECT subscription_tier FROM saas.organizations WHERE id = $1",
+	1, {UUIDOID}
+};
+
+/*
+ * router_org_tier: the subscription tier of an organization, for its rate
+ * limits; cached per backend for 30 s in a small direct-mapped table, so a
+ * burst of requests does not read the organization each time.
+ */
+static const char *
+router_org_tier(const pg_uuid_t *org)
+{
+	int			slot = org->data[15] % TIER_CACHE;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	Datum		val;
+
+	if (memcmp(&tier_cache[slot].org, org, sizeof(pg_uuid_t)) == 0 &&
+		now - tier_cache[slot].fetched < 30 * USECS_PER_SEC)
+		return tier_cache[slot].tier;
+	val = UUIDPGetDatum(org);
+	saas_spi_connect();
+	strlcpy(tier_cache[slot].tier, "free", sizeof(tier_cache[slot].tier));
+	if (saas_exec(&plan_tier, &val, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		char	   *t = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (t)
+			strlcpy(tier_cache[slot].tier, t, sizeof(tier_cache[slot].tier));
+	}
+	SPI_finish();
+	tier_cache[slot].org = *org;
+	tier_cache[slot].fetched = now;
+	return tier_cache[slot].tier;
+}
+
+/* The per-service webhook limit, counted once the signature is verified. */
+typedef struct WebhookLimitArg
+{
+	SaasResponse *r;
+	const char *service;
+} WebhookLimitArg;
+
+static WebhookLimitArg webhook_limit_arg;
+
+/*
+ * router_webhook_limit: the per-service webhook limit, called by the ingest
+ * once the signature is verified (forged deliveries spend no budget).
+ */
+static void
+router_webhook_limit(void *arg)
+{
+	WebhookLimitArg *a = arg;
+
+	router_limit(a->r, "webhook", a->service, NULL);
+}
+
+/*
+ * A collection with items (/organizations, /users): list and create on the
+ * collection, read, partial update (If-Match) and delete on an item.
+ * create and the item operations return the row version for the ETag
+ * (-1: none).
+ */
+typedef struct SaasResource
+{
+	const char *entity;
+	void		(*list) (const SaasParams *p, StringInfo out);
+	int64		(*create) (Jsonb *body, StringInfo out);
+	int64		(*get) (const pg_uuid_t *id, StringInfo out);
+	int64		(*update) (const pg_uuid_t *id, Jsonb *body, int64 if_version, StringInfo out);
+	void		(*delete) (const pg_uuid_t *id);
+} SaasResource;
+
+/*
+ * create_org_no_etag: creating an organization answers with the organization
+ * and its admin, so there is no single version for an ETag.
+ */
+static int64
+create_org_no_etag(Jsonb *body, StringInfo out)
+{
+	saas_op_create_org(body, out);	/* {organization, admin_user}: no single version */
+	return -1;
+}
+
+static const SaasResource org_resource = {
+	"organization", saas_op_list_orgs, create_org_no_etag, saas_op_get_org,
+	saas_op_update_org, saas_op_delete_org
+};
+
+static const SaasResource user_resource = {
+	"user", saas_op_list_users, saas_op_create_user, saas_op_get_user,
+	saas_op_update_user, saas_op_delete_user
+};
+
+/*
+ * route_resource: the routes of a collection and its items, by method and
+ * number of segments (405 for a method the path does not take).
+ */
+static void
+route_resource(SaasRequest *req, SaasResponse *r, const SaasResource *res)
+{
+	const char *m = req->method;
+	bool		is_get = strcmp(m, "GET") == 0;
+	bool		is_post = strcmp(m, "POST") == 0;
+	bool		is_put = strcmp(m, "PUT") == 0;
+	bool		is_delete = strcmp(m, "DELETE") == 0;
+	int64		version = -1;
+
+	if (req->nsegs == 1)
+	{
+		if (!is_get && !is_post)
+			method_not_allowed(r, "GET, POST");
+		req_authenticate_limited(req, r);
+		if (is_get)
+		{
+			res->list(&req->params, &r->body);
+			return;
+		}
+		no_params(req);
+		req_require_json(req);
+		version = res->create(req->json, &r->body);
+		r->status = 201;
+	}
+	else
+	{
+		pg_uuid_t	id;
+
+		if (!is_get && !is_put && !is_delete)
+			method_not_allowed(r, "GET, PUT, DELETE");
+		req_authenticate_limited(req, r);
+		no_params(req);
+		id = route_id(req, res->entity);
+		if (is_get)
+			version = res->get(&id, &r->body);
+		else if (is_put)
+		{
+			int64		ifv = req_if_match(req);
+
+			req_require_json(req);
+			version = res->update(&id, req->json, ifv, &r->body);
+		}
+		else
+		{
+			res->delete(&id);
+			r->status = 204;
+		}
+	}
+	if (version >= 0)
+		set_etag(r, version);
+}
+
+/*
+ * router_dispatch: match the route, check method, authenticate, run the
+ * operation. Errors propagate to the caller's catch block.
+ */
+static void
+router_dispatch(SaasRequest *req, SaasResponse *r)
+{
+	const char *m = req->method;
+	const char *s0 = req->nsegs > 0 ? req->segs[0] : "";
+	bool		is_get = strcmp(m, "GET") == 0;
+	bool		is_post = strcmp(m, "POST") == 0;
+
+	r->status = 200;
+	if (strcmp(s0, "healthz") == 0 && req->nsegs == 1)
+	{
+		if (!is_get)
+			method_not_allowed(r, "GET");
+		saas_op_health(&r->body, &r->status);
+		return;
+	}
+	if (strcmp(s0, "auth") == 0 && req->nsegs == 2 &&
+		(strcmp(req->segs[1], "register") == 0 || strcmp(req->segs[1], "login") == 0))
+	{
+		char	   *addr = req_header(req, "x-client-addr");
+
+		if (!is_post)
+			method_not_allowed(r, "POST");
+		/*
+		 * Per client address first (cheap; SQL callers have none), then per
+		 * email once the body is read.
+		 */
+		if (addr && addr[0])
+			router_limit(r, "auth_ip", addr, NULL);
+		no_params(req);
+		req_require_json(req);
+		if (JB_ROOT_IS_OBJECT(req->json) && !JB_ROOT_IS_SCALAR(req->json))
+		{
+			char	   *email = saas_get_str(req->json, "email");
+
+			/* The limiter normalizes the key as the login lookup does. */
+			if (email && pg_mbstrlen(email) <= 254)
+				router_limit(r, "auth_email", email, NULL);
+		}
+		if (strcmp(req->segs[1], "register") == 0)
+		{
+			saas_op_register(req->json, &r->body);
+			r->status = 201;
+		}
+		else
+			saas_op_login(req->json, &r->body);
+		return;
+	}
+	if (strcmp(s0, "auth") == 0 && req->nsegs == 2 &&
+		(strcmp(req->segs[1], "logout") == 0 || strcmp(req->segs[1], "logout-all") == 0))
+	{
+		if (!is_post)
+			method_not_allowed(r, "POST");
+		req_authenticate_limited(req, r);
+		no_params(req);
+		if (strcmp(req->segs[1], "logout") == 0)
+			saas_op_logout();
+		else
+			saas_op_logout_all();
+		r->status = 204;
+		return;
+	}
+	if (strcmp(s0, "organizations") == 0 && req->nsegs <= 2)
+	{
+		route_resource(req, r, &org_resource);
+		return;
+	}
+	if (strcmp(s0, "users") == 0 && req->nsegs <= 2)
+	{
+		route_resource(req, r, &user_resource);
+		return;
+	}
+	if (strcmp(s0, "webhooks") == 0 && req->nsegs == 2)
+	{
+		const char *svc = req->segs[1];
+
+		if (saas_service_index(svc) < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_SAAS_NOT_FOUND),
+					 errmsg("no such resource")));
+		if (!is_post)
+			method_not_allowed(r, "POST");
+		no_params(req);
+		req_require_json_type(req);
+		webhook_limit_arg.r = r;
+		webhook_limit_arg.service = svc;
+		saas_op_ingest_webhook(svc, req->headers, req->body ? req->body : "", req->body_len, &r->body,
+							   router_webhook_limit, &webhook_limit_arg);
+		r->status = 202;
+		return;
+	}
+	if (strcmp(s0, "integrations") == 0 && req->nsegs == 2 && strcmp(req->segs[1], "status") == 0)
+	{
+		if (!is_get)
+			method_not_allowed(r, "GET");
+		req_authenticate_limited(req, r);
+		no_params(req);
+		saas_op_integration_status(&r->body);
+		return;
+	}
+	if (strcmp(s0, "jobs") == 0 && req->nsegs == 1)
+	{
+		if (!is_get)
+			method_not_allowed(r, "GET");
+		req_authenticate_limited(req, r);
+		saas_op_list_jobs(&req->params, &r->body);
+		return;
+	}
+	if (strcmp(s0, "jobs") == 0 && req->nsegs == 2 && strcmp(req->segs[1], "retry") == 0)
+	{
+		if (!is_post)
+			method_not_allowed(r, "POST");
+		req_authenticate_limited(req, r);
+		no_params(req);
+		req_require_json(req);
+		saas_op_retry_jobs(req->json, &r->body);
+		return;
+	}
+	if (strcmp(s0, "jobs") == 0 && req->nsegs == 3 && strcmp(req->segs[2], "retry") == 0)
+	{
+		pg_uuid_t	id;
+
+		if (!is_post)
+			method_not_allowed(r, "POST");
+		req_authenticate_limited(req, r);
+		no_params(req);
+		id = route_id(req, "job");
+		saas_op_retry_job(&id, &r->body);
+		return;
+	}
+	if (strcmp(s0, "audit-logs") == 0 && req->nsegs == 1)
+	{
+		if (!is_get)
+			method_not_allowed(r, "GET");
+		req_authenticate_limited(req, r);
+		saas_op_list_audit_logs(&req->params, &r->body);
+		return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_SAAS_NOT_FOUND),
+			 errmsg("no such resource")));
+}
+
+/* router_run: dispatch in a subtransaction; errors become answers. */
+static void
+router_run(SaasRequest *req, SaasResponse *r)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		router_dispatch(req, r);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		r->has_body = (r->status != 204);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+
+		/* A cancel or shutdown must still stop the session. */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && QueryCancelPending)
+			ReThrowError(edata);
+		saas_http_error_response(r, edata, req->request_id);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
+/* guc_save: set a setting until the enclosing nest level ends. */
+static void
+guc_save(const char *name, const char *value)
+{
+	(void) set_config_option(name, value, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
+ * SQL: saas.http(method text, path text, headers jsonb, body text)
+ * RETURNS TABLE(status int, headers jsonb, body text)
+ */
+Datum
+saas_http(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SaasRequest req;
+	SaasResponse r;
+	char	   *target;
+	char	   *rid;
+	char	   *addr;
+	int			nest;
+	StringInfoData hdrs;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	memset(&req, 0, sizeof(req));
+	memset(&r, 0, sizeof(r));
+	initStringInfo(&r.headers);
+	initStringInfo(&r.body);
+
+	if (!PG_ARGISNULL(2))
+		req.headers = PG_GETARG_JSONB_P(2);
+	rid = req_header(&req, "x-request-id");
+	if (req_sane_id(rid))
+		strlcpy(req.request_id, rid, sizeof(req.request_id));
+	else
+	{
+		pg_uuid_t	u;
+
+		saas_uuid_v7(&u);
+		saas_uuid_to_cstr(&u, req.request_id);
+	}
+
+	nest = saas_env_push();
+	guc_save("saas.request_id", req.request_id);
+	saas_citus_propagate("saas.request_id");	/* for the audit entries written on Citus nodes */
+	addr = req_header(&req, "x-client-addr");
+	guc_save("saas.client_addr", (addr && strlen(addr) < 64 && req_sane_id(addr)) ? addr : "");
+	saas_context_clear();
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		saas_http_simple_error(&r, 400, "method and path are required", NULL, req.request_id);
+	else
+	{
+		char	   *method = text_to_cstring(PG_GETARG_TEXT_PP(0));
+		int			i;
+
+		target = text_to_cstring(PG_GETARG_TEXT_PP(1));
+		for (i = 0; method[i] && i < (int) sizeof(req.method) - 1; i++)
+			req.method[i] = pg_ascii_toupper((unsigned char) method[i]);
+		if (!PG_ARGISNULL(3))
+		{
+			text	   *b = PG_GETARG_TEXT_PP(3);
+
+			req.body = VARDATA_ANY(b);
+			req.body_len = VARSIZE_ANY_EXHDR(b);
+		}
+		if (strlen(method) >= sizeof(req.method))
+			saas_http_simple_error(&r, 405, "method not allowed", NULL, req.request_id);
+		else if (req.body_len > saas_max_body_bytes)
+			saas_http_simple_error(&r, 413,
+								   psprintf("request body exceeds %d bytes", saas_max_body_bytes),
+								   NULL, req.request_id);
+		else if (!req_parse_target(&req, target, &r))
+		{
+			if (r.status == 0)
+				saas_http_simple_error(&r, 404, "no such resource", NULL, req.request_id);
+		}
+		else
+			router_run(&req, &r);
+	}
+	saas_env_pop(nest);
+
+	/* Response headers: the router's, plus the ones every answer carries. */
+	initStringInfo(&hdrs);
+	appendStringInfoChar(&hdrs, '{');
+	if (r.has_body)
+		appendStringInfoString(&hdrs, "\"Content-Type\":\"application/json; charset=utf-8\",");
+	appendStringInfoString(&hdrs, "\"Cache-Control\":\"no-store\",\"X-Request-Id\":");
+	escape_json(&hdrs, req.request_id);
+	if (r.headers.len > 0)
+	{
+		appendStringInfoChar(&hdrs, ',');
+		appendBinaryStringInfo(&hdrs, r.headers.data, r.headers.len);
+	}
+	appendStringInfoChar(&hdrs, '}');
+
+	values[0] = Int32GetDatum(r.status);
+	values[1] = DirectFunctionCall1(jsonb_in, CStringGetDatum(hdrs.data));
+	if (r.has_body)
+		values[2] = PointerGetDatum(cstring_to_text_with_len(r.body.data, r.body.len));
+	else
+		nulls[2] = true;
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}

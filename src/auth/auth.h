@@ -1,0 +1,177 @@
+/*-------------------------------------------------------------------------
+ *
+ * auth.h
+ *	  The interface of src/auth: who is asking. The tenant context of a
+ *	  transaction (context.c), the facts behind a token (session.c), compact
+ *	  JWS HS256 tokens (jwt.c, jwt_time.c), the signing keys (keys.c),
+ *	  argon2id passwords (password.c) and acting as the extension's owner
+ *	  (identity.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SAAS_AUTH_H
+#define SAAS_AUTH_H
+
+#include "lib/stringinfo.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+#include "utils/uuid.h"
+
+#include "pg_saas.h"
+
+/*
+ * The tenant context: who is acting, for which organization. "trusted" marks
+ * a context that C code of this extension set for its own work (registration,
+ * the worker), as opposed to one verified from a token.
+ */
+typedef struct SaasContext
+{
+	bool		valid;
+	bool		trusted;
+	pg_uuid_t	org_id;
+	pg_uuid_t	user_id;
+	char		role[16];
+	char		actor[40];		/* trusted only: e.g. "service:user-service" */
+} SaasContext;
+
+/* context.c */
+extern const SaasContext *saas_context_get(void);
+extern const SaasContext *saas_context_require(void);
+extern int	saas_context_push_trusted(const pg_uuid_t *org_id,
+									  const pg_uuid_t *user_id,
+									  const char *role);
+extern void saas_context_pop(int nestlevel);
+extern void saas_context_init(void);
+extern Jsonb *saas_context_adopt(const char *token, int action, bool want_claims);
+extern void saas_context_clear(void);
+extern int	saas_context_push_service(const pg_uuid_t *org_id, const char *service);
+extern bool saas_context_token(char *jti, int64 *exp);
+
+/* keys.c: signing keys cached per backend, invalidated when the table changes. */
+typedef struct SaasKey
+{
+	char		kid[65];
+	unsigned char secret[256];
+	int			secret_len;
+} SaasKey;
+extern uint64 saas_keys_generation;
+extern const SaasKey *saas_keys_find(const char *kid);
+extern const SaasKey *saas_keys_signer(void);
+extern void saas_keys_init(void);
+typedef struct SaasTokenClaims
+{
+	const pg_uuid_t *user_id;
+	const pg_uuid_t *org_id;
+	const char *role;
+	int			ttl_s;
+	bool		trusted;		/* the extension's own short token */
+	int64		gen;			/* the user's session generation */
+	const char *actor;			/* trusted only: who acts, or NULL */
+} SaasTokenClaims;
+extern char *saas_token_issue(const SaasTokenClaims *tc);
+
+/* identity.c: act as the extension's owner for private tables. */
+typedef struct SaasElevation
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			guc_nest;		/* search_path pinned for the elevated step */
+} SaasElevation;
+extern Oid	saas_extension_owner(void);
+extern void saas_elevate(SaasElevation *e);
+extern void saas_unelevate(const SaasElevation *e);
+extern bool saas_invoker_privileged(void);
+
+/* jwt.c, jwt_time.c */
+#define SAAS_JWT_MAX_LEN		8192
+#define SAAS_JWT_SIG_LEN		32	/* HMAC-SHA256 */
+
+/* Why a token was refused; saas_jwt_error_message turns it into words. */
+typedef enum SaasJwtStatus
+{
+	SAAS_JWT_OK = 0,
+	SAAS_JWT_MALFORMED,
+	SAAS_JWT_BAD_HEADER,
+	SAAS_JWT_ALG_MISMATCH,
+	SAAS_JWT_UNKNOWN_KEY,
+	SAAS_JWT_BAD_SIGNATURE,
+	SAAS_JWT_EXPIRED,
+	SAAS_JWT_NOT_YET_VALID,
+	SAAS_JWT_BAD_CLAIMS,
+	SAAS_JWT_WRONG_ISSUER,
+	SAAS_JWT_WRONG_AUDIENCE
+} SaasJwtStatus;
+
+/* A token split into its parts; pointers into the token or palloc'd. */
+typedef struct SaasJwtParts
+{
+	const char *signing_input;	/* header.payload */
+	int			signing_input_len;
+	char		alg[16];
+	char		kid[65];		/* empty when absent */
+	char	   *payload_json;	/* decoded, validated JSON text */
+	int			payload_len;
+	unsigned char sig[SAAS_JWT_SIG_LEN];
+} SaasJwtParts;
+
+extern const char *saas_jwt_error_message(SaasJwtStatus st);
+extern SaasJwtStatus saas_jwt_split(const char *token, SaasJwtParts *parts);
+extern SaasJwtStatus saas_jwt_check_sig(const SaasJwtParts *parts,
+										const unsigned char *secret, int secret_len);
+/* The time claims of a token, as read. */
+typedef struct SaasJwtTimes
+{
+	bool		has_exp,
+				has_nbf,
+				has_iat;
+	int64		exp,
+				nbf,
+				iat;
+} SaasJwtTimes;
+
+extern SaasJwtStatus saas_jwt_check_time_values(const SaasJwtTimes *t, int64 now, int leeway,
+												bool require_exp);
+extern SaasJwtStatus saas_jwt_check_times(Jsonb *claims, int64 now, int leeway,
+										  bool require_exp);
+extern char *saas_jwt_encode(const char *kid, const char *claims_json, int claims_len,
+							 const unsigned char *secret, int secret_len);
+
+/*
+ * A NumericDate (JSON number text, may be non-integer or use an exponent)
+ * as whole seconds: round_up false for exp, true for nbf and iat; then the
+ * whole-second checks of saas_jwt_check_time_values answer as they would
+ * for the exact value. False when not a JSON number or beyond +/- 2^53 s.
+ */
+extern bool saas_jwt_numeric_date(const char *num, bool round_up, int64 *out);
+
+/* session.c */
+/*
+ * How long a backend trusts what it read about a user. The documented bound
+ * is 5 seconds; a second of it is left for the request in flight.
+ */
+#define SAAS_SESSION_TTL_S 4
+/* Revoked tokens kept per user before logout ends all sessions instead. */
+#define SAAS_SESSION_MAX_REVOKED 32
+
+typedef enum SaasSessionStatus
+{
+	SAAS_SESSION_OK,
+	SAAS_SESSION_GONE,
+	SAAS_SESSION_INACTIVE,
+	SAAS_SESSION_ORG_SUSPENDED,
+	SAAS_SESSION_ENDED
+} SaasSessionStatus;
+
+extern uint64 saas_jti_hash(const char *jti, size_t len);
+extern SaasSessionStatus saas_session_check(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
+											int64 gen, uint64 jti, char *role);
+extern const char *saas_session_message(SaasSessionStatus st);
+extern void saas_session_forget(void);
+
+/* password.c: argon2id password hashing and the password policy. */
+extern const char *saas_password_policy_error(const char *password, const char *email);
+extern char *saas_password_hash(const char *password);
+extern bool saas_password_verify(const char *password, const char *phc);
+extern void saas_password_burn(const char *password);
+
+#endif							/* SAAS_AUTH_H */

@@ -1,0 +1,236 @@
+/*-------------------------------------------------------------------------
+ *
+ * session.c
+ *	  The facts a token depends on, as they stand now: is its user still
+ *	  there and active, is its organization active, which role does the user
+ *	  have now, is the token's session still open.
+ *
+ * A token carries the user's role and session generation ("gen") from the
+ * moment it was issued. Wherever a context is read (saas.authenticate, a
+ * policy calling saas.current_org_id(), on any backend) it is checked
+ * against the user's current state, read with one index lookup and cached
+ * per backend for SAAS_SESSION_TTL_S (4 seconds, within the documented 5 s
+ * bound): that is the bound
+ * within which a password change, demotion, deactivation, deletion, logout
+ * or organization suspension ends tokens everywhere. The backend that makes
+ * such a change forgets its cache at once (a statement trigger).
+ *
+ * Sessions end in two ways: a generation bump (logout-all, password change,
+ * deactivation, demotion; saas._sessions) voids every token issued before,
+ * and a single logout records the token's jti (saas._revoked_tokens) until
+ * the token would have expired anyway. The cache keeps a user's revoked jtis
+ * as 64-bit hashes; logout bumps the generation instead once a user has
+ * SAAS_SESSION_MAX_REVOKED of them, so the list stays small.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "pg_saas.h"
+#include "common/common.h"
+#include "auth/auth.h"
+
+PG_FUNCTION_INFO_V1(saas_session_state_changed);
+
+#define STATE_SLOTS 64
+#define STATE_TTL_US ((int64) SAAS_SESSION_TTL_S * USECS_PER_SEC)
+
+typedef struct UserState
+{
+	bool		used;
+	pg_uuid_t	org_id;
+	pg_uuid_t	user_id;
+	TimestampTz checked;
+	SaasSessionStatus status;	/* OK, GONE, INACTIVE or ORG_SUSPENDED */
+	char		role[16];
+	int64		generation;
+	int			nrevoked;		/* -1: more than we keep: every token ended */
+	uint64		revoked[SAAS_SESSION_MAX_REVOKED];
+} UserState;
+
+static UserState states[STATE_SLOTS];
+static bool state_reading = false;
+
+static SaasPlan plan_state = {
+	"SELECT u.status = 'active', o.status = 'active', u.role, coalesce(s.generation, 0),"
+	" ARRAY(SELECT r.jti FROM saas._revoked_tokens r WHERE r.org_id = $1 AND r.user_id = $2"
+	"        AND r.expires_at > now() LIMIT " CppAsString2(SAAS_SESSION_MAX_REVOKED) " + 1)"
+	" FROM saas.users u JOIN saas.organizations o ON o.id = u.org_id"
+	" LEFT JOIN saas._sessions s ON s.org_id = u.org_id AND s.user_id = u.id"
+	" WHERE u.org_id = $1 AND u.id = $2",
+	2, {UUIDOID, UUIDOID}
+};
+
+/* saas_jti_hash: how a token id is remembered in the revoked list. */
+uint64
+saas_jti_hash(const char *jti, size_t len)
+{
+	return hash_bytes_extended((const unsigned char *) jti, (int) len, 0x5aa5);
+}
+
+/* role_rank: super_admin > admin > user; anything else ranks lowest. */
+static int
+role_rank(const char *role)
+{
+	if (strcmp(role, SAAS_ROLE_SUPER_ADMIN) == 0)
+		return 3;
+	if (strcmp(role, SAAS_ROLE_ADMIN) == 0)
+		return 2;
+	if (strcmp(role, SAAS_ROLE_USER) == 0)
+		return 1;
+	return 0;
+}
+
+/* state_read: one lookup of the user's facts, as the extension owner. */
+static void
+state_read(UserState *s)
+{
+	Datum		args[2];
+	SaasElevation elev;
+	bool		isnull;
+
+	args[0] = UUIDPGetDatum(&s->org_id);
+	args[1] = UUIDPGetDatum(&s->user_id);
+	s->status = SAAS_SESSION_GONE;
+	s->role[0] = '\0';
+	s->generation = 0;
+	s->nrevoked = 0;
+
+	/* The owner's view: the check must not depend on the caller's policies. */
+	state_reading = true;
+	PG_TRY();
+	{
+		saas_elevate(&elev);
+		saas_citus_nested_reads();
+		saas_spi_connect();
+		if (saas_exec(&plan_state, args, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			HeapTuple	t = SPI_tuptable->vals[0];
+			TupleDesc	d = SPI_tuptable->tupdesc;
+			ArrayType  *arr;
+			Datum	   *elems;
+			bool	   *enulls;
+			int			n,
+						i;
+
+			if (!DatumGetBool(SPI_getbinval(t, d, 1, &isnull)))
+				s->status = SAAS_SESSION_INACTIVE;
+			else if (!DatumGetBool(SPI_getbinval(t, d, 2, &isnull)))
+				s->status = SAAS_SESSION_ORG_SUSPENDED;
+			else
+				s->status = SAAS_SESSION_OK;
+			strlcpy(s->role, TextDatumGetCString(SPI_getbinval(t, d, 3, &isnull)), sizeof(s->role));
+			s->generation = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
+			arr = DatumGetArrayTypeP(SPI_getbinval(t, d, 5, &isnull));
+			deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &n);
+			if (n > SAAS_SESSION_MAX_REVOKED)
+				s->nrevoked = -1;
+			else
+			{
+				for (i = 0; i < n; i++)
+				{
+					text	   *j = DatumGetTextPP(elems[i]);
+
+					s->revoked[i] = saas_jti_hash(VARDATA_ANY(j), VARSIZE_ANY_EXHDR(j));
+				}
+				s->nrevoked = n;
+			}
+		}
+		SPI_finish();
+		saas_unelevate(&elev);
+	}
+	PG_FINALLY();
+	{
+		state_reading = false;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * saas_session_check: whether a token of (org, user) issued with session
+ * generation gen and jti hash jti is still good; on success *role is
+ * lowered to the user's current role when that is less.
+ */
+SaasSessionStatus
+saas_session_check(const pg_uuid_t *org_id, const pg_uuid_t *user_id, int64 gen,
+				   uint64 jti, char *role /* 16 bytes, in/out */ )
+{
+	UserState  *s = &states[user_id->data[15] % STATE_SLOTS];
+	/* The statement's start: a long transaction re-reads the facts too. */
+	TimestampTz now = GetCurrentStatementStartTimestamp();
+	int			i;
+
+	/* A policy evaluated while we read the facts: no context (fail closed). */
+	if (state_reading)
+		return SAAS_SESSION_GONE;
+	if (!s->used || memcmp(&s->user_id, user_id, sizeof(pg_uuid_t)) != 0 ||
+		memcmp(&s->org_id, org_id, sizeof(pg_uuid_t)) != 0 ||
+		now - s->checked >= STATE_TTL_US || now < s->checked)
+	{
+		s->used = false;
+		s->org_id = *org_id;
+		s->user_id = *user_id;
+		state_read(s);
+		s->checked = now;
+		s->used = true;
+	}
+	if (s->status != SAAS_SESSION_OK)
+		return s->status;
+	if (gen != s->generation || s->nrevoked < 0)
+		return SAAS_SESSION_ENDED;
+	for (i = 0; i < s->nrevoked; i++)
+		if (s->revoked[i] == jti)
+			return SAAS_SESSION_ENDED;
+	if (role_rank(s->role) < role_rank(role))
+		strlcpy(role, s->role, 16);
+	return SAAS_SESSION_OK;
+}
+
+/* saas_session_forget: drop every cached state (this backend changed facts). */
+void
+saas_session_forget(void)
+{
+	int			i;
+
+	for (i = 0; i < STATE_SLOTS; i++)
+		states[i].used = false;
+}
+
+/* saas_session_message: why a session check refused a token. */
+const char *
+saas_session_message(SaasSessionStatus st)
+{
+	switch (st)
+	{
+		case SAAS_SESSION_OK:
+			return "ok";
+		case SAAS_SESSION_GONE:
+			return "the account no longer exists";
+		case SAAS_SESSION_INACTIVE:
+			return "the account is no longer active";
+		case SAAS_SESSION_ORG_SUSPENDED:
+			return "the organization is suspended";
+		case SAAS_SESSION_ENDED:
+			return "the session has ended (logout or password change); log in again";
+	}
+	return "invalid session";
+}
+
+/* Trigger: facts tokens depend on changed; this backend re-reads them. */
+Datum
+saas_session_state_changed(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "saas._session_state_changed must be called as a trigger");
+	saas_session_forget();
+	return PointerGetDatum(NULL);
+}

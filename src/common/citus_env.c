@@ -1,0 +1,101 @@
+/*-------------------------------------------------------------------------
+ *
+ * citus_env.c
+ *	  What pg_saas does differently where Citus is loaded (docs/scale-out.md).
+ *
+ * Citus runs the statements on distributed tables on the worker nodes, over
+ * its own connections: a setting changed here with set_config_option (the
+ * tenant context, saas.context) never reaches them, and the row-level
+ * security of the shards would see no context. Citus forwards a setting
+ * when it is changed by a SET LOCAL statement while
+ * citus.propagate_set_commands is 'local': to the nodes already in the
+ * transaction at once, to the others when they join it. So every change of
+ * the context, and every restore of it when a nest level ends, is repeated
+ * here as such a statement (in a DO block, see saas_citus_propagate), and
+ * so is the request id, which the audit entries written there carry.
+ *
+ * On a worker node, the context is then verified inside the shard's query
+ * (its policies call saas.current_org_id()): the signing keys (a reference
+ * table) and the user's facts (tables colocated by org_id) are read from
+ * there, which Citus refuses as a nested distributed query unless allowed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+#include "common/common.h"
+
+
+/*
+ * saas_citus_loaded: Citus is loaded in this server (its settings exist; a
+ * hash lookup, cheap enough for every operation).
+ */
+bool
+saas_citus_loaded(void)
+{
+	return GetConfigOption("citus.multi_shard_modify_mode", true, false) != NULL;
+}
+
+/*
+ * saas_citus_propagate: tell the Citus nodes of this transaction the value
+ * the setting NAME has now (a SET LOCAL that Citus forwards). The local value
+ * is left as it is: the statement runs inside a GUC nest level of its own,
+ * popped at once. Outside a transaction, or without Citus, nothing to do.
+ */
+void
+saas_citus_propagate(const char *name)
+{
+	const char *value;
+	StringInfoData sql;
+	int			nest;
+
+	if (!saas_citus_loaded() || !IsTransactionState())
+		return;
+	value = GetConfigOption(name, true, false);
+	if (value == NULL)
+		value = "";
+	/*
+	 * In a DO block: Citus forwards a SET LOCAL only inside what it sees as a
+	 * transaction block or a function; saas.http called by a single
+	 * autocommit SELECT is neither at its top level.
+	 */
+	if (strstr(value, "$saas_set$") != NULL)
+		elog(ERROR, "%s cannot be forwarded to the Citus nodes", name);
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "DO $saas_set$BEGIN SET LOCAL %s = %s; END$saas_set$",
+					 quote_identifier(name), quote_literal_cstr(value));
+
+	nest = NewGUCNestLevel();
+	(void) set_config_option("citus.propagate_set_commands", "local",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute(sql.data, false, 0) < 0)
+		elog(ERROR, "could not forward %s to the Citus nodes", name);
+	SPI_finish();
+	AtEOXact_GUC(true, nest);
+	pfree(sql.data);
+}
+
+/*
+ * saas_citus_nested_reads: allow the verification reads of the tenant context
+ * to run inside a shard's query on a worker node, until the caller's GUC nest
+ * level ends (they run under saas_elevate, whose saas_unelevate pops it).
+ * Those reads are of a reference table, whose copy is local, and of the
+ * token's own organization: the shard of its user's facts.
+ */
+void
+saas_citus_nested_reads(void)
+{
+	if (saas_citus_loaded())
+		(void) set_config_option("citus.allow_nested_distributed_execution", "on",
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
+}
