@@ -20,12 +20,13 @@
  *	 5. wk_retention_step	(transactions) delete finished work past its
  *							retention
  *
- * saas.worker_processes (2 by default) runs that loop in more processes:
+ * saas.worker_processes (1 by default) runs that loop in more processes:
  * slot 0, "pg_saas worker", does all of it; the others, "pg_saas drainer",
  * only steps 2 and 3 (and step 1's checks, without events, once a second).
  * A round's SQL and its calls take about the same CPU, one after the other
- * in one process; two processes keep both the database and the services
- * busy. Claims are FOR UPDATE SKIP LOCKED, breakers and pauses live in
+ * in one process; more processes overlap them where there are idle cores
+ * (with the services on the same two cores, as in the benchmark, one
+ * process drained faster: its rounds are larger). Claims are FOR UPDATE SKIP LOCKED, breakers and pauses live in
  * shared memory, and each process keeps to its share of a service's
  * max_in_flight, so they need not talk to each other.
  *
@@ -79,7 +80,7 @@ PGDLLEXPORT void saas_worker_main(Datum arg);
 #define WK_IDLE_MS			1000
 #define WK_EVENT_BATCH		500
 
-int			saas_worker_processes = 2;
+int			saas_worker_processes = 1;
 
 /* This process's slot: 0 for the main worker, 1.. for the other drainers. */
 int			wk_slot = 0;
@@ -134,7 +135,7 @@ saas_worker_define_gucs(void)
 	DefineCustomIntVariable("saas.worker_processes",
 							"Background processes that drain the job queue (the first also applies "
 							"events, syncs and prunes).",
-							NULL, &saas_worker_processes, 2, 1, WK_MAX_PROCS,
+							NULL, &saas_worker_processes, 1, 1, WK_MAX_PROCS,
 							process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP,
 							0, NULL, NULL, NULL);
 }
@@ -362,6 +363,23 @@ saas_worker_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(saas_database, NULL, 0);
+
+	/*
+	 * Every statement of the worker is an index walk by design (the claim's
+	 * descent per organization, records by primary key, retention by
+	 * finished_at). Its plans are kept for the life of the process, and a
+	 * plan made while the queue was empty is a sequential scan: a backlog of
+	 * 100k jobs that arrives before the next ANALYZE then made each round
+	 * scan the whole queue (an organization's jobs waited 0.4 s instead of
+	 * milliseconds, test/bench/engine_6_fairness.sh). So the worker never
+	 * plans a sequential scan where an index can serve. Nor does it JIT:
+	 * its statements take microseconds, and a sequential scan it cannot
+	 * avoid (a table with no index for it) now costs past jit_above_cost,
+	 * which compiled each such statement for tens of milliseconds.
+	 */
+	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
 	wk_slot = DatumGetInt32(arg);
 	if (wk_slot < 0 || wk_slot >= WK_MAX_PROCS)
 		elog(ERROR, "pg_saas worker: no slot %d", wk_slot);

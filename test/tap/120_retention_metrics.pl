@@ -107,7 +107,7 @@ is(metric($m, 'saas_worker_breaker_state{service="user-service",state="closed"}'
 is(metric($m, 'saas_jobs{service="user-service",state="retryable"}'), '1', 'queue depth by service and state');
 ok((metric($m, 'saas_worker_pruned_rows_total{table="jobs_succeeded"}') // 0) >= $total + 1, 'pruned rows counted');
 is(metric($m, 'saas_worker_up'), '1', 'the worker is up');
-is(metric($m, 'saas_worker_processes'), '2', 'the worker and its drainer run (saas.worker_processes = 2)');
+is(metric($m, 'saas_worker_processes'), '1', 'one worker process runs (saas.worker_processes = 1, the default)');
 unlike($m, qr/\Q$org\E/, 'no organization id in the metrics');
 
 my $relay = start_relay($node);
