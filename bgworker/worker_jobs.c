@@ -179,13 +179,14 @@ static SaasPlan plan_due_after_close = {
 	NULL, true				/* data-dependent: planned per use */
 };
 
-/* The earliest due job: one index probe per service (jobs_due_idx is by service). */
+/*
+ * The earliest due job: one index probe per service of saas.integrations
+ * (jobs_due_idx is by service), no service spelled here.
+ */
 static SaasPlan plan_next_due = {
-	"SELECT extract(epoch FROM min(d) - now()) FROM (VALUES"
-	" ((SELECT min(run_at) FROM saas.jobs WHERE service = 'user-service' AND state IN ('available', 'retryable'))),"
-	" ((SELECT min(run_at) FROM saas.jobs WHERE service = 'payment-service' AND state IN ('available', 'retryable'))),"
-	" ((SELECT min(run_at) FROM saas.jobs WHERE service = 'communication-service' AND state IN ('available', 'retryable')))"
-	") AS t(d)",
+	"SELECT extract(epoch FROM min(d.run_at) - now()) FROM saas.integrations i"
+	" CROSS JOIN LATERAL (SELECT min(j.run_at) AS run_at FROM saas.jobs j"
+	"   WHERE j.service = i.service AND j.state IN ('available', 'retryable')) d",
 	0, {0}
 };
 
