@@ -283,7 +283,7 @@ wm_render_retention(StringInfo out)
  * (saas.metrics_text() adds what the tables know). Without shared memory
  * (library not preloaded) only saas_worker_up 0.
  */
-/* wm_processes_alive: the worker processes with a pid in their slot. */
+/* wm_processes_alive: the worker processes with an incarnation in their slot. */
 static int
 wm_processes_alive(void)
 {
@@ -294,7 +294,7 @@ wm_processes_alive(void)
 		return 0;
 	LWLockAcquire(saas_worker_lock(), LW_SHARED);
 	for (i = 0; i < WK_MAX_PROCS; i++)
-		if (saas_worker_shared->procs[i].pid != 0)
+		if (saas_worker_shared->procs[i].incarnation != 0)
 			n++;
 	LWLockRelease(saas_worker_lock());
 	return n;

@@ -725,7 +725,7 @@ saas_worker_incarnations(PG_FUNCTION_ARGS)
 
 	LWLockAcquire(saas_worker_lock(), LW_SHARED);
 	for (i = 0; i < WK_MAX_PROCS; i++)
-		if (saas_worker_shared->procs[i].pid != 0)
+		if (saas_worker_shared->procs[i].incarnation != 0)
 			inc[n++] = Int64GetDatum(saas_worker_shared->procs[i].incarnation);
 	LWLockRelease(saas_worker_lock());
 	PG_RETURN_ARRAYTYPE_P(construct_array(inc, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));

@@ -148,11 +148,8 @@ wk_detach(int code, Datum arg)
 
 	saas_worker_link_detach(wk_slot);
 	LWLockAcquire(saas_worker_lock(), LW_EXCLUSIVE);
-	if (me->pid == MyProcPid)
-	{
-		me->pid = 0;
+	if (me->incarnation == wk_incarnation)
 		me->incarnation = 0;
-	}
 	LWLockRelease(saas_worker_lock());
 }
 
@@ -393,7 +390,6 @@ saas_worker_main(Datum arg)
 	if (!pg_strong_random(&wk_incarnation, sizeof(wk_incarnation)) || wk_incarnation == 0)
 		wk_incarnation = ((int64) MyProcPid << 32) ^ GetCurrentTimestamp();
 	LWLockAcquire(saas_worker_lock(), LW_EXCLUSIVE);
-	saas_worker_shared->procs[wk_slot].pid = MyProcPid;
 	saas_worker_shared->procs[wk_slot].incarnation = wk_incarnation;
 	LWLockRelease(saas_worker_lock());
 	saas_worker_link_attach(wk_slot);

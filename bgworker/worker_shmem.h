@@ -53,8 +53,7 @@ typedef struct SaasBreaker
  */
 typedef struct SaasWorkerSlot
 {
-	int			pid;			/* 0: not running */
-	int64		incarnation;	/* lease_owner of the jobs it claims */
+	int64		incarnation;	/* lease_owner of the jobs it claims; 0: not running */
 } SaasWorkerSlot;
 
 typedef struct SaasWorkerShared

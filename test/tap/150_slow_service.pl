@@ -34,39 +34,15 @@ sub enqueue_payments
 		  FROM generate_series(1, $count) n;});
 }
 
-# messages_at_20_per_s(KIND, N): N messages, one transaction each, 50 ms apart.
-sub messages_at_20_per_s
-{
-	my ($kind, $count) = @_;
-	$node->safe_psql('postgres', qq{
-		DO \$\$ BEGIN
-			FOR n IN 1..$count LOOP
-				PERFORM saas._enqueue('$org', 'communication-service', '$kind', 'POST', '/messages',
-					jsonb_build_object('organization_id', 'org_slow', 'recipient', '$kind' || n || '\@tap.test', 'template', 'welcome'),
-					'$kind-' || n);
-				COMMIT;
-				PERFORM pg_sleep(0.05);
-			END LOOP;
-		END \$\$;});
-}
-
-# p99_ms(KIND): the 99th percentile of enqueue-to-done time of a kind's jobs, in ms.
-sub p99_ms
-{
-	my ($kind) = @_;
-	return q1($node, qq{SELECT round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at)) * 1000)
-		FROM saas.jobs WHERE kind = '$kind'});
-}
-
 # 1. Slow: every payment call takes 3 s.
 sim_faults($sim, 'payment-service', { latency_ms => 3000 });
 enqueue_payments('tap.pay', 40);
 ok(wait_until(sub { (sim_stats($sim, 'payment-service')->{requests} // 0) >= 8 }, 10, 'payment calls in flight'),
 	'the payment service is busy with its 8 slots');
-messages_at_20_per_s('tap.msg', 100);
+messages_at_20_per_s($node, $org, 'org_slow', 'tap.msg', 100);
 ok(wait_for($node, q{SELECT count(*) FROM saas.jobs WHERE kind = 'tap.msg' AND state = 'succeeded'}, '100', 20),
 	'every message succeeds');
-my $p99 = p99_ms('tap.msg');
+my $p99 = latency_ms($node, 'tap.msg', 0.99);
 ok($p99 < 1000, "communication p99 while payment is slow: $p99 ms (< 1000)");
 my $pay_done = q1($node, q{SELECT count(*) FROM saas.jobs WHERE kind = 'tap.pay' AND state = 'succeeded'});
 ok($pay_done >= 8, "the payment backlog drains meanwhile ($pay_done done)");
@@ -77,10 +53,10 @@ ok(q1($node, q{SELECT max(c) FROM (SELECT count(*) c FROM saas.jobs WHERE kind =
 sim_faults($sim, 'payment-service', { mode => 'hang' });
 $node->safe_psql('postgres', q{UPDATE saas.integrations SET timeout_ms = 3000 WHERE service = 'payment-service'});
 enqueue_payments('tap.pay2', 20);
-messages_at_20_per_s('tap.msg2', 100);
+messages_at_20_per_s($node, $org, 'org_slow', 'tap.msg2', 100);
 ok(wait_for($node, q{SELECT count(*) FROM saas.jobs WHERE kind = 'tap.msg2' AND state = 'succeeded'}, '100', 20),
 	'every message succeeds while the payment service hangs');
-$p99 = p99_ms('tap.msg2');
+$p99 = latency_ms($node, 'tap.msg2', 0.99);
 ok($p99 < 1000, "communication p99 while payment hangs: $p99 ms (< 1000)");
 is(q1($node, q{SELECT count(*) FROM saas.jobs WHERE kind IN ('tap.pay', 'tap.pay2') AND state = 'dead'}), '0',
 	'no payment job is dead');

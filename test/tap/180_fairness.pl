@@ -33,22 +33,11 @@ ok(wait_until(sub { (sim_stats($sim, 'communication-service')->{requests} // 0) 
 	'the backlog is being drained');
 
 # 100 messages of the other organization, one transaction each, 50 ms apart.
-$node->safe_psql('postgres', qq{
-	DO \$\$ BEGIN
-		FOR n IN 1..100 LOOP
-			PERFORM saas._enqueue('$small', 'communication-service', 'tap.small', 'POST', '/messages',
-				jsonb_build_object('organization_id', 'org_small', 'recipient', 's' || n || '\@tap.test', 'template', 'welcome'),
-				'tap.small-' || n);
-			COMMIT;
-			PERFORM pg_sleep(0.05);
-		END LOOP;
-	END \$\$;});
+messages_at_20_per_s($node, $small, 'org_small', 'tap.small', 100);
 ok(wait_for($node, q{SELECT count(*) FROM saas.jobs WHERE kind = 'tap.small' AND state = 'succeeded'}, '100', 20),
 	"the other organization's messages succeed");
-my $p99 = q1($node, q{SELECT round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at)) * 1000)
-	FROM saas.jobs WHERE kind = 'tap.small'});
-my $p50 = q1($node, q{SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at)) * 1000)
-	FROM saas.jobs WHERE kind = 'tap.small'});
+my $p99 = latency_ms($node, 'tap.small', 0.99);
+my $p50 = latency_ms($node, 'tap.small', 0.5);
 ok($p99 < 1000, "the other organization's p99 with a $bulk-job backlog ahead: $p99 ms (< 1000; p50 $p50 ms)");
 my $left = q1($node, q{SELECT count(*) FROM saas.jobs WHERE kind = 'tap.bulk'
 	AND (finished_at IS NULL OR finished_at > (SELECT max(finished_at) FROM saas.jobs WHERE kind = 'tap.small'))});

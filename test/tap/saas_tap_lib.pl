@@ -275,6 +275,31 @@ sub enqueue_users
 		  FROM generate_series(1, $n) n;});
 }
 
+# messages_at_20_per_s(NODE, ORG, ORG_REF, KIND, N): N welcome messages of an
+# organization, one transaction each, 50 ms apart (keys KIND-1 .. KIND-N).
+sub messages_at_20_per_s
+{
+	my ($node, $org, $ref, $kind, $count) = @_;
+	$node->safe_psql('postgres', qq{
+		DO \$\$ BEGIN
+			FOR n IN 1..$count LOOP
+				PERFORM saas._enqueue('$org', 'communication-service', '$kind', 'POST', '/messages',
+					jsonb_build_object('organization_id', '$ref', 'recipient', '$kind' || n || '\@tap.test', 'template', 'welcome'),
+					'$kind-' || n);
+				COMMIT;
+				PERFORM pg_sleep(0.05);
+			END LOOP;
+		END \$\$;});
+}
+
+# latency_ms(NODE, KIND, FRACTION): that percentile of a kind's enqueue-to-done time, in ms.
+sub latency_ms
+{
+	my ($node, $kind, $fraction) = @_;
+	return q1($node, qq{SELECT round(percentile_cont($fraction) WITHIN GROUP
+		(ORDER BY extract(epoch FROM finished_at - created_at)) * 1000) FROM saas.jobs WHERE kind = '$kind'});
+}
+
 # job_states(NODE, KIND): "state=count ..." of the jobs of a kind, sorted.
 sub job_states
 {
