@@ -141,73 +141,12 @@ t_error "a second distribute() is refused (42710: already distributed)" 42710 \
 t_eq "distribute() leaves its Citus settings behind" 0 "off|on" \
 	-c "SELECT current_setting('citus.enable_unsafe_triggers'), current_setting('citus.enable_local_reference_table_foreign_keys')"
 
-# Every table of the saas schema with an org_id column (but _user_refs, the platform-wide owner
-# of external user ids) is hash-distributed by it, colocated with saas.users; the platform-wide
-# tables are reference tables.
-t_eq "every tenant table (12, the job queue too) is distributed by org_id, colocated with saas.users" 0 "12|0" \
-	-c "SELECT count(*), count(*) FILTER (WHERE d.partmethod IS DISTINCT FROM 'h'
-			OR column_to_column_name(d.logicalrelid, d.partkey) <> 'org_id'
-			OR d.colocationid <> (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'saas.users'::regclass))
-		  FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'org_id'
-		  LEFT JOIN pg_dist_partition d ON d.logicalrelid = c.oid
-		 WHERE c.relnamespace = 'saas'::regnamespace AND c.relkind = 'r' AND c.oid <> 'saas._user_refs'::regclass"
-t_eq "organizations, _user_refs, _signing_keys, integrations and rate_limits are reference tables" 0 \
-	"_signing_keys,_user_refs,integrations,organizations,rate_limits" \
-	-c "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_dist_partition d JOIN pg_class c ON c.oid = d.logicalrelid
-		 WHERE d.partmethod = 'n' AND d.repmodel = 't' AND c.relnamespace = 'saas'::regnamespace"
-t_eq "the rows written before distribute() are all still there" 0 "9|11|3|1|1|3" \
-	-c "SELECT (SELECT count(*) FROM saas.organizations), (SELECT count(*) FROM saas.users),
-			   (SELECT count(*) FROM saas._credentials), (SELECT count(*) FROM saas._signing_keys),
-			   (SELECT count(*) FROM saas.users WHERE role = 'super_admin'), (SELECT count(*) FROM saas.integrations)"
-t_eq "the users' shards are spread over both workers" 0 "2" \
-	-c "SELECT count(DISTINCT nodeport) FROM pg_dist_shard_placement p JOIN pg_dist_shard s USING (shardid)
-		 WHERE s.logicalrelid = 'saas.users'::regclass"
-
-# ---- Isolation on the workers.
-for n in 1 2; do
-	t_eq "worker $n: the superuser sees tenant rows in its shards (the probe below is not empty)" "$n" "t" \
-		-c "SET citus.override_table_visibility = off" \
-		-c "SELECT sum((xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM saas.%I', c.relname), false, true, '')))[1]::text::int) > 0
-			  FROM pg_dist_shard s JOIN pg_class c ON c.relname = 'users_' || s.shardid AND c.relnamespace = 'saas'::regnamespace
-			 WHERE s.logicalrelid = 'saas.users'::regclass"
-	t_eq "worker $n: every shard keeps RLS, FORCE and its policies" "$n" "t|0" \
-		-c "SET citus.override_table_visibility = off" \
-		-c "SELECT count(*) > 0, count(*) FILTER (WHERE NOT (c.relrowsecurity AND c.relforcerowsecurity)
-					OR NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid))
-			  FROM pg_dist_shard s JOIN pg_class l ON l.oid = s.logicalrelid
-			  JOIN pg_class c ON c.relname = l.relname || '_' || s.shardid AND c.relnamespace = l.relnamespace
-			 WHERE l.relnamespace = 'saas'::regnamespace"
-	got=$(psql -X -q -At -h "$CITUS_DIR" -p "${CITUS_PORTS[$n]}" -U app -d "$CITUS_DB" \
-		-c "SET citus.override_table_visibility = off" \
-		-c "SELECT count(*) FROM saas.users" -c "SELECT count(*) FROM saas.organizations" 2>&1)
-	if [ "$got" == $'0\n0' ]; then ok "worker $n: app without a context sees no user and no organization"
-	else not_ok "worker $n: app without a context sees no user and no organization" "$got"; fi
-	# Every users shard on this worker, read directly by app: no row.
-	shards=$(cpsql "$n" -c "SET citus.override_table_visibility = off" \
-		-c "SELECT string_agg(format('(SELECT count(*) FROM saas.%I)', c.relname), ' + ')
-			  FROM pg_dist_shard s JOIN pg_class c ON c.relname = 'users_' || s.shardid AND c.relnamespace = 'saas'::regnamespace
-			 WHERE s.logicalrelid = 'saas.users'::regclass")
-	got=$(psql -X -q -At -h "$CITUS_DIR" -p "${CITUS_PORTS[$n]}" -U app -d "$CITUS_DB" -c "SELECT $shards" 2>&1)
-	if [ "$got" == "0" ]; then ok "worker $n: app reading its users shards directly sees no row"
-	else not_ok "worker $n: app reading its users shards directly sees no row" "$got"; fi
-	t_error "worker $n: app cannot read the credentials' shards at all" 42501 \
-		-h "$CITUS_DIR" -p "${CITUS_PORTS[$n]}" -U app -d "$CITUS_DB" -c "SELECT count(*) FROM saas._credentials"
-done
-
-# ---- A single-tenant query is a router query: one task, on one node.
 # t_tasks NAME WANT SQL: EXPLAIN of SQL on the coordinator says "Task Count: WANT".
 t_tasks() {
 	local got
 	got=$(cpsql 0 -c "EXPLAIN $3" 2>&1 | grep -oE 'Task Count: [0-9]+' | head -1)
 	if [ "$got" == "Task Count: $2" ]; then ok "$1"; else not_ok "$1" "want Task Count: $2, got: $got"; fi
 }
-t_tasks "a single-tenant users page is routed to one shard" 1 \
-	"SELECT * FROM saas.users WHERE org_id = '00000000-0000-4000-8000-000000000003' ORDER BY id LIMIT 50"
-t_tasks "a join of colocated tenant tables for one tenant is routed to one shard" 1 \
-	"SELECT u.id, c.updated_at FROM saas.users u JOIN saas._credentials c ON c.org_id = u.org_id AND c.user_id = u.id
-	  WHERE u.org_id = '00000000-0000-4000-8000-000000000003'"
-t_tasks "a page of the audit log of one tenant is routed to one shard" 1 \
-	"SELECT * FROM saas.audit_log WHERE org_id = '00000000-0000-4000-8000-000000000003' ORDER BY seq DESC LIMIT 50"
 
 # ---- The API on the coordinator (saas.http, as the application's login role).
 # api METHOD PATH TOKEN BODY EXPR: "status|EXPR", EXPR an SQL expression on the answer's
@@ -239,78 +178,14 @@ else not_ok "POST /auth/login answers 200 with a token (super_admin, two tenant 
 t_api "POST /auth/login with a wrong password is 401" "401|unauthorized" \
 	POST /auth/login "" '{"email":"admin@tenant-1.test","password":"not the password"}' "b->'error'->>'code'"
 
-# The tenant context reaches the workers: each admin sees its own organization's users, and
-# only those (the rows are on the shards; without the context they would see none).
-t_api "GET /users: tenant 1's admin sees its 2 users, and only tenant 1's" "200|2 true" \
-	GET /users "$a1" "" "(SELECT count(*) || ' ' || bool_and(u->>'org_id' = '00000000-0000-4000-8000-000000000001') FROM jsonb_array_elements(b->'data') u)"
-t_api "GET /users: tenant 2's admin sees its 2 users" "200|admin@tenant-2.test,user@tenant-2.test" \
-	GET /users "$a2" "" "(SELECT string_agg(u->>'email', ',' ORDER BY u->>'email') FROM jsonb_array_elements(b->'data') u)"
-t_api "GET /users?limit=1 pages on Citus too" "200|1 true" \
-	GET "/users?limit=1" "$a1" "" "jsonb_array_length(b->'data') || ' ' || (b->>'next_cursor' IS NOT NULL)"
-u2=$(cpsql 0 -c "SELECT id FROM saas.users WHERE email = 'user@tenant-2.test'")
-t_api "GET /users/:id of another tenant's user is 404" "404|not_found" \
-	GET "/users/$u2" "$a1" "" "b->'error'->>'code'"
-t_api "GET /users/:id of its own user is 200" "200|user@tenant-2.test" \
-	GET "/users/$u2" "$a2" "" "b->>'email'"
-t_api "GET /organizations: a tenant admin sees its own organization only" "200|tenant-1" \
-	GET /organizations "$a1" "" "(SELECT string_agg(o->>'slug', ',') FROM jsonb_array_elements(b->'data') o)"
-t_api "GET /organizations: the super_admin sees all 9" "200|9" \
-	GET "/organizations?limit=50" "$root" "" "jsonb_array_length(b->'data')"
-t_api "GET /organizations/:id of another organization is 404 for a tenant admin" "404|not_found" \
-	GET /organizations/00000000-0000-4000-8000-000000000002 "$a1" "" "b->'error'->>'code'"
-t_api "GET /audit-logs: the entries recorded before distribute(), of the caller's organization only" "200|true" \
-	GET /audit-logs "$a1" "" "jsonb_array_length(b->'data') >= 1 AND (SELECT bool_and(e->>'org_id' = '00000000-0000-4000-8000-000000000001') FROM jsonb_array_elements(b->'data') e)"
-t_api "GET /users without a token is 401" "401|unauthorized" \
-	GET /users "" "" "b->'error'->>'code'"
-# Errors from the shards map like on a single node, without shard names.
-t_api "POST /users with an email taken in the organization is 409 on field email, no shard name in the answer" \
-	"409|email a resource with this value already exists" \
-	POST /users "$a1" '{"email":"user@tenant-1.test","first_name":"U","last_name":"B","role":"user","status":"inactive"}' \
-	"(b->'error'->'details'->0->>'field') || ' ' || (b->'error'->>'message')"
-# Writes: the audit chain of an organization is written on the node that holds its shards.
-u1=$(cpsql 0 -c "SELECT id FROM saas.users WHERE email = 'user@tenant-1.test'")
-t_api "PUT /users/:id: an admin renames a user of its organization" "200|Renamed" \
-	PUT "/users/$u1" "$a1" '{"first_name":"Renamed"}' "b->>'first_name'"
-t_api "GET /users/:id shows the new name" "200|Renamed 2" \
-	GET "/users/$u1" "$a1" "" "(b->>'first_name') || ' ' || (b->>'version')"
-t_api "GET /audit-logs: the rename is recorded once, with its actor" "200|1 admin" \
-	GET "/audit-logs?entity=user&action=update" "$a1" "" \
-	"(SELECT count(*) || ' ' || min(e->>'actor_role') FROM jsonb_array_elements(b->'data') e WHERE e->>'entity_id' = '$u1')"
-t_api "PUT /organizations/:id: an admin renames its organization" "200|Tenant One" \
-	PUT /organizations/00000000-0000-4000-8000-000000000001 "$a1" '{"name":"Tenant One"}' "b->>'name'"
-t_api "GET /audit-logs: the organization's rename is recorded once (a reference table has a copy on every node)" "200|1" \
-	GET "/audit-logs?entity=organization&action=update" "$a1" "" "jsonb_array_length(b->'data')"
-t_api "POST /users: an admin creates an inactive user" "201|inactive" \
-	POST /users "$a1" '{"email":"new@tenant-1.test","first_name":"N","last_name":"U","role":"user","status":"inactive"}' "b->>'status'"
-t_api "POST /users: an admin creates an active user (the employee limit is counted under the organization's lock)" "201|active" \
-	POST /users "$a1" '{"email":"act@tenant-1.test","first_name":"N","last_name":"U","role":"user"}' "b->>'status'"
-t_api "PUT /users/:id: an admin activates the inactive user" "200|active" \
-	PUT "/users/$(cpsql 0 -c "SELECT id FROM saas.users WHERE email = 'new@tenant-1.test'")" "$a1" '{"status":"active"}' "b->>'status'"
-t_api "PUT /organizations/:id: the super_admin raises an employee limit" "200|50" \
-	PUT /organizations/00000000-0000-4000-8000-000000000006 "$root" '{"employee_limit":50}' "b->>'employee_limit'"
-t_eq "saas.audit_verify: tenant 1's chain is intact after writes on the worker" 0 "t" \
-	-c "SELECT ok FROM saas.audit_verify('00000000-0000-4000-8000-000000000001')"
-t_eq "the entries written on the workers carry the request id of their API request" 0 "0|t" \
-	-c "SELECT count(*) FILTER (WHERE request_id IS NULL), count(*) > 0 FROM saas.audit_log WHERE action = 'update'"
-t_eq "every change of tenant 1 is in its chain once (seq gapless)" 0 "t" \
-	-c "SELECT count(*) = max(seq) AND count(DISTINCT seq) = count(*) FROM saas.audit_log WHERE org_id = '00000000-0000-4000-8000-000000000001'"
-q1=$(cpsql 0 -c "SELECT count(*) FROM saas.jobs WHERE org_id = '00000000-0000-4000-8000-000000000001'
-	AND service = 'user-service' AND state IN ('available', 'running')")
-qall=$(cpsql 0 -c "SELECT count(*) FROM saas.jobs WHERE service = 'user-service' AND state IN ('available', 'running')")
-t_api "GET /integrations/status: a tenant admin sees its own organization's queue ($q1 user-service jobs)" "200|$q1 OK" \
-	GET /integrations/status "$a1" "" "(b->'userService'->>'queued') || ' ' || (b->'userService'->>'status')"
-t_api "GET /integrations/status: the super_admin sees every organization's queue ($qall user-service jobs)" "200|$qall 3" \
-	GET /integrations/status "$root" "" "(b->'userService'->>'queued') || ' ' || (SELECT count(*) FROM jsonb_object_keys(b))"
-
-# Key rotation and retirement (saas._signing_keys is a reference table).
-newkid=$(cpsql 0 -c "SELECT saas.rotate_signing_key()")
-t_eq "saas.rotate_signing_key() adds a key on every node" 1 "1" -c "SELECT count(*) FROM saas._signing_keys WHERE kid = '$newkid'"
-oldkid=$(cpsql 0 -c "SELECT kid FROM saas._signing_keys WHERE kid <> '$newkid' ORDER BY created_at LIMIT 1")
-t_eq "saas.retire_signing_key() retires the old key" 0 "" -c "SELECT saas.retire_signing_key('$oldkid')"
-t_api "a token signed with the retired key stops verifying at once" "401|unauthorized" \
-	GET /users "$a1" "" "b->'error'->>'code'"
-a1=$(login admin@tenant-1.test 'tenant admin password')
-t_api "a new login is signed with the new key and works" "200|1" \
-	GET "/users?role=admin" "$a1" "" "(SELECT count(*) FROM jsonb_array_elements(b->'data'))::text || ''"
+# ---- The parts: test/suites/citus/NN_*.sh, in name order (CITUS_PARTS=10_placement,20_api runs
+# only those; 90_keys retires the key the tokens above were signed with, so it comes last).
+for part in "$PROJECT_ROOT"/test/suites/citus/*.sh; do
+	name=$(basename "$part" .sh)
+	if [ -n "${CITUS_PARTS:-}" ] && ! [[ ",$CITUS_PARTS," == *",$name,"* ]]; then continue; fi
+	echo "# -- $name"
+	# shellcheck source=/dev/null
+	source "$part"
+done
 
 echo "passed=$pass failed=$fail"
