@@ -203,15 +203,39 @@ saas_token_issue(const SaasTokenClaims *tc)
 						   key->secret, key->secret_len);
 }
 
-/* Trigger: saas._signing_keys changed; tell every backend to reload keys. */
+/*
+ * Trigger: a cached configuration table changed (signing keys, rate limits,
+ * integrations); tell every backend of this node to reload it. The caches
+ * follow the table by its OID. On Citus the trigger fires on the table's
+ * placement on each node ("rate_limits_102012", a reference table's copy),
+ * whose OID no cache knows: the table of the same name without the shard
+ * suffix, in the same schema, is invalidated too.
+ */
 Datum
 saas_signing_keys_changed(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	const char *name;
+	const char *us;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "saas._signing_keys_changed must be called as a trigger");
-	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+	rel = trigdata->tg_relation;
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(rel));
+
+	name = RelationGetRelationName(rel);
+	us = strrchr(name, '_');
+	if (us != NULL && us > name && us[1] != '\0' &&
+		strspn(us + 1, "0123456789") == strlen(us + 1))
+	{
+		char	   *logical = pnstrdup(name, us - name);
+		Oid			relid = get_relname_relid(logical, RelationGetNamespace(rel));
+
+		if (OidIsValid(relid) && relid != RelationGetRelid(rel))
+			CacheInvalidateRelcacheByRelid(relid);
+		pfree(logical);
+	}
 	return PointerGetDatum(NULL);
 }
 

@@ -60,14 +60,15 @@ bench_stop_all() {
 trap bench_stop_all EXIT
 
 # bench_pgbench_start LABEL OPTIONS USER SCRIPT SECONDS [pgbench options]: one pgbench run in
-# the background, in $FOUNDATION_DB (or $PGBENCH_DB), prepared statements (as applications and
+# the background, in $PGB_CONN (a conninfo: another server) or else $FOUNDATION_DB (or
+# $PGBENCH_DB), prepared statements (as applications and
 # the relay run), BENCH_CLIENTS clients and threads; OPTIONS is that run's PGOPTIONS. Its
 # output goes to $BENCH_WORK/pgbench-LABEL.log; its pid is appended to BENCH_PIDS.
 bench_pgbench_start() {
 	local label=$1 options=$2 user=$3 script=$4 secs=$5
 	shift 5
 	PGOPTIONS="$options" pgbench -n -M prepared -c "$BENCH_CLIENTS" -j "$BENCH_CLIENTS" -T "$secs" \
-		-U "$user" -f "$script" "$@" "${PGBENCH_DB:-$FOUNDATION_DB}" >"$BENCH_WORK/pgbench-$label.log" 2>&1 &
+		-U "$user" -f "$script" "$@" "${PGB_CONN:-${PGBENCH_DB:-$FOUNDATION_DB}}" >"$BENCH_WORK/pgbench-$label.log" 2>&1 &
 	BENCH_PIDS+=($!)
 }
 
@@ -96,8 +97,9 @@ bench_pgbench() {
 	bench_pgbench_result "$label" "${BENCH_PIDS[-1]}"
 }
 
-# bench_compare "LABEL_A:USER_A:SCRIPT_A[:PGOPTIONS_A]" "LABEL_B:USER_B:SCRIPT_B[:PGOPTIONS_B]"
+# bench_compare "LABEL_A:USER_A:SCRIPT_A[:PGOPTIONS_A[:CONNINFO_A]]" "LABEL_B:USER_B:SCRIPT_B[...]"
 #               [pgbench options for both]
+# CONNINFO (no colons: "host=/sock port=N dbname=D") runs that side on another server.
 # A and B side by side: a warm-up, then BENCH_ROUNDS rounds. Sets CMP_TPS_A and CMP_TPS_B to
 # the mean TPS of each side, CMP_RATIO to the median over rounds of tps_B / tps_A (a burst of
 # load from elsewhere spoils one round, not the figure) and CMP_RATIOS to the per-round ratios.
@@ -112,9 +114,9 @@ bench_pgbench() {
 bench_compare() {
 	local a=$1 b=$2
 	shift 2
-	local la ua sa oa lb ub sb ob
-	IFS=: read -r la ua sa oa <<<"$a"
-	IFS=: read -r lb ub sb ob <<<"$b"
+	local la ua sa oa ca lb ub sb ob cb
+	IFS=: read -r la ua sa oa ca <<<"$a"
+	IFS=: read -r lb ub sb ob cb <<<"$b"
 	local mode=${BENCH_COMPARE:-concurrent} sum_a=0 sum_b=0 r tps_a tps_b pid_a pid_b order
 	CMP_RATIOS=""
 	echo "  $mode comparison: $la vs $lb, warm-up ${BENCH_WARMUP_SECONDS}s, $BENCH_ROUNDS rounds of ${BENCH_SECONDS}s"
@@ -123,9 +125,9 @@ bench_compare() {
 		if ((r == 0)); then secs=$BENCH_WARMUP_SECONDS tag=warmup; fi
 		if [ "$mode" = concurrent ]; then
 			order="A+B"
-			bench_pgbench_start "$la-$tag" "${oa:-}" "$ua" "$sa" "$secs" "$@"
+			PGB_CONN=${ca:-} bench_pgbench_start "$la-$tag" "${oa:-}" "$ua" "$sa" "$secs" "$@"
 			pid_a=${BENCH_PIDS[-1]}
-			bench_pgbench_start "$lb-$tag" "${ob:-}" "$ub" "$sb" "$secs" "$@"
+			PGB_CONN=${cb:-} bench_pgbench_start "$lb-$tag" "${ob:-}" "$ub" "$sb" "$secs" "$@"
 			pid_b=${BENCH_PIDS[-1]}
 			bench_pgbench_result "$la-$tag" "$pid_a" || { bench_stop_all; return 1; }
 			tps_a=$PGB_TPS
@@ -135,11 +137,11 @@ bench_compare() {
 			if ((r % 2)); then order="A, B"; else order="B, A"; fi
 			for side in ${order//,/}; do
 				if [ "$side" = A ]; then
-					bench_pgbench_start "$la-$tag" "${oa:-}" "$ua" "$sa" "$secs" "$@"
+					PGB_CONN=${ca:-} bench_pgbench_start "$la-$tag" "${oa:-}" "$ua" "$sa" "$secs" "$@"
 					bench_pgbench_result "$la-$tag" "${BENCH_PIDS[-1]}" || return 1
 					tps_a=$PGB_TPS
 				else
-					bench_pgbench_start "$lb-$tag" "${ob:-}" "$ub" "$sb" "$secs" "$@"
+					PGB_CONN=${cb:-} bench_pgbench_start "$lb-$tag" "${ob:-}" "$ub" "$sb" "$secs" "$@"
 					bench_pgbench_result "$lb-$tag" "${BENCH_PIDS[-1]}" || return 1
 					tps_b=$PGB_TPS
 				fi
