@@ -52,6 +52,25 @@ cluster_start() {
 	as_pg pg_ctl -D "$1" -l "$2" -w -t 60 start >/dev/null
 }
 
+# cluster_start_on_free_port PGDATA LOG: cluster_start; when another server took the port
+# between cluster_free_port and the start (other test clusters on this machine pick ports
+# too), the next free one is written into the configuration (a later "port" line wins) and
+# the start tried again, up to 5 times. Sets CLUSTER_PORT to the port it listens on.
+cluster_start_on_free_port() {
+	local data=$1 log=$2 try=0
+	CLUSTER_PORT=$(sed -nE 's/^port = ([0-9]+)$/\1/p' "$data/postgresql.conf" | tail -1)
+	until cluster_start "$data" "$log" 2>/dev/null; do
+		try=$((try + 1))
+		if [ "$try" -ge 5 ] || ! grep -q 'Address already in use' "$log"; then
+			tail -30 "$log"
+			return 1
+		fi
+		CLUSTER_PORT=$(cluster_free_port $((CLUSTER_PORT + 1)))
+		echo "# the port was taken meanwhile; now on $CLUSTER_PORT"
+		echo "port = $CLUSTER_PORT" >>"$data/postgresql.conf"
+	done
+}
+
 cluster_stop() {
 	[ -f "$1/postmaster.pid" ] && as_pg pg_ctl -D "$1" -m fast -w -t 60 stop >/dev/null 2>&1
 	return 0

@@ -56,8 +56,9 @@ $$;
 -- An application login role (member of saas_api), and a non-superuser role
 -- with every privilege an owner has on the log and no row-level security
 -- in its way: it stands for a table owner that is not a superuser.
-CREATE ROLE regress_audit_app IN ROLE saas_api;
-CREATE ROLE regress_audit_owner NOSUPERUSER BYPASSRLS;
+-- LOGIN: on Citus a role that SET ROLE switches to is the user the workers are connected as.
+CREATE ROLE regress_audit_app LOGIN IN ROLE saas_api;
+CREATE ROLE regress_audit_owner LOGIN NOSUPERUSER BYPASSRLS;
 GRANT USAGE ON SCHEMA saas TO regress_audit_owner;
 GRANT ALL ON saas.audit_log, saas._audit_heads TO regress_audit_owner;
 

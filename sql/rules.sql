@@ -30,14 +30,19 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 -- t.row: a user's role and status, read as the owner.
-CREATE FUNCTION t.usr(p_email text) RETURNS text LANGUAGE sql SECURITY DEFINER AS $$
-	SELECT string_agg(o.slug || ':' || u.role || '/' || u.status, ', ' ORDER BY o.slug)
-	  FROM saas.users u JOIN saas.organizations o ON o.id = u.org_id WHERE u.email = p_email
+-- (PL/pgSQL, not SQL: Citus cannot plan a SQL function's parameters in a distributed query.)
+CREATE FUNCTION t.usr(p_email text) RETURNS text LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+	RETURN (SELECT string_agg(o.slug || ':' || u.role || '/' || u.status, ', ' ORDER BY o.slug)
+			  FROM saas.users u JOIN saas.organizations o ON o.id = u.org_id WHERE u.email = p_email);
+END
 $$;
-CREATE FUNCTION t.org(p_slug text) RETURNS text LANGUAGE sql SECURITY DEFINER AS $$
-	SELECT subscription_tier || ' ' || employee_limit || ' ' || features_enabled::text || ' ' || status
-		   || ' ' || external_ids::text
-	  FROM saas.organizations WHERE slug = p_slug
+CREATE FUNCTION t.org(p_slug text) RETURNS text LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+	RETURN (SELECT subscription_tier || ' ' || employee_limit || ' ' || features_enabled::text || ' ' || status
+				   || ' ' || external_ids::text
+			  FROM saas.organizations WHERE slug = p_slug);
+END
 $$;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA t TO PUBLIC;
 

@@ -53,8 +53,11 @@ CREATE FUNCTION t.ev(id text, type text, ts text, org text, data jsonb) RETURNS 
 $$;
 
 -- t.stored: how many events with this id are stored (read as the owner).
-CREATE FUNCTION t.stored(p_event text) RETURNS bigint LANGUAGE sql SECURITY DEFINER AS $$
-	SELECT count(*) FROM saas.webhook_events WHERE event_id = p_event
+-- (PL/pgSQL, not SQL: Citus cannot plan a SQL function's parameters in a distributed query.)
+CREATE FUNCTION t.stored(p_event text) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+	RETURN (SELECT count(*) FROM saas.webhook_events WHERE event_id = p_event);
+END
 $$;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA t TO PUBLIC;
 

@@ -29,7 +29,8 @@ export TEST_SRC="$TEST_WORK/src"
 echo "== make test: cluster in $PGDATA on port $PGPORT"
 cluster_init "$PGDATA" "$PGPORT" "$TEST_WORK" "saas_test" || { echo "0 passed, 1 failed"; exit 1; }
 trap 'cluster_stop "$PGDATA"; [ -n "${KEEP_TEST_WORK:-}" ] || rm -rf "$TEST_WORK"' EXIT
-cluster_start "$PGDATA" "$TEST_WORK/postgres.log" || { tail -50 "$TEST_WORK/postgres.log"; echo "0 passed, 1 failed"; exit 1; }
+cluster_start_on_free_port "$PGDATA" "$TEST_WORK/postgres.log" || { echo "0 passed, 1 failed"; exit 1; }
+PGPORT=$CLUSTER_PORT
 # The worker's database (saas.database) exists, without the extension: the worker waits quietly.
 psql -X -q -d postgres -c "CREATE DATABASE saas_test" >/dev/null
 

@@ -89,7 +89,9 @@ cat >>"$PGDATA/postgresql.conf" <<CONF
 max_wal_size = 4GB
 checkpoint_timeout = 30min
 CONF
-cluster_start "$PGDATA" "$BENCH_WORK/postgres.log" || { tail -50 "$BENCH_WORK/postgres.log"; exit 1; }
+cluster_start_on_free_port "$PGDATA" "$BENCH_WORK/postgres.log" || exit 1
+PGPORT=$CLUSTER_PORT
+BENCH_DSN="host=127.0.0.1 port=$PGPORT dbname=$BENCH_DB user=$BENCH_APP_ROLE"
 
 psql -X -q -v ON_ERROR_STOP=1 -d postgres >/dev/null <<SQL || { echo "bench: cluster setup failed"; exit 1; }
 CREATE DATABASE $BENCH_DB;

@@ -33,19 +33,8 @@ citus.node_conninfo = 'sslmode=disable'
 max_connections = 120
 log_min_messages = warning
 CONF
-		# Other test clusters on this machine pick ports too: one taken between the check and
-		# the start is replaced by the next free one (a later "port" line wins).
-		local try=0
-		until cluster_start "$CITUS_DIR/$node" "$CITUS_DIR/$node.log" 2>/dev/null; do
-			try=$((try + 1))
-			if [ "$try" -ge 5 ] || ! grep -q 'Address already in use' "$CITUS_DIR/$node.log"; then
-				tail -30 "$CITUS_DIR/$node.log"
-				return 1
-			fi
-			port=$(cluster_free_port $((port + 1)))
-			echo "# $node: the port was taken meanwhile; now on $port"
-			echo "port = $port" >>"$CITUS_DIR/$node/postgresql.conf"
-		done
+		cluster_start_on_free_port "$CITUS_DIR/$node" "$CITUS_DIR/$node.log" || return 1
+		port=$CLUSTER_PORT
 		CITUS_PORTS+=("$port")
 	done
 	export CITUS_DIR CITUS_DB
