@@ -1,0 +1,42 @@
+# Part of test/suites/80_citus.sh (sourced): the API's single-tenant requests are router
+# queries end to end: with citus.log_remote_commands on, every command the coordinator sends
+# for one request goes to the one worker node that holds the tenant's shards (reference tables
+# are read from the coordinator's own copy), never to the other node.
+
+# nodes_of METHOD PATH TOKEN [BODY]: "STATUS NODES" where NODES are the ports, sorted, that the
+# coordinator sent commands to while saas.http answered the request.
+nodes_of() {
+	local out
+	out=$(psql -X -q -At -h "$CITUS_DIR" -p "${CITUS_PORTS[0]}" -U postgres -d "$CITUS_DB" \
+		-v m="$1" -v p="$2" -v t="$3" -v b="${4:-}" 2>&1 <<'SQL'
+SET citus.log_remote_commands = on;
+SET client_min_messages = log;
+SET ROLE app;
+SELECT 'status=' || status FROM saas.http(:'m', :'p',
+	jsonb_build_object('content-type', 'application/json', 'authorization', 'Bearer ' || :'t'), NULLIF(:'b', ''));
+SQL
+)
+	echo "$(echo "$out" | sed -n 's/^status=//p') $(echo "$out" | grep -oE 'on server [^ ]*@127\.0\.0\.1:[0-9]+' |
+		sed 's/.*://' | sort -u | tr '\n' ' ' | sed 's/ $//')"
+}
+# The node of tenant 1's shards (its users' shard placement).
+t1_port=$(cpsql 0 -c "SELECT nodeport FROM pg_dist_shard_placement
+	WHERE shardid = get_shard_id_for_distribution_column('saas.users', '00000000-0000-4000-8000-000000000001'::uuid)")
+t1_user=$(cpsql 0 -c "SELECT id FROM saas.users WHERE email = 'user@tenant-1.test'")
+for req in "GET /users" "GET /users/$t1_user" "GET /audit-logs?limit=5" "GET /organizations" \
+	"GET /integrations/status"; do
+	got=$(nodes_of ${req% *} "${req#* }" "$a1")
+	name="${req/$t1_user/:id} of a tenant admin talks to its shards' node only"
+	if [ "$got" == "200 $t1_port" ]; then ok "$name"; else not_ok "$name" "want: 200 $t1_port"$'\n'"got:  $got"; fi
+done
+got=$(nodes_of PUT "/users/$t1_user" "$a1" '{"last_name":"Routed"}')
+if [ "$got" == "200 $t1_port" ]; then ok "PUT /users/:id of a tenant admin writes on its shards' node only"
+else not_ok "PUT /users/:id of a tenant admin writes on its shards' node only" "want: 200 $t1_port"$'\n'"got:  $got"; fi
+# The probe sees fan-out: the super_admin's queue status covers every organization, on both nodes.
+got=$(nodes_of GET /integrations/status "$root")
+if [[ "$got" == "200 "* && " $got " == *" ${CITUS_PORTS[1]} "* && " $got " == *" ${CITUS_PORTS[2]} "* ]]; then
+	ok "the probe sees fan-out: the super_admin's GET /integrations/status reads both worker nodes"
+else
+	not_ok "the probe sees fan-out: the super_admin's GET /integrations/status reads both worker nodes" \
+		"want: 200 and ports ${CITUS_PORTS[1]} ${CITUS_PORTS[2]}"$'\n'"got:  $got"
+fi
