@@ -136,6 +136,7 @@ _PG_init(void)
 	MarkGUCPrefixReserved("saas");
 
 	saas_context_init();
+	saas_log_redact_init();
 	saas_ratelimit_init();		/* registers its shared memory */
 	if (process_shared_preload_libraries_in_progress)
 	{

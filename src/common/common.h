@@ -128,6 +128,9 @@ extern bool saas_citus_loaded(void);
 extern void saas_citus_propagate(const char *name);
 extern void saas_citus_nested_reads(void);
 
+/* log_redact.c: context tokens and password hashes cut out of every logged message. */
+extern void saas_log_redact_init(void);
+
 /*
  * worker_link.c: what the extension needs of its background worker, owned
  * by the extension so that the worker depends on it and not the reverse.

@@ -40,3 +40,21 @@ else
 	not_ok "the probe sees fan-out: the super_admin's GET /integrations/status reads both worker nodes" \
 		"want: 200 and ports ${CITUS_PORTS[1]} ${CITUS_PORTS[2]}"$'\n'"got:  $got"
 fi
+
+# Secrets never reach the server log: with the commands Citus sends logged (a superuser's
+# session setting), the context tokens forwarded to the worker nodes are cut out.
+before=$(stat -c %s "$CITUS_DIR/coord.log")
+psql -X -q -At -h "$CITUS_DIR" -p "${CITUS_PORTS[0]}" -U postgres -d "$CITUS_DB" -v t="$a1" >/dev/null 2>&1 <<'SQL'
+SET log_min_messages = notice;
+SET citus.log_remote_commands = on;
+SET ROLE app;
+SELECT status FROM saas.http('GET', '/users', jsonb_build_object('authorization', 'Bearer ' || :'t'), NULL);
+SQL
+logged=$(tail -c +$((before + 1)) "$CITUS_DIR/coord.log")
+tok_sig=${a1##*.}
+if echo "$logged" | grep -q 'issuing .*"saas.context" = '"'"'\[redacted\]'"'" && ! echo "$logged" | grep -qF "$tok_sig"; then
+	ok "the server log shows the forwarded context as [redacted], never the token"
+else
+	not_ok "the server log shows the forwarded context as [redacted], never the token" \
+		"$(echo "$logged" | grep -E 'saas.context|issuing' | head -3 | cut -c1-300)"
+fi
