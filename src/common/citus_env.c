@@ -27,10 +27,68 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 
 #include "common/common.h"
 
+
+static GucBoolCheckHook citus_log_remote_commands_check = NULL;
+static bool citus_gucs_guarded = false;
+
+/*
+ * check_log_remote_commands: citus.log_remote_commands echoes every command
+ * Citus sends to the client as a NOTICE, the forwarded tenant contexts
+ * included, the trusted ones the extension mints for its own work among them
+ * (registration, login, the worker). Citus lets every user turn it on; where
+ * pg_saas is loaded only a superuser may.
+ */
+static bool
+check_log_remote_commands(bool *newval, void **extra, GucSource source)
+{
+	if (*newval && source >= PGC_S_DATABASE && !superuser())
+	{
+		GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+		GUC_check_errmsg("only a superuser may turn citus.log_remote_commands on where pg_saas is loaded");
+		GUC_check_errdetail("The commands Citus sends carry the tenant context's tokens.");
+		return false;
+	}
+	return citus_log_remote_commands_check == NULL ||
+		citus_log_remote_commands_check(newval, extra, source);
+}
+
+/*
+ * saas_citus_guard_gucs: put the check above on Citus's setting, once Citus
+ * has defined it (it is loaded before pg_saas: docs/scale-out.md).
+ */
+void
+saas_citus_guard_gucs(void)
+{
+	struct config_generic **vars;
+	int			n,
+				i;
+
+	if (citus_gucs_guarded)
+		return;
+	vars = get_guc_variables();
+	n = GetNumConfigOptions();
+	for (i = 0; i < n; i++)
+	{
+		struct config_bool *b;
+
+		if (vars[i]->vartype != PGC_BOOL || strcmp(vars[i]->name, "citus.log_remote_commands") != 0)
+			continue;
+		b = (struct config_bool *) vars[i];
+		if (b->check_hook != check_log_remote_commands)
+		{
+			citus_log_remote_commands_check = b->check_hook;
+			b->check_hook = check_log_remote_commands;
+		}
+		citus_gucs_guarded = true;
+		return;
+	}
+}
 
 /*
  * saas_citus_loaded: Citus is loaded in this server (its settings exist; a
@@ -39,7 +97,10 @@
 bool
 saas_citus_loaded(void)
 {
-	return GetConfigOption("citus.multi_shard_modify_mode", true, false) != NULL;
+	if (GetConfigOption("citus.multi_shard_modify_mode", true, false) == NULL)
+		return false;
+	saas_citus_guard_gucs();
+	return true;
 }
 
 /*

@@ -58,3 +58,16 @@ else
 	not_ok "the server log shows the forwarded context as [redacted], never the token" \
 		"$(echo "$logged" | grep -E 'saas.context|issuing' | head -3 | cut -c1-300)"
 fi
+# ... and no client can read them: citus.log_remote_commands, which echoes every command Citus
+# sends as a NOTICE, is for superusers only where pg_saas is loaded (Citus lets anyone set it).
+t_error "app cannot turn citus.log_remote_commands on (SET)" 42501 \
+	-h "$CITUS_DIR" -p "${CITUS_PORTS[0]}" -U app -d "$CITUS_DB" -c "SET citus.log_remote_commands = on"
+t_error "app cannot turn citus.log_remote_commands on (set_config)" 42501 \
+	-h "$CITUS_DIR" -p "${CITUS_PORTS[0]}" -U app -d "$CITUS_DB" -c "SELECT set_config('citus.log_remote_commands', 'on', true)"
+got=$(PGOPTIONS="-c citus.log_remote_commands=on" psql -X -q -At -h "$CITUS_DIR" -p "${CITUS_PORTS[0]}" -U app -d "$CITUS_DB" \
+	-c "SHOW citus.log_remote_commands" 2>&1)
+# (a startup option that fails its check refuses the connection)
+if [ "$got" == "off" ] || echo "$got" | grep -q "only a superuser may turn citus.log_remote_commands on"; then ok "app cannot turn citus.log_remote_commands on from its connection options"
+else not_ok "app cannot turn citus.log_remote_commands on from its connection options" "$got"; fi
+t_error "app cannot turn citus.log_remote_commands on a worker node either" 42501 \
+	-h "$CITUS_DIR" -p "${CITUS_PORTS[1]}" -U app -d "$CITUS_DB" -c "SET citus.log_remote_commands = on"
