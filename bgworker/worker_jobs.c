@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * worker_jobs.c
- *	  Applying ingested events, and the claiming half of the job queue:
+ *	  The claiming half of the job queue:
  *	  which jobs to call now, and starting their calls.
  *
  * The worker keeps calls in flight across its rounds (http_client.c): each
@@ -60,9 +60,6 @@
 WkService	wk_services[SAAS_NSERVICES];
 int64		wk_incarnation = 0;
 
-/* Set while the worker applies events: their changes are not pushed back. */
-static bool wk_in_sync = false;
-
 /* Where each service's walk over organizations resumes. */
 static pg_uuid_t wk_cursor[SAAS_NSERVICES];
 
@@ -82,18 +79,6 @@ static ArrayType *wk_live_incarnations(void);
  * this plus its escaped segments, without parsing the base again per job.
  */
 static char *wk_url_prefix[SAAS_NSERVICES];
-
-static SaasPlan plan_pending_events = {
-	"SELECT org_id, service, event_id FROM saas.webhook_events WHERE applied_at IS NULL"
-	" ORDER BY received_at, occurred_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-	1, {INT4OID},
-	NULL, true				/* data-dependent: planned per use */
-};
-
-static SaasPlan plan_apply = {
-	"SELECT saas._apply_event($1, $2, $3)",
-	3, {UUIDOID, TEXTOID, TEXTOID}
-};
 
 static SaasPlan plan_reclaim = {
 	"UPDATE saas.jobs SET state = 'retryable', run_at = now(), lease_until = NULL, lease_owner = NULL,"
@@ -201,17 +186,6 @@ static SaasPlan plan_next_due = {
  * and every other statement routed by its key or a multi-shard statement
  * Citus accepts. The single node keeps the statements above.
  */
-static SaasPlan plan_pending_events_citus = {
-	"SELECT org_id, service, event_id FROM saas.webhook_events WHERE applied_at IS NULL"
-	" ORDER BY received_at, occurred_at LIMIT $1",
-	1, {INT4OID}
-	/*
-	 * No lock across the shards: only the main worker applies events, and
-	 * saas._apply_event locks its event (a router query) and skips one
-	 * already applied.
-	 */
-};
-
 static SaasPlan plan_take_over_citus = {
 	"UPDATE saas.jobs SET state = 'retryable', run_at = now(), lease_until = NULL, lease_owner = NULL,"
 	" updated_at = now(),"
@@ -260,53 +234,6 @@ wk_uuid(const pg_uuid_t *u)
 
 	*c = *u;
 	return UUIDPGetDatum(c);
-}
-
-/*
- * wk_apply_events: apply up to batch pending events, each under a trusted
- * context of its organization. Runs inside the caller's transaction.
- */
-int
-wk_apply_events(int batch)
-{
-	Datum		arg = Int32GetDatum(batch);
-	uint64		n,
-				i;
-	SPITupleTable *events;
-
-	if (saas_exec(saas_citus_loaded() ? &plan_pending_events_citus : &plan_pending_events,
-				  &arg, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pending events");
-	n = SPI_processed;
-	events = SPI_tuptable;
-	for (i = 0; i < n; i++)
-	{
-		bool		isnull;
-		Datum		args[3];
-		pg_uuid_t	org;
-		int			nest;
-
-		org = *DatumGetUUIDP(SPI_getbinval(events->vals[i], events->tupdesc, 1, &isnull));
-		args[0] = wk_uuid(&org);
-		args[1] = SPI_getbinval(events->vals[i], events->tupdesc, 2, &isnull);
-		args[2] = SPI_getbinval(events->vals[i], events->tupdesc, 3, &isnull);
-		nest = saas_context_push_service(&org, TextDatumGetCString(args[1]));
-		wk_in_sync = true;
-		PG_TRY();
-		{
-			if (saas_exec(&plan_apply, args, NULL, false, 1) != SPI_OK_SELECT)
-				elog(ERROR, "could not apply event");
-		}
-		PG_FINALLY();
-		{
-			wk_in_sync = false;
-		}
-		PG_END_TRY();
-		saas_context_pop(nest);
-	}
-	if (n > 0)
-		pg_atomic_fetch_add_u64(&saas_worker_shared->events_applied, n);
-	return (int) n;
 }
 
 /*
@@ -826,25 +753,10 @@ wk_claim_and_start(long *wait_ms)
 	return total;
 }
 
-/* wk_set_in_sync: mark changes as coming from a service (sync.c). */
-void
-wk_set_in_sync(bool on)
-{
-	wk_in_sync = on;
-}
-
 /* ---- SQL-callable pieces of the worker ---- */
 
-PG_FUNCTION_INFO_V1(saas_in_sync);
 PG_FUNCTION_INFO_V1(saas_wake_worker);
 PG_FUNCTION_INFO_V1(saas_worker_incarnations);
-
-/* SQL: saas._in_sync(): true while this process applies a service's change. */
-Datum
-saas_in_sync(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(wk_in_sync);
-}
 
 /*
  * wk_live_incarnations: the lease owners of the worker processes alive now
