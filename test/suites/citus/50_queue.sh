@@ -158,3 +158,25 @@ t_hook "POST /webhooks/communication-service: two message events in one delivery
 	communication-service msg_q_4 "$ev_msg" "b->>'accepted'"
 q_wait "the worker applies both in order: the notification is delivered" "delivered" \
 	"SELECT status FROM saas.notifications WHERE org_id = '$o3' AND message_ref = 'msg_q1'"
+
+# ---- Take-over: the coordinator's worker stops during a call; the next one takes its job over
+# at once (the live incarnations are passed to a multi-shard update) and delivers it.
+q_fault '{"latency_ms":20000}'
+t_api "POST /users: a fourth user while the communication service hangs" "201|active" \
+	POST /users "$a1" '{"email":"queue4@tenant-1.test","first_name":"Q","last_name":"U","role":"user"}' "b->>'status'"
+qu4=$(cpsql 0 -c "SELECT id FROM saas.users WHERE email = 'queue4@tenant-1.test'")
+q_wait "its welcome job is running (claimed, the call in flight)" "running" \
+	"SELECT state FROM saas.jobs WHERE idempotency_key = 'welcome:$qu4'"
+curl -s -o /dev/null -X DELETE "$q_ctl/faults/all"
+cpsql 0 -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'pg_saas worker'" >/dev/null
+q_wait "the restarted worker takes the job over and delivers it" "succeeded|202" \
+	"SELECT state || '|' || last_status FROM saas.jobs WHERE idempotency_key = 'welcome:$qu4'"
+if grep -q "took over 1 running jobs" "$CITUS_DIR/coord.log"; then ok "the coordinator's log says the job was taken over"
+else not_ok "the coordinator's log says the job was taken over" "$(grep 'pg_saas worker' "$CITUS_DIR/coord.log" | tail -3)"; fi
+
+# ---- Retention across the shards: succeeded jobs are pruned by key (a ctid means nothing there).
+cpsql 0 -c "ALTER SYSTEM SET saas.retention_succeeded_jobs = '1s'" -c "SELECT pg_reload_conf()" >/dev/null
+q_wait "retention prunes the succeeded jobs on every shard" "0" \
+	"SELECT count(*) FROM saas.jobs WHERE state = 'succeeded'"
+cpsql 0 -c "ALTER SYSTEM RESET saas.retention_succeeded_jobs" -c "SELECT pg_reload_conf()" >/dev/null
+q_stop_sim
