@@ -88,6 +88,42 @@ static SaasPlan rt_plans[WM_PRUNE_NTABLES] = {
 	2, {FLOAT8OID, INT4OID}, NULL, true},
 };
 
+/*
+ * Where Citus is loaded, the same batches found by key instead of ctid (a
+ * ctid means nothing across shards): Citus reads the batch on the shards,
+ * then deletes it with a multi-shard DELETE. _breaker_events is local.
+ */
+static SaasPlan rt_plans_citus[WM_PRUNE_NTABLES] = {
+	[WM_PRUNE_SUCCEEDED_JOBS] = {
+		"DELETE FROM saas.jobs WHERE (org_id, id) IN (SELECT org_id, id FROM saas.jobs"
+		" WHERE state = 'succeeded' AND finished_at < now() - make_interval(secs => $1)"
+		" ORDER BY finished_at LIMIT $2)",
+	2, {FLOAT8OID, INT4OID}},
+	[WM_PRUNE_DEAD_JOBS] = {
+		"DELETE FROM saas.jobs WHERE (org_id, id) IN (SELECT org_id, id FROM saas.jobs"
+		" WHERE state = 'dead' AND finished_at < now() - make_interval(secs => $1) LIMIT $2)",
+	2, {FLOAT8OID, INT4OID}},
+	[WM_PRUNE_WEBHOOK_EVENTS] = {
+		"DELETE FROM saas.webhook_events WHERE (org_id, service, event_id) IN"
+		" (SELECT org_id, service, event_id FROM saas.webhook_events"
+		" WHERE applied_at IS NOT NULL AND received_at < now() - make_interval(secs => $1)"
+		" ORDER BY received_at LIMIT $2)",
+	2, {FLOAT8OID, INT4OID}},
+	[WM_PRUNE_NOTIFICATIONS] = {
+		"DELETE FROM saas.notifications WHERE (org_id, message_ref) IN (SELECT org_id, message_ref"
+		" FROM saas.notifications WHERE updated_at < now() - make_interval(secs => $1) LIMIT $2)",
+	2, {FLOAT8OID, INT4OID}},
+	[WM_PRUNE_ENTITY_VERSIONS] = {
+		"DELETE FROM saas.entity_versions WHERE (org_id, service, entity_ref) IN"
+		" (SELECT org_id, service, entity_ref FROM saas.entity_versions"
+		" WHERE last_event_at < now() - make_interval(secs => $1) LIMIT $2)",
+	2, {FLOAT8OID, INT4OID}},
+	[WM_PRUNE_BREAKER_EVENTS] = {
+		"DELETE FROM saas._breaker_events WHERE ctid = ANY (ARRAY(SELECT ctid FROM saas._breaker_events"
+		" WHERE at < now() - make_interval(secs => $1) ORDER BY id LIMIT $2))",
+	2, {FLOAT8OID, INT4OID}, NULL, true},
+};
+
 static const char *const rt_activity[WM_PRUNE_NTABLES] = {
 	"pg_saas worker: pruning succeeded jobs",
 	"pg_saas worker: pruning dead jobs",
@@ -183,7 +219,8 @@ rt_prune_table(WmPruneTable t, int64 budget_us)
 		args[0] = Float8GetDatum((double) keep);
 		args[1] = Int32GetDatum(rt_batch);
 		ready = wk_xact_begin(rt_activity[t]);
-		if (ready && saas_exec(&rt_plans[t], args, NULL, false, 0) == SPI_OK_DELETE)
+		if (ready && saas_exec(saas_citus_loaded() ? &rt_plans_citus[t] : &rt_plans[t],
+							 args, NULL, false, 0) == SPI_OK_DELETE)
 			n = SPI_processed;
 		wk_xact_commit();
 		total += n;

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * worker_jobs.c
- *	  Applying ingested events, and the claiming half of the job queue:
+ *	  The claiming half of the job queue:
  *	  which jobs to call now, and starting their calls.
  *
  * The worker keeps calls in flight across its rounds (http_client.c): each
@@ -60,9 +60,6 @@
 WkService	wk_services[SAAS_NSERVICES];
 int64		wk_incarnation = 0;
 
-/* Set while the worker applies events: their changes are not pushed back. */
-static bool wk_in_sync = false;
-
 /* Where each service's walk over organizations resumes. */
 static pg_uuid_t wk_cursor[SAAS_NSERVICES];
 
@@ -74,24 +71,14 @@ static MemoryContext wk_calls_cxt = NULL;
 
 static MemoryContext wk_settings_cxt = NULL;
 
+static ArrayType *wk_live_incarnations(void);
+
 /*
  * Each service's base URL as wk_build_url makes it, without trailing
  * slashes (in wk_settings_cxt; NULL when it makes no URL): a job's URL is
  * this plus its escaped segments, without parsing the base again per job.
  */
 static char *wk_url_prefix[SAAS_NSERVICES];
-
-static SaasPlan plan_pending_events = {
-	"SELECT org_id, service, event_id FROM saas.webhook_events WHERE applied_at IS NULL"
-	" ORDER BY received_at, occurred_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-	1, {INT4OID},
-	NULL, true				/* data-dependent: planned per use */
-};
-
-static SaasPlan plan_apply = {
-	"SELECT saas._apply_event($1, $2, $3)",
-	3, {UUIDOID, TEXTOID, TEXTOID}
-};
 
 static SaasPlan plan_reclaim = {
 	"UPDATE saas.jobs SET state = 'retryable', run_at = now(), lease_until = NULL, lease_owner = NULL,"
@@ -190,6 +177,56 @@ static SaasPlan plan_next_due = {
 	0, {0}
 };
 
+/*
+ * Where Citus is loaded, saas.jobs and saas.webhook_events are distributed
+ * by org_id (docs/scale-out.md): Citus runs FOR UPDATE only in a query routed
+ * to one shard, and neither a recursive walk nor a subquery calling this
+ * node's shared memory across the shards. So there the walk is a plain
+ * multi-shard read, each organization's claim a router query (org_id = $4),
+ * and every other statement routed by its key or a multi-shard statement
+ * Citus accepts. The single node keeps the statements above.
+ */
+static SaasPlan plan_take_over_citus = {
+	"UPDATE saas.jobs SET state = 'retryable', run_at = now(), lease_until = NULL, lease_owner = NULL,"
+	" updated_at = now(),"
+	" last_error = coalesce(last_error, 'taken over: the previous worker stopped during the call')"
+	" WHERE state = 'running' AND updated_at < $2 AND NOT coalesce(lease_owner = ANY ($1), false)",
+	2, {INT8ARRAYOID, TIMESTAMPTZOID}
+	/*
+	 * The live incarnations ($1) are read before the statement, at $2: a
+	 * process missing from them registered after $2 and claims with a later
+	 * now(), so its jobs are spared by updated_at < $2.
+	 */
+};
+
+static SaasPlan plan_org_walk_citus = {
+	"SELECT DISTINCT j.org_id FROM saas.jobs j"
+	" WHERE j.service = $1 AND j.state IN ('available', 'retryable') AND j.org_id > $2"
+	" ORDER BY j.org_id LIMIT $3",
+	3, {TEXTOID, UUIDOID, INT4OID}
+};
+
+/* One organization's claim ($4), routed to its shard. */
+static SaasPlan plan_claim_citus = {
+	"WITH due AS ("
+	"  SELECT j.id FROM saas.jobs j"
+	"   WHERE j.org_id = $4 AND j.service = $1 AND j.state IN ('available', 'retryable')"
+	"     AND j.run_at <= now() ORDER BY j.run_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+	" UPDATE saas.jobs j SET state = 'running', attempt = j.attempt + 1,"
+	"  lease_until = now() + make_interval(secs => $3), lease_owner = $5, updated_at = now()"
+	" FROM due WHERE j.org_id = $4 AND j.id = due.id"
+	" RETURNING j.org_id, j.id, j.payload ->> 'method', j.payload ->> 'path', (j.payload -> 'body')::text,"
+	"  j.attempt, j.max_attempts, j.idempotency_key, (j.payload -> 'on_success')::text, j.created_at",
+	5, {TEXTOID, INT4OID, FLOAT8OID, UUIDOID, INT8OID}
+};
+
+/* The earliest due job of service $1: one index descent per shard. */
+static SaasPlan plan_next_due_citus = {
+	"SELECT extract(epoch FROM min(j.run_at) - now()) FROM saas.jobs j"
+	" WHERE j.service = $1 AND j.state IN ('available', 'retryable')",
+	1, {TEXTOID}
+};
+
 Datum
 wk_uuid(const pg_uuid_t *u)
 {
@@ -197,52 +234,6 @@ wk_uuid(const pg_uuid_t *u)
 
 	*c = *u;
 	return UUIDPGetDatum(c);
-}
-
-/*
- * wk_apply_events: apply up to batch pending events, each under a trusted
- * context of its organization. Runs inside the caller's transaction.
- */
-int
-wk_apply_events(int batch)
-{
-	Datum		arg = Int32GetDatum(batch);
-	uint64		n,
-				i;
-	SPITupleTable *events;
-
-	if (saas_exec(&plan_pending_events, &arg, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pending events");
-	n = SPI_processed;
-	events = SPI_tuptable;
-	for (i = 0; i < n; i++)
-	{
-		bool		isnull;
-		Datum		args[3];
-		pg_uuid_t	org;
-		int			nest;
-
-		org = *DatumGetUUIDP(SPI_getbinval(events->vals[i], events->tupdesc, 1, &isnull));
-		args[0] = wk_uuid(&org);
-		args[1] = SPI_getbinval(events->vals[i], events->tupdesc, 2, &isnull);
-		args[2] = SPI_getbinval(events->vals[i], events->tupdesc, 3, &isnull);
-		nest = saas_context_push_service(&org, TextDatumGetCString(args[1]));
-		wk_in_sync = true;
-		PG_TRY();
-		{
-			if (saas_exec(&plan_apply, args, NULL, false, 1) != SPI_OK_SELECT)
-				elog(ERROR, "could not apply event");
-		}
-		PG_FINALLY();
-		{
-			wk_in_sync = false;
-		}
-		PG_END_TRY();
-		saas_context_pop(nest);
-	}
-	if (n > 0)
-		pg_atomic_fetch_add_u64(&saas_worker_shared->events_applied, n);
-	return (int) n;
 }
 
 /*
@@ -259,7 +250,16 @@ wk_recover_leases(bool take_over)
 
 	if (take_over)
 	{
-		(void) saas_exec(&plan_take_over, NULL, NULL, false, 0);
+		if (saas_citus_loaded())
+		{
+			Datum		args[2];
+
+			args[1] = TimestampTzGetDatum(now);
+			args[0] = PointerGetDatum(wk_live_incarnations());
+			(void) saas_exec(&plan_take_over_citus, args, NULL, false, 0);
+		}
+		else
+			(void) saas_exec(&plan_take_over, NULL, NULL, false, 0);
 		if (SPI_processed > 0)
 			elog(LOG, "pg_saas worker: took over %lu running jobs of a worker process that is gone",
 				 (unsigned long) SPI_processed);
@@ -484,26 +484,30 @@ wk_share(int max_in_flight)
 	return max_in_flight / n + (wk_slot < max_in_flight % n ? 1 : 0);
 }
 
+static void wk_ready_claimed(int s, int n);
+
 /*
  * wk_claim_service: claim up to allowed jobs of one service, fairly across
- * organizations, and remember where the next claim starts. Returns the
- * claimed rows (SPI_tuptable) count; the rows are read by the caller.
+ * organizations, make their calls ready (wk_ready_claimed), and remember
+ * where the next claim starts. Returns how many jobs it claimed.
  */
 static int
 wk_claim_service(int s, int allowed)
 {
 	WkService  *w = &wk_services[s];
 	int			limit = Min(allowed, 256);
+	bool		citus = saas_citus_loaded();
 	Datum		args[5];
 	Datum	   *orgs;
 	int			norgs,
-				i;
+				i,
+				claimed = 0;
 	static const pg_uuid_t zero;
 
 	args[0] = CStringGetTextDatum(saas_service_names[s]);
 	args[1] = UUIDPGetDatum(&wk_cursor[s]);
 	args[2] = Int32GetDatum(limit);
-	if (saas_exec(&plan_org_walk, args, NULL, false, 0) != SPI_OK_SELECT)
+	if (saas_exec(citus ? &plan_org_walk_citus : &plan_org_walk, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not find organizations with queued jobs");
 	norgs = (int) SPI_processed;
 	if (norgs == 0)
@@ -522,17 +526,34 @@ wk_claim_service(int s, int allowed)
 
 	args[1] = Int32GetDatum(Max(allowed / norgs, 1));	/* each one's share */
 	args[2] = Float8GetDatum(w->timeout_ms / 1000.0 * 2 + 30);
-	args[3] = PointerGetDatum(construct_array(orgs, norgs, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
 	args[4] = Int64GetDatum(wk_incarnation);
-	if (saas_exec(&plan_claim, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "could not claim jobs");
+	if (citus)
+	{
+		/* One router query per organization, on its shard. */
+		for (i = 0; i < norgs && claimed < allowed; i++)
+		{
+			args[3] = orgs[i];
+			if (saas_exec(&plan_claim_citus, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+				elog(ERROR, "could not claim jobs");
+			wk_ready_claimed(s, (int) SPI_processed);
+			claimed += (int) SPI_processed;
+		}
+	}
+	else
+	{
+		args[3] = PointerGetDatum(construct_array(orgs, norgs, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+		if (saas_exec(&plan_claim, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "could not claim jobs");
+		claimed = (int) SPI_processed;
+		wk_ready_claimed(s, claimed);
+	}
 
 	/* Every organization walked had its share: the next walk starts after them. */
 	if (norgs < limit)
 		wk_cursor[s] = zero;	/* the walk reached the end: wrap around */
 	else
 		wk_cursor[s] = *DatumGetUUIDP(orgs[norgs - 1]);
-	return (int) SPI_processed;
+	return claimed;
 }
 
 /*
@@ -587,6 +608,51 @@ wk_ready_claimed(int s, int n)
 }
 
 /*
+ * wk_next_due: seconds until the earliest queued job is due (negative:
+ * overdue); false when nothing is queued. Where Citus is loaded, one
+ * multi-shard read per service (a lateral join over the reference table
+ * saas.integrations is not one Citus can run).
+ */
+static bool
+wk_next_due(double *secs)
+{
+	bool		found = false;
+	bool		isnull;
+	Datum		d;
+	int			s;
+
+	if (!saas_citus_loaded())
+	{
+		if (saas_exec(&plan_next_due, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			return false;
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (isnull)
+			return false;
+		*secs = DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
+		return true;
+	}
+	for (s = 0; s < SAAS_NSERVICES; s++)
+	{
+		Datum		arg;
+		double		v;
+
+		if (!wk_services[s].present)
+			continue;
+		arg = CStringGetTextDatum(saas_service_names[s]);
+		if (saas_exec(&plan_next_due_citus, &arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			continue;
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (isnull)
+			continue;
+		v = DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
+		if (!found || v < *secs)
+			*secs = v;
+		found = true;
+	}
+	return found;
+}
+
+/*
  * wk_claim_and_start: one transaction that records the calls completed
  * since the last round (job_record.c) and claims jobs for every service
  * with room; then the calls start, only once the claim is committed (a
@@ -604,7 +670,6 @@ wk_claim_and_start(long *wait_ms)
 	int			s,
 				i;
 	bool		blocked = false;
-	bool		isnull;
 	int64		now;
 
 	*wait_ms = 1000;
@@ -641,7 +706,6 @@ wk_claim_and_start(long *wait_ms)
 			continue;
 		}
 		claimed[s] = wk_claim_service(s, allowed);
-		wk_ready_claimed(s, claimed[s]);
 		total += claimed[s];
 		if (claimed[s] < allowed && cb_state(s) == CB_HALF_OPEN)
 		{
@@ -660,15 +724,12 @@ wk_claim_and_start(long *wait_ms)
 		wk_note_transition(&trs[i]);
 
 	/* Sleep until the next due job (at most a second: the safety net). */
-	if (total == 0 &&
-		saas_exec(&plan_next_due, NULL, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	if (total == 0)
 	{
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		double		secs;
 
-		if (!isnull)
+		if (wk_next_due(&secs))
 		{
-			double		secs = DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
-
 			/* Due now but not claimed: a breaker or a pause holds them; poll gently. */
 			if (secs <= 0)
 				*wait_ms = blocked ? 250 : 1000;
@@ -692,32 +753,17 @@ wk_claim_and_start(long *wait_ms)
 	return total;
 }
 
-/* wk_set_in_sync: mark changes as coming from a service (sync.c). */
-void
-wk_set_in_sync(bool on)
-{
-	wk_in_sync = on;
-}
-
 /* ---- SQL-callable pieces of the worker ---- */
 
-PG_FUNCTION_INFO_V1(saas_in_sync);
 PG_FUNCTION_INFO_V1(saas_wake_worker);
 PG_FUNCTION_INFO_V1(saas_worker_incarnations);
 
-/* SQL: saas._in_sync(): true while this process applies a service's change. */
-Datum
-saas_in_sync(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(wk_in_sync);
-}
-
 /*
- * SQL: saas._worker_incarnations(): the lease owners of the worker
- * processes alive now (their jobs are theirs to finish).
+ * wk_live_incarnations: the lease owners of the worker processes alive now
+ * (their jobs are theirs to finish), as a bigint[].
  */
-Datum
-saas_worker_incarnations(PG_FUNCTION_ARGS)
+static ArrayType *
+wk_live_incarnations(void)
 {
 	Datum		inc[WK_MAX_PROCS];
 	int			n = 0,
@@ -728,7 +774,14 @@ saas_worker_incarnations(PG_FUNCTION_ARGS)
 		if (saas_worker_shared->procs[i].incarnation != 0)
 			inc[n++] = Int64GetDatum(saas_worker_shared->procs[i].incarnation);
 	LWLockRelease(saas_worker_lock());
-	PG_RETURN_ARRAYTYPE_P(construct_array(inc, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return construct_array(inc, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+}
+
+/* SQL: saas._worker_incarnations(): wk_live_incarnations. */
+Datum
+saas_worker_incarnations(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_ARRAYTYPE_P(wk_live_incarnations());
 }
 
 /* SQL: saas._wake_worker(): wake the worker when this transaction commits. */

@@ -377,6 +377,15 @@ saas_worker_main(Datum arg)
 	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
+	/*
+	 * Where Citus is loaded, the worker's transactions read across shards
+	 * and then write a reference table (an applied subscription sets the
+	 * organization's tier), which Citus refuses after a parallel read: one
+	 * connection per node, as the API's operations (spi_util.c).
+	 */
+	if (saas_citus_loaded())
+		SetConfigOption("citus.multi_shard_modify_mode", "sequential", PGC_SUSET, PGC_S_OVERRIDE);
+
 	wk_slot = DatumGetInt32(arg);
 	if (wk_slot < 0 || wk_slot >= WK_MAX_PROCS)
 		elog(ERROR, "pg_saas worker: no slot %d", wk_slot);

@@ -106,12 +106,20 @@ DECLARE
 	j saas.jobs;
 	owner_call boolean := saas.current_role() IS NULL
 		AND pg_catalog.pg_has_role(session_user, (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_saas'), 'MEMBER');
+	scope uuid;
+	job_org uuid;
 BEGIN
 	IF NOT owner_call AND coalesce(saas.current_role(), '') NOT IN ('admin', 'super_admin') THEN
 		RAISE EXCEPTION 'only an admin may retry jobs' USING ERRCODE = CASE WHEN saas.current_role() IS NULL THEN 'SA401' ELSE 'SA403' END;
 	END IF;
-	SELECT * INTO j FROM saas.jobs x WHERE x.id = retry_job.id
-	   AND (owner_call OR x.org_id = saas.current_org_id()) FOR UPDATE;
+	-- The job's organization first, then the row locked by its key: on Citus (jobs
+	-- distributed by org_id) FOR UPDATE runs only routed to one shard.
+	scope := CASE WHEN owner_call THEN NULL ELSE saas.current_org_id() END;
+	SELECT x.org_id INTO job_org FROM saas.jobs x
+	 WHERE x.id = retry_job.id AND (scope IS NULL OR x.org_id = scope);
+	IF FOUND THEN
+		SELECT * INTO j FROM saas.jobs x WHERE x.org_id = job_org AND x.id = retry_job.id FOR UPDATE;
+	END IF;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'job not found' USING ERRCODE = 'SA404';
 	END IF;
@@ -135,6 +143,8 @@ AS $$
 DECLARE
 	owner_call boolean := saas.current_role() IS NULL
 		AND pg_catalog.pg_has_role(session_user, (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_saas'), 'MEMBER');
+	-- The organization as a value, so that Citus routes an admin's update to its shard.
+	scope uuid := CASE WHEN owner_call THEN NULL ELSE saas.current_org_id() END;
 	n bigint;
 BEGIN
 	IF NOT owner_call AND coalesce(saas.current_role(), '') NOT IN ('admin', 'super_admin') THEN
@@ -153,7 +163,7 @@ BEGIN
 	 WHERE x.state = retry_jobs.state
 	   AND (retry_jobs.service IS NULL OR x.service = retry_jobs.service)
 	   AND (retry_jobs.since IS NULL OR coalesce(x.finished_at, x.updated_at) >= retry_jobs.since)
-	   AND (owner_call OR x.org_id = saas.current_org_id());
+	   AND (scope IS NULL OR x.org_id = scope);
 	GET DIAGNOSTICS n = ROW_COUNT;
 	IF n > 0 THEN
 		PERFORM saas._wake_worker();
@@ -346,6 +356,10 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION saas._organizations_relinked() IS 'Resets the pull sync of an organization whose reference at a service changed (private).';
+-- Only the user service is pulled (bgworker/sync.c reads its reference, user_service), so
+-- only that reference resets a cursor. Another service's reference written back by a call
+-- (a payment customer) touches no other table: on Citus this trigger runs on the copies of
+-- organizations on the worker nodes, from where sync_state (distributed) cannot be reached.
 CREATE TRIGGER organizations_relinked AFTER UPDATE OF external_ids ON saas.organizations
-	FOR EACH ROW WHEN (OLD.external_ids IS DISTINCT FROM NEW.external_ids)
+	FOR EACH ROW WHEN ((OLD.external_ids -> 'user_service') IS DISTINCT FROM (NEW.external_ids -> 'user_service'))
 	EXECUTE FUNCTION saas._organizations_relinked();

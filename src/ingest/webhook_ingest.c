@@ -65,12 +65,19 @@ static SaasPlan plan_org_refs = {
 };
 
 static SaasPlan plan_insert = {
-	"INSERT INTO saas.webhook_events (org_id, service, event_id, event_type, occurred_at, entity_ref, payload)"
+	"WITH ins AS ("
+	" INSERT INTO saas.webhook_events (org_id, service, event_id, event_type, occurred_at, entity_ref, payload)"
 	" SELECT r.org_id, $1, r.event_id, r.event_type, r.occurred_at, r.entity_ref, r.payload"
 	" FROM jsonb_to_recordset($2) AS r(org_id uuid, event_id text, event_type text,"
 	" occurred_at timestamptz, entity_ref text, payload jsonb)"
-	" ON CONFLICT DO NOTHING",
+	" ON CONFLICT DO NOTHING RETURNING 1)"
+	" SELECT count(*) FROM ins",
 	2, {TEXTOID, JSONBOID}
+	/*
+	 * The rows stored are counted from what the insert returns: where Citus
+	 * runs it (through the coordinator), the count the insert reports is of
+	 * the rows selected, duplicates included.
+	 */
 };
 
 /*
@@ -438,12 +445,13 @@ saas_op_ingest_webhook(const char *service, Jsonb *headers, const char *body,
 	if (valid > 0)
 	{
 		Datum		args[2];
+		bool		isnull;
 
 		args[0] = CStringGetTextDatum(service);
 		args[1] = DirectFunctionCall1(jsonb_in, CStringGetDatum(rows.data));
-		if (saas_exec(&plan_insert, args, NULL, false, 0) != SPI_OK_INSERT)
+		if (saas_exec(&plan_insert, args, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "could not store webhook events");
-		inserted = SPI_processed;
+		inserted = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		if (inserted > 0)
 			saas_worker_wake_at_commit();
 	}

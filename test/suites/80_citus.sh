@@ -91,6 +91,10 @@ cpsql 0 >/dev/null <<'SQL' || fail_setup "cannot create pg_saas on the coordinat
 SET client_min_messages = warning;
 CREATE EXTENSION pg_saas;
 SELECT saas.create_super_admin('root@platform.test', 'platform root password');
+-- The coordinator's worker runs the queue: no call leaves the cluster until the part 50_queue
+-- starts the simulator and points the services at it (a base URL that is not http(s) is a
+-- setting to fix: the worker claims none of that service's jobs meanwhile).
+UPDATE saas.integrations SET base_url = 'parked:' || base_url;
 CREATE ROLE app LOGIN;
 GRANT saas_api TO app;
 SQL

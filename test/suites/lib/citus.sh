@@ -3,11 +3,10 @@
 # are root, each with shared_preload_libraries = 'citus,pg_saas' (Citus must come first).
 #
 # citus_cluster_start DIR DB: sets CITUS_DIR, CITUS_DB and CITUS_PORTS (coordinator first).
-# pg_saas's background worker: on the worker nodes it is pointed at DB, where it must see that
-# it is on a worker node and wait; on the coordinator at "postgres", where pg_saas is never
-# installed, because its claims (FOR UPDATE SKIP LOCKED across the shards of saas.jobs) are not
-# routable yet (docs/scale-out.md, "Not yet"). Until DB exists, the workers' background worker
-# fails to connect and is started again (every 5 s).
+# pg_saas's background worker serves DB on every node: on the worker nodes it must see that it
+# is on a worker node and wait; on the coordinator it runs the queue (its claims are routed per
+# organization, docs/scale-out.md). Until DB exists, it fails to connect and is started again
+# (every 5 s).
 # citus_cluster_stop: stops the three servers (fast shutdown), whatever state they are in.
 
 CITUS_NODES=(coord worker1 worker2)
@@ -19,13 +18,11 @@ citus_cluster_start() {
 	mkdir -p "$CITUS_DIR"
 	chmod 755 "$CITUS_DIR"
 	cluster_chown "$CITUS_DIR"
-	local i port=57432 node worker_db
+	local i port=57432 node
 	for i in 0 1 2; do
 		node=${CITUS_NODES[$i]}
 		port=$(cluster_free_port $((port + 1)))
-		worker_db=$CITUS_DB
-		[ "$i" -ne 0 ] || worker_db=postgres
-		cluster_init "$CITUS_DIR/$node" "$port" "$CITUS_DIR" "$worker_db" || return 1
+		cluster_init "$CITUS_DIR/$node" "$port" "$CITUS_DIR" "$CITUS_DB" || return 1
 		# Later lines win: Citus first, and connections between nodes without TLS on loopback.
 		cat >>"$CITUS_DIR/$node/postgresql.conf" <<CONF
 shared_preload_libraries = 'citus,pg_saas'
