@@ -29,7 +29,9 @@ for req in "GET /users" "GET /users/$t1_user" "GET /audit-logs?limit=5" "GET /or
 	name="${req/$t1_user/:id} of a tenant admin talks to its shards' node only"
 	if [ "$got" == "200 $t1_port" ]; then ok "$name"; else not_ok "$name" "want: 200 $t1_port"$'\n'"got:  $got"; fi
 done
-got=$(nodes_of PUT "/users/$t1_user" "$a1" '{"last_name":"Routed"}')
+# (the admin's own row: later parts count the changes of tenant 1's other user)
+t1_admin=$(cpsql 0 -c "SELECT id FROM saas.users WHERE email = 'admin@tenant-1.test'")
+got=$(nodes_of PUT "/users/$t1_admin" "$a1" '{"last_name":"Routed"}')
 if [ "$got" == "200 $t1_port" ]; then ok "PUT /users/:id of a tenant admin writes on its shards' node only"
 else not_ok "PUT /users/:id of a tenant admin writes on its shards' node only" "want: 200 $t1_port"$'\n'"got:  $got"; fi
 # The probe sees fan-out: the super_admin's queue status covers every organization, on both nodes.

@@ -33,6 +33,18 @@ q_wait() {
 	done
 	if [ "$got" == "$want" ]; then ok "$name"; else not_ok "$name" "want: $want"$'\n'"got:  $got"; fi
 }
+# q_wait_api NAME WANT METHOD PATH TOKEN BODY EXPR: t_api, polled (up to 30 s) until it answers
+# WANT (the worker moves a job between retryable and running on its own schedule).
+q_wait_api() {
+	local name=$1 want=$2 got
+	shift 2
+	for _ in $(seq 1 150); do
+		got=$(api "$@")
+		[ "$got" == "$want" ] && break
+		sleep 0.2
+	done
+	if [ "$got" == "$want" ]; then ok "$name"; else not_ok "$name" "want: $want"$'\n'"got:  $got"; fi
+}
 # q_sim_count SERVICE FIELD: a counter of the sim's service.
 q_sim_count() { curl -s "$q_ctl/stats/$1" | python3 -c "import json,sys; print(json.load(sys.stdin).get('$2', 0))"; }
 
@@ -74,7 +86,7 @@ t_api "POST /users: a second user while the communication service answers 503" "
 qu2=$(cpsql 0 -c "SELECT id FROM saas.users WHERE email = 'queue2@tenant-1.test'")
 q_wait "a 503 makes the welcome job retryable (status recorded, routed by org_id)" "retryable|503" \
 	"SELECT state || '|' || last_status FROM saas.jobs WHERE idempotency_key = 'welcome:$qu2'"
-t_api "GET /integrations/status: tenant 1's communication service is RETRYING with the job counted" "200|RETRYING 1" \
+q_wait_api "GET /integrations/status: tenant 1's communication service is RETRYING with the job counted" "200|RETRYING 1" \
 	GET /integrations/status "$a1" "" "(b->'communicationService'->>'status') || ' ' || (b->'communicationService'->>'retrying')"
 q_fault '{"error_rate":1,"status":429,"retry_after":1}'
 q_wait "a 429 keeps it retryable" "retryable|429" \
