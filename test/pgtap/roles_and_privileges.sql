@@ -48,12 +48,12 @@ SELECT is_empty($$
 ------------------------------------------------------------------------
 -- Private tables: no privilege at all for saas_api or PUBLIC.
 ------------------------------------------------------------------------
-SELECT table_privs_are('saas', '_credentials', 'saas_api', ARRAY[]::text[],
-	'saas_api has no privileges on saas._credentials');
+SELECT table_privs_are('saas', '_credentials', 'saas_api', ARRAY['INSERT'],
+	'saas_api may only insert into saas._credentials (the API writes a hash as the caller; never read)');
 SELECT table_privs_are('saas', '_signing_keys', 'saas_api', ARRAY[]::text[],
 	'saas_api has no privileges on saas._signing_keys');
-SELECT ok(NOT has_any_column_privilege('saas_api', 'saas._credentials', 'SELECT, INSERT, UPDATE, REFERENCES'),
-	'saas_api has no column privileges on saas._credentials');
+SELECT ok(NOT has_any_column_privilege('saas_api', 'saas._credentials', 'SELECT, UPDATE, REFERENCES'),
+	'saas_api can neither read nor update any column of saas._credentials');
 SELECT ok(NOT has_any_column_privilege('saas_api', 'saas._signing_keys', 'SELECT, INSERT, UPDATE, REFERENCES'),
 	'saas_api has no column privileges on saas._signing_keys');
 SELECT is_empty($$
@@ -65,8 +65,9 @@ SELECT is_empty($$
 	SELECT c.relname, 'column ' || p.priv FROM pg_class c,
 		   unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'REFERENCES']) p(priv)
 	 WHERE c.relnamespace = 'saas'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-	   AND c.relname LIKE '\_%' AND has_any_column_privilege('saas_api', c.oid, p.priv)$$,
-	'saas_api has no privilege on any private (_-prefixed) table of saas');
+	   AND c.relname LIKE '\_%' AND has_any_column_privilege('saas_api', c.oid, p.priv)
+	EXCEPT VALUES ('_credentials', 'INSERT'), ('_credentials', 'column INSERT')$$,
+	'saas_api has no privilege on any private (_-prefixed) table of saas (but inserting a password hash)');
 SELECT is_empty($$
 	SELECT c.oid::regclass::text FROM pg_class c, aclexplode(c.relacl) a
 	 WHERE c.relnamespace = 'saas'::regnamespace AND a.grantee = 0$$,
