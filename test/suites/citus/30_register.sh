@@ -108,6 +108,8 @@ t_eq "the refused hand-written hashes changed nothing" 0 "1" \
 t_api "POST /auth/logout answers 204 on the coordinator" "204|" POST /auth/logout "$upw" "" "NULL"
 t_api "the logged-out token is 401" "401|unauthorized" GET /users "$upw" "" "b->'error'->>'code'"
 t_eq "the logout is recorded once in the organization's chain" 0 "1" -c "SELECT $(audit_count "$rorg" logout "$pwu")"
+t_eq "the logout entry, written on the worker, names the user and its role, and carries the request id" 0 "t|user|t" \
+	-c "SELECT actor_id = entity_id, actor_role, request_id IS NOT NULL FROM saas.audit_log WHERE org_id = '$rorg' AND action = 'logout'"
 upw2=$(login pw@reg-co.test "$pw and more")
 t_api "POST /auth/logout-all answers 204" "204|" POST /auth/logout-all "$upw2" "" "NULL"
 t_api "a token from before logout-all is 401" "401|unauthorized" GET "/users/$pwu" "$upw2" "" "b->'error'->>'code'"
@@ -116,6 +118,27 @@ t_eq "the outbox keeps no row" 0 "0" -c "SELECT count(*) FROM saas._audit_outbox
 t_eq "saas.audit_verify: the registered organization's chain is intact, seq gapless" 0 "tt" \
 	-c "SELECT '$(chain_ok "$rorg")'"
 t_eq "saas.audit_verify: the created organization's chain is intact" 0 "tt" -c "SELECT '$(chain_ok "$morg")'"
+
+# ---- The same through the SQL API functions, as app on the coordinator (autocommit statements).
+# sqlapi SQL...: psql as app; prints the output, an error as its SQLSTATE.
+sqlapi() {
+	psql -X -q -At -v VERBOSITY=verbose -v ON_ERROR_STOP=1 -h "$CITUS_DIR" -p "${CITUS_PORTS[0]}" -U app -d "$CITUS_DB" "$@" 2>&1 |
+		sed -nE 's/^.*ERROR:  ([0-9A-Z]{5}):.*$/\1/p; /ERROR|DETAIL|HINT|LOCATION|CONTEXT/!p'
+}
+stok=$(sqlapi -c "SELECT saas.register('{\"organization\":{\"name\":\"Sql Co\",\"slug\":\"sql-co\"},\"email\":\"owner@sql-co.test\",\"password\":\"$pw\",\"first_name\":\"S\",\"last_name\":\"Q\"}')->>'token'")
+sorg=$(cpsql 0 -c "SELECT id FROM saas.organizations WHERE slug = 'sql-co'")
+if [ -n "$sorg" ] && [ -n "$(login owner@sql-co.test "$pw")" ]; then ok "saas.register(): the organization exists and its admin logs in"
+else not_ok "saas.register(): the organization exists and its admin logs in" "$stok"; fi
+sown=$(cpsql 0 -c "SELECT id FROM saas.users WHERE email = 'owner@sql-co.test'")
+got=$(sqlapi -c "SELECT saas.authenticate('$stok') IS NOT NULL;
+	SELECT saas.update_user('$sown', '{\"password\":\"$pw, changed\",\"current_password\":\"$pw\"}')->>'email'" | tail -1)
+t_eq "saas.update_user(): its own password, with the current one, recorded once" 0 "owner@sql-co.test 1" \
+	-c "SELECT '$got' || ' ' || $(audit_count "$sorg" password_change "$sown")"
+if [ -n "$(login owner@sql-co.test "$pw, changed")" ]; then ok "saas.update_user(): the new password logs in"
+else not_ok "saas.update_user(): the new password logs in"; fi
+t_eq "saas.register() with a registered email is SA409" 0 "SA409" \
+	-c "SELECT '$(sqlapi -c "SELECT saas.register('{\"organization\":{\"name\":\"Sql Two\"},\"email\":\"owner@sql-co.test\",\"password\":\"$pw\",\"first_name\":\"S\",\"last_name\":\"Q\"}')" | head -1)'"
+t_eq "saas.register(): the chain of the new organization is intact" 0 "tt" -c "SELECT '$(chain_ok "$sorg")'"
 
 # ---- Races on Citus: the organization's lock is taken on the node of its shards.
 # session TOKEN SLEEP SQL: in one transaction as app with TOKEN's context, SQL, then sleep, then
