@@ -15,9 +15,9 @@
 -- (20_tables.sql). Creation times and versions are the database's.
 --
 -- The last-admin rule is concurrency-safe: every change that could remove an
--- organization's last active admin first locks the organization row, then
--- locks the other active admins' rows. Two admins demoting each other at once
--- therefore run one after the other; under READ COMMITTED the second sees the
+-- organization's last active admin first locks the organization
+-- (saas._org_lock), then locks the other active admins' rows. Two admins
+-- demoting each other at once therefore run one after the other; under READ COMMITTED the second sees the
 -- first's change, under REPEATABLE READ it fails to lock the changed row and
 -- gets a serialization error. Either way the organization keeps an admin.
 
@@ -88,6 +88,37 @@ END
 $$;
 COMMENT ON FUNCTION saas._rule_refuse(text, text, text) IS 'Raises a rule violation with its HTTP status (SQLSTATE SAnnn) (private).';
 
+-- saas._org_lock: the organization's lock for changes to its users (the
+-- last-admin rule, the employee limit); false when the organization is gone.
+-- A transaction-scoped advisory lock keyed by org_id, taken where the users
+-- triggers run: on a single node that node, on Citus the node of the
+-- organization's shards (every user row of it is there). The organization
+-- row is locked too where it is a plain table; on Citus it is a reference
+-- table, whose row lock from a shard's trigger is taken on every node's copy
+-- over new connections, which wait for the coordinator's own uncommitted
+-- writes (a distributed deadlock), so there the advisory lock alone serves.
+CREATE FUNCTION saas._org_lock(p_org uuid) RETURNS boolean
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+DECLARE
+	citus boolean := false;
+BEGIN
+	PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('saas.org:' || p_org::text, 0));
+	IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+		EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition'
+				' WHERE logicalrelid OPERATOR(pg_catalog.=) ''saas.organizations''::pg_catalog.regclass)'
+		   INTO citus;
+	END IF;
+	IF citus THEN
+		RETURN EXISTS (SELECT 1 FROM saas.organizations WHERE id = p_org);
+	END IF;
+	PERFORM 1 FROM saas.organizations WHERE id = p_org FOR NO KEY UPDATE;
+	RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION saas._org_lock(uuid) IS
+	'Locks an organization for changes to its users (advisory, and its row where that is a plain table); false when it is gone (private).';
+
 -- saas._org_keep_admin: the organization must keep an active admin without
 -- the given user. Locks as described at the top.
 CREATE FUNCTION saas._org_keep_admin(p_org uuid, p_user uuid, p_what text) RETURNS void
@@ -96,8 +127,7 @@ AS $$
 DECLARE
 	n bigint;
 BEGIN
-	PERFORM 1 FROM saas.organizations WHERE id = p_org FOR NO KEY UPDATE;
-	IF NOT FOUND THEN
+	IF NOT saas._org_lock(p_org) THEN
 		RETURN;					-- the organization itself is being deleted
 	END IF;
 	SELECT pg_catalog.count(*) INTO n FROM (
@@ -221,11 +251,12 @@ BEGIN
 		END IF;
 	END IF;
 
-	-- employee_limit: lock the organization row so concurrent changes count each other.
+	-- employee_limit: lock the organization so concurrent changes count each other.
 	IF NEW.status <> 'active' THEN
 		RETURN NEW;
 	END IF;
-	SELECT employee_limit INTO lim FROM saas.organizations WHERE id = NEW.org_id FOR NO KEY UPDATE;
+	PERFORM saas._org_lock(NEW.org_id);
+	SELECT employee_limit INTO lim FROM saas.organizations WHERE id = NEW.org_id;
 	SELECT pg_catalog.count(*) INTO n FROM saas.users
 	 WHERE org_id = NEW.org_id AND status = 'active' AND id <> NEW.id;
 	IF lim IS NOT NULL AND n >= lim THEN
@@ -357,6 +388,11 @@ CREATE TRIGGER organizations_rules BEFORE INSERT OR UPDATE OR DELETE ON saas.org
 	FOR EACH ROW EXECUTE FUNCTION saas._organizations_rules();
 
 -- Credentials: who may set whose password; a new password ends old sessions.
+-- saas_api may insert a hash (column privileges, part 90: it never reads
+-- one), so that the API writes it as the caller, without switching identity
+-- (Citus refuses a second user on the shards the caller changed). Only the
+-- extension's own trusted context passes, which the API pushes after its
+-- checks (the password policy, the current password of a user's own).
 CREATE FUNCTION saas._credentials_rules() RETURNS trigger LANGUAGE plpgsql
 	SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
 AS $$
@@ -369,6 +405,14 @@ BEGIN
 			RETURN NEW;
 		END IF;
 		PERFORM saas._rule_refuse('401', 'a verified tenant context is required');
+	END IF;
+	-- Checked here, before saas._credentials_upsert can turn the insert into
+	-- an update that row-level security would not see.
+	IF NEW.org_id IS DISTINCT FROM saas.current_org_id() THEN
+		PERFORM saas._rule_refuse('404', 'user not found');
+	END IF;
+	IF NOT saas._context_trusted() THEN
+		PERFORM saas._rule_refuse('403', 'passwords are set through the API only', 'password');
 	END IF;
 	SELECT u.role INTO target_role FROM saas.users u WHERE u.org_id = NEW.org_id AND u.id = NEW.user_id;
 	IF target_role = 'super_admin' AND actor_role <> 'super_admin' THEN
@@ -384,6 +428,26 @@ $$;
 COMMENT ON FUNCTION saas._credentials_rules() IS 'Who may set whose password (private).';
 CREATE TRIGGER credentials_rules BEFORE INSERT OR UPDATE ON saas._credentials
 	FOR EACH ROW EXECUTE FUNCTION saas._credentials_rules();
+
+-- An insert for a user who has a password already replaces it (the insert
+-- is then skipped): saas_api gets no UPDATE on the table, and an upsert's
+-- ON CONFLICT would need SELECT on it. Runs after credentials_rules.
+CREATE FUNCTION saas._credentials_upsert() RETURNS trigger LANGUAGE plpgsql
+	SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+BEGIN
+	UPDATE saas._credentials SET password_hash = NEW.password_hash, updated_at = pg_catalog.now()
+	 WHERE org_id = NEW.org_id AND user_id = NEW.user_id;
+	IF FOUND THEN
+		RETURN NULL;
+	END IF;
+	NEW.updated_at := pg_catalog.now();
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION saas._credentials_upsert() IS 'A new password of a user who has one replaces it (private).';
+CREATE TRIGGER credentials_upsert BEFORE INSERT ON saas._credentials
+	FOR EACH ROW EXECUTE FUNCTION saas._credentials_upsert();
 
 CREATE FUNCTION saas._credentials_after() RETURNS trigger LANGUAGE plpgsql
 	SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp

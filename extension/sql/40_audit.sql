@@ -150,3 +150,34 @@ CREATE FUNCTION saas._audit_event(org uuid, entity text, entity_id uuid, action 
 	RETURNS void AS 'MODULE_PATHNAME', 'saas_audit_event' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION saas._audit_event(uuid, text, uuid, text, jsonb) IS
 	'Records an audit entry that is not a row change (password_change, logout, logout_all), without secrets (private).';
+
+-- On Citus an organization's chain is written only on the node of its
+-- shards (src/audit/audit_chain.c). saas._audit_event called on another
+-- node (the coordinator: a logout) inserts the entry here instead; the
+-- insert is routed by org_id to that node, where this trigger records the
+-- entry (with the context and request id that travel with the transaction)
+-- and skips the row: the table stays empty. Owner only, like the log.
+CREATE TABLE saas._audit_outbox (
+	org_id		uuid		NOT NULL,
+	entity		text		NOT NULL,
+	entity_id	uuid,
+	action		text		NOT NULL,
+	changes		jsonb		NOT NULL DEFAULT '{}'
+);
+COMMENT ON TABLE saas._audit_outbox IS
+	'Audit events that are not row changes, on their way to the node of their organization''s chain (Citus); always empty (private).';
+CREATE FUNCTION saas._audit_outbox_record() RETURNS trigger LANGUAGE plpgsql
+	SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
+AS $$
+BEGIN
+	PERFORM saas._audit_event(NEW.org_id, NEW.entity, NEW.entity_id, NEW.action, NEW.changes);
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION saas._audit_outbox_record() IS 'Records an audit event where its organization''s chain is written (private).';
+CREATE TRIGGER audit_outbox_record BEFORE INSERT ON saas._audit_outbox
+	FOR EACH ROW EXECUTE FUNCTION saas._audit_outbox_record();
+ALTER TABLE saas._audit_outbox ENABLE ROW LEVEL SECURITY;
+ALTER TABLE saas._audit_outbox FORCE ROW LEVEL SECURITY;
+CREATE POLICY audit_outbox_owner ON saas._audit_outbox USING (true);
+REVOKE ALL ON saas._audit_outbox FROM PUBLIC;

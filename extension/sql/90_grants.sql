@@ -32,3 +32,10 @@ $$;
 
 -- The first signing key, so tokens can be issued right away.
 SELECT saas.rotate_signing_key();
+
+-- Passwords are written as the caller (saas._credentials_rules says who
+-- may): a hash can be inserted, never read, and only under the extension's
+-- trusted context. No SELECT or UPDATE: a trigger turns an insert for a
+-- user who has a password into the update. Table-level: Citus gives the
+-- shards a table's privileges, and refuses column privileges.
+GRANT INSERT ON saas._credentials TO saas_api;

@@ -42,6 +42,7 @@ AS $$
 		('saas.audit_log', 'distributed', 19),
 		('saas._audit_heads', 'distributed', 20),
 		('saas.jobs', 'distributed', 21),
+		('saas._audit_outbox', 'distributed', 22),
 		('saas._breaker_events', 'local', 30)
 	  ) AS t(relation, placement, ord)
 	 ORDER BY t.ord

@@ -63,10 +63,9 @@ static SaasPlan plan_delete = {
 	2, {UUIDOID, UUIDOID}
 };
 
+/* A user's existing password is replaced by the credentials_upsert trigger. */
 static SaasPlan plan_credential_set = {
-	"INSERT INTO saas._credentials (org_id, user_id, password_hash) VALUES ($1, $2, $3)"
-	" ON CONFLICT (org_id, user_id) DO UPDATE SET password_hash = EXCLUDED.password_hash,"
-	" updated_at = EXCLUDED.updated_at",	/* the default, now(): Citus refuses now() here */
+	"INSERT INTO saas._credentials (org_id, user_id, password_hash) VALUES ($1, $2, $3)",
 	3, {UUIDOID, UUIDOID, TEXTOID}
 };
 
@@ -98,20 +97,23 @@ static const SaasField update_fields[] = {
 	{NULL}
 };
 
-/* saas_user_set_password: policy check, hash, store (as the owner: private table). */
-
 /*
  * saas_user_set_password: check the password policy, hash with argon2id and
- * store it as the extension owner (callers cannot write password hashes).
+ * store it, as the caller, under the extension's trusted context for the
+ * caller (the only context saas._credentials_rules lets write a hash; the
+ * caller's own rights are checked there too). No identity switch: on Citus,
+ * the hash goes over the caller's own connection to the node where the
+ * caller just wrote the user, and a second user there is refused.
  */
 void
 saas_user_set_password(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
 					   const char *password, const char *email)
 {
+	const SaasContext *ctx = saas_context_require();
 	const char *why = saas_password_policy_error(password, email);
 	char	   *phc;
 	Datum		vals[3];
-	SaasElevation elev;
+	int			nest;
 
 	if (why)
 		saas_raise_field_error("password", why);
@@ -119,29 +121,40 @@ saas_user_set_password(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
 	vals[0] = saas_uuid_datum(org_id);
 	vals[1] = saas_uuid_datum(user_id);
 	vals[2] = CStringGetTextDatum(phc);
-	saas_elevate(&elev);
+	nest = saas_context_push_trusted(org_id, &ctx->user_id, ctx->role);
 	if (saas_exec(&plan_credential_set, vals, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store credential");
-	saas_unelevate(&elev);
+	saas_context_pop(nest);
 }
 
-/* user_check_current_password: 403 unless password is the user's current one. */
-static void
-user_check_current_password(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
-							const char *password)
+/*
+ * user_current_hash: the user's password hash, or NULL, read as the
+ * extension owner (callers cannot read hashes). Read before the caller
+ * changes anything in the transaction: Citus refuses another user on
+ * shards the caller has written.
+ */
+static char *
+user_current_hash(const pg_uuid_t *org_id, const pg_uuid_t *user_id)
 {
 	Datum		vals[2];
 	SaasElevation elev;
 	char	   *phc = NULL;
 
-	if (password == NULL)
-		saas_raise_field_error("current_password", "is required to change your own password");
 	vals[0] = saas_uuid_datum(org_id);
 	vals[1] = saas_uuid_datum(user_id);
 	saas_elevate(&elev);
 	if (saas_exec(&plan_credential_get, vals, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 		phc = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	saas_unelevate(&elev);
+	return phc;
+}
+
+/* user_check_current_password: 403 unless password matches phc (the current hash). */
+static void
+user_check_current_password(const char *phc, const char *password)
+{
+	if (password == NULL)
+		saas_raise_field_error("current_password", "is required to change your own password");
 	if (!(phc ? saas_password_verify(password, phc) : (saas_password_burn(password), false)))
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_FORBIDDEN),
@@ -314,6 +327,7 @@ saas_op_update_user(const pg_uuid_t *id, Jsonb *body, int64 if_version, StringIn
 	const char *new_role,
 			   *new_status;
 	char	   *password;
+	char	   *cur_hash = NULL;
 	int64		version;
 	Jsonb	   *ext;
 	bool		isnull;
@@ -346,6 +360,9 @@ saas_op_update_user(const pg_uuid_t *id, Jsonb *body, int64 if_version, StringIn
 					(errcode(ERRCODE_SAAS_FORBIDDEN),
 					 errmsg("only an admin may change email, role, status or external ids")));
 	}
+	password = saas_get_str(body, "password");
+	if (password && is_self)
+		cur_hash = user_current_hash(&ctx->org_id, id);
 	if (saas_exec(&plan_lock, vals, NULL, false, 1) != SPI_OK_SELECT || SPI_processed == 0)
 		saas_not_found("user");
 	version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
@@ -368,9 +385,8 @@ saas_op_update_user(const pg_uuid_t *id, Jsonb *body, int64 if_version, StringIn
 				 errmsg("the role of a super_admin cannot be changed through the API")));
 	/* The last active admin: the users_rules trigger (22_rules.sql), under its locks. */
 
-	password = saas_get_str(body, "password");
 	if (password && is_self)
-		user_check_current_password(&ctx->org_id, id, saas_get_str(body, "current_password"));
+		user_check_current_password(cur_hash, saas_get_str(body, "current_password"));
 	else if (saas_has(body, "current_password") && !password)
 		saas_raise_field_error("current_password", "is only accepted together with password");
 

@@ -441,6 +441,34 @@ saas_audit_trigger(PG_FUNCTION_ARGS)
 }
 
 /*
+ * audit_event_forward: on Citus, send an event to the node of its
+ * organization's chain, as a row of saas._audit_outbox that the trigger
+ * there records (the actor and request id are read there, from the context
+ * that travels with the transaction).
+ */
+static void
+audit_event_forward(const SaasAuditEntry *e)
+{
+	Oid			types[5] = {UUIDOID, TEXTOID, UUIDOID, TEXTOID, JSONBOID};
+	Datum		args[5];
+	char		nulls[5] = "     ";
+
+	args[0] = UUIDPGetDatum(&e->org_id);
+	args[1] = CStringGetTextDatum(e->entity);
+	args[2] = UUIDPGetDatum(&e->entity_id);
+	if (!e->has_entity_id)
+		nulls[2] = 'n';
+	args[3] = CStringGetTextDatum(e->action);
+	args[4] = JsonbPGetDatum(e->changes);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("INSERT INTO saas._audit_outbox (org_id, entity, entity_id, action, changes)"
+							  " VALUES ($1, $2, $3, $4, $5)", 5, types, args, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not forward an audit event to its organization's node");
+	SPI_finish();
+}
+
+/*
  * SQL: saas._audit_event(org uuid, entity text, entity_id uuid, action text,
  * changes jsonb): an entry for something that is not a row change of an
  * audited table (a password change, a logout). The caller passes no secret.
@@ -464,6 +492,11 @@ saas_audit_event(PG_FUNCTION_ARGS)
 	e.changes = PG_ARGISNULL(4) ?
 		DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"))) :
 		PG_GETARG_JSONB_P(4);
+	if (audit_chain_elsewhere(&e.org_id))
+	{
+		audit_event_forward(&e);
+		PG_RETURN_VOID();
+	}
 	audit_set_actor(&e);
 	e.request_id = audit_request_id();
 	audit_keep_entry(&e);

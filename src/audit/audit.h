@@ -82,6 +82,7 @@ extern void audit_forget_pending(bool free_memory);
 extern bool audit_appending;
 extern SPIPlanPtr audit_keep(const char *sql, int nargs, Oid *argtypes);
 extern void audit_write_out(void);
+extern bool audit_chain_elsewhere(const pg_uuid_t *org_id);
 extern void audit_xact_callback(XactEvent event, void *arg);
 extern void audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								   SubTransactionId parentSubid, void *arg);

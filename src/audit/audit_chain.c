@@ -37,8 +37,9 @@
  * reads and moves, under a chain lock that is then that node's): a row
  * change recorded on a node that does not hold them (the other copies of a
  * reference table) is left to the node that does, so it is recorded once.
- * Entries that are not row changes (saas._audit_event) on such a node are
- * refused: not yet supported.
+ * An entry that is not a row change (saas._audit_event) made on such a node
+ * travels there as an insert into saas._audit_outbox, routed by org_id,
+ * whose trigger records it on that node (audit_chain_elsewhere tells).
  *
  *-------------------------------------------------------------------------
  */
@@ -398,7 +399,7 @@ audit_insert_entry(const AuditTargets *t, const SaasAuditEntry *e, const unsigne
  * targets stay), sets *here to whether the shards are on this node.
  */
 static bool
-audit_citus_targets(const pg_uuid_t *org_id, AuditTargets *t, bool *here)
+audit_citus_targets(const pg_uuid_t *org_id, AuditTargets *t, bool *here, bool prepare)
 {
 	static const char *sql =
 		"SELECT pg_catalog.get_shard_id_for_distribution_column('saas.audit_log'::regclass, $1),"
@@ -429,7 +430,7 @@ audit_citus_targets(const pg_uuid_t *org_id, AuditTargets *t, bool *here)
 	t->heads = psprintf("_audit_heads_%s", values[1]);
 	t->heads_pkey = psprintf("audit_heads_pkey_%s", values[1]);
 	*here = OidIsValid(get_relname_relid(t->log, nsp)) && OidIsValid(get_relname_relid(t->heads, nsp));
-	if (*here)
+	if (*here && prepare)
 	{
 		Oid			head_types[2] = {UUIDOID, BYTEAOID};
 		Oid			append_types[13] = {UUIDOID, INT8OID, UUIDOID, TIMESTAMPTZOID,
@@ -452,6 +453,27 @@ audit_citus_targets(const pg_uuid_t *org_id, AuditTargets *t, bool *here)
 }
 
 /*
+ * audit_chain_elsewhere: on Citus, whether the organization's chain is
+ * written on another node, because this one does not hold its shards. False
+ * on a single node, without an SPI call.
+ */
+bool
+audit_chain_elsewhere(const pg_uuid_t *org_id)
+{
+	AuditTargets t;
+	bool		here;
+	bool		distributed;
+
+	if (!saas_citus_loaded())
+		return false;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	distributed = audit_citus_targets(org_id, &t, &here, false);
+	SPI_finish();
+	return distributed && !here;
+}
+
+/*
  * audit_write_org: append the pending entries of one organization, in the
  * order the changes happened, and move its head onto the last of them.
  */
@@ -466,7 +488,7 @@ audit_write_org(const pg_uuid_t *org_id)
 	audit_plan_new_head, audit_plan_append};
 	bool		here;
 
-	if (audit_citus_targets(org_id, &t, &here) && !here)
+	if (audit_citus_targets(org_id, &t, &here, true) && !here)
 	{
 		/* Recorded by the node that holds the shards (see the header). */
 		foreach(lc, audit_pending)

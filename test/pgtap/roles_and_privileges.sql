@@ -10,7 +10,7 @@
 \set ON_ERROR_STOP 1
 
 BEGIN;
-SELECT plan(46);
+SELECT plan(51);
 
 ------------------------------------------------------------------------
 -- The role saas_api.
@@ -48,12 +48,12 @@ SELECT is_empty($$
 ------------------------------------------------------------------------
 -- Private tables: no privilege at all for saas_api or PUBLIC.
 ------------------------------------------------------------------------
-SELECT table_privs_are('saas', '_credentials', 'saas_api', ARRAY[]::text[],
-	'saas_api has no privileges on saas._credentials');
+SELECT table_privs_are('saas', '_credentials', 'saas_api', ARRAY['INSERT'],
+	'saas_api may only insert into saas._credentials (the API writes a hash as the caller; never read)');
 SELECT table_privs_are('saas', '_signing_keys', 'saas_api', ARRAY[]::text[],
 	'saas_api has no privileges on saas._signing_keys');
-SELECT ok(NOT has_any_column_privilege('saas_api', 'saas._credentials', 'SELECT, INSERT, UPDATE, REFERENCES'),
-	'saas_api has no column privileges on saas._credentials');
+SELECT ok(NOT has_any_column_privilege('saas_api', 'saas._credentials', 'SELECT, UPDATE, REFERENCES'),
+	'saas_api can neither read nor update any column of saas._credentials');
 SELECT ok(NOT has_any_column_privilege('saas_api', 'saas._signing_keys', 'SELECT, INSERT, UPDATE, REFERENCES'),
 	'saas_api has no column privileges on saas._signing_keys');
 SELECT is_empty($$
@@ -65,8 +65,9 @@ SELECT is_empty($$
 	SELECT c.relname, 'column ' || p.priv FROM pg_class c,
 		   unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'REFERENCES']) p(priv)
 	 WHERE c.relnamespace = 'saas'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-	   AND c.relname LIKE '\_%' AND has_any_column_privilege('saas_api', c.oid, p.priv)$$,
-	'saas_api has no privilege on any private (_-prefixed) table of saas');
+	   AND c.relname LIKE '\_%' AND has_any_column_privilege('saas_api', c.oid, p.priv)
+	EXCEPT VALUES ('_credentials', 'INSERT'), ('_credentials', 'column INSERT')$$,
+	'saas_api has no privilege on any private (_-prefixed) table of saas (but inserting a password hash)');
 SELECT is_empty($$
 	SELECT c.oid::regclass::text FROM pg_class c, aclexplode(c.relacl) a
 	 WHERE c.relnamespace = 'saas'::regnamespace AND a.grantee = 0$$,
@@ -179,6 +180,23 @@ SELECT throws_ok($$SELECT saas.retire_signing_key('any')$$, '42501', NULL, 'app 
 SELECT throws_ok($$SELECT saas.create_super_admin('x@y.test', 'correct horse battery')$$, '42501', NULL,
 	'app cannot call saas.create_super_admin()');
 SELECT throws_ok('CREATE TABLE saas.mine (x int)', '42501', NULL, 'app cannot create objects in schema saas');
+-- Password hashes: app may insert one (the API writes it as the caller), but only the
+-- extension's trusted context passes the rules; never read, never updated by hand.
+SELECT throws_ok($q$INSERT INTO saas._credentials (org_id, user_id, password_hash)
+	VALUES (gen_random_uuid(), gen_random_uuid(), '$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA')$q$,
+	'SA401', NULL, 'app without a context cannot write a password hash');
+SELECT saas.register(jsonb_build_object(
+	'organization', jsonb_build_object('name', 'Creds Co', 'slug', 'creds-co'), 'email', 'admin@creds-co.test',
+	'password', 'correct horse battery staple', 'first_name', 'A', 'last_name', 'B'))->>'token' AS creds_tok \gset
+SELECT ok(saas.authenticate(:'creds_tok') IS NOT NULL, 'app registers an organization and acts as its admin');
+SELECT throws_ok($q$INSERT INTO saas._credentials (org_id, user_id, password_hash)
+	VALUES (saas.current_org_id(), saas.current_user_id(), '$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA')$q$,
+	'SA403', 'passwords are set through the API only', 'an admin cannot write a hash by hand, even its own');
+SELECT throws_ok($q$INSERT INTO saas._credentials (org_id, user_id, password_hash)
+	VALUES (gen_random_uuid(), saas.current_user_id(), '$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA')$q$,
+	'SA404', NULL, 'nor one for another organization');
+SELECT throws_ok($q$UPDATE saas._credentials SET password_hash = '$argon2id$x'$q$, '42501', NULL,
+	'app cannot update password hashes');
 RESET ROLE;
 
 SELECT * FROM finish();

@@ -4,7 +4,7 @@
 # Every table of the saas schema with an org_id column (but _user_refs, the platform-wide owner
 # of external user ids) is hash-distributed by it, colocated with saas.users; the platform-wide
 # tables are reference tables.
-t_eq "every tenant table (12, the job queue too) is distributed by org_id, colocated with saas.users" 0 "12|0" \
+t_eq "every tenant table (13, the job queue and the audit outbox too) is distributed by org_id, colocated with saas.users" 0 "13|0" \
 	-c "SELECT count(*), count(*) FILTER (WHERE d.partmethod IS DISTINCT FROM 'h'
 			OR column_to_column_name(d.logicalrelid, d.partkey) <> 'org_id'
 			OR d.colocationid <> (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'saas.users'::regclass))
