@@ -122,29 +122,31 @@ $$;
 COMMENT ON FUNCTION saas._org_shards_here(uuid) IS 'True on the node that holds the organization''s tenant rows (always without Citus) (private).';
 
 -- A deleted organization's entries go with it. On a single node its users'
--- cascade removes them one by one; on Citus the shards' triggers cannot, and
--- the copy of organizations on the coordinator does it. (No foreign key: an
--- entry written with one would lock the organization on every node, and the
--- users trigger's own lock of it from a worker would then wait on a Citus
--- lock of the same transaction.)
+-- cascade removes them one by one. On Citus the shards' triggers cannot, and
+-- each copy of organizations removes them from its node's copies of the
+-- directories, as a foreign key's cascade between reference tables would.
+-- (No foreign key: an entry written with one locks the organization on every
+-- node, and the users trigger's own lock of it, taken from a worker, then
+-- waits on a lock of its own distributed transaction.)
 CREATE FUNCTION saas._organizations_dir_gone() RETURNS trigger LANGUAGE plpgsql
 	SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
 AS $$
 DECLARE
-	coordinator boolean;
+	copy text;
 BEGIN
 	IF NOT saas._dir_remote() THEN
 		RETURN NULL;
 	END IF;
-	EXECUTE 'SELECT groupid OPERATOR(pg_catalog.=) 0 FROM pg_catalog.pg_dist_local_group' INTO coordinator;
-	IF coordinator THEN
-		DELETE FROM saas._user_emails WHERE org_id = OLD.id;
-		DELETE FROM saas._user_refs WHERE org_id = OLD.id;
-	END IF;
+	FOR copy IN EXECUTE 'SELECT pg_catalog.shard_name(s.logicalrelid, s.shardid) FROM pg_catalog.pg_dist_shard s
+						  WHERE s.logicalrelid OPERATOR(pg_catalog.=) ANY (ARRAY[''saas._user_emails''::regclass, ''saas._user_refs''::regclass])' LOOP
+		IF pg_catalog.to_regclass(copy) IS NOT NULL THEN
+			EXECUTE pg_catalog.format('DELETE FROM %s WHERE org_id OPERATOR(pg_catalog.=) $1', copy) USING OLD.id;
+		END IF;
+	END LOOP;
 	RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION saas._organizations_dir_gone() IS 'On Citus: removes a deleted organization''s directory entries, from the coordinator (private).';
+COMMENT ON FUNCTION saas._organizations_dir_gone() IS 'On Citus: removes a deleted organization''s entries from this node''s copies of the directories (private).';
 CREATE TRIGGER organizations_directory AFTER DELETE ON saas.organizations
 	FOR EACH ROW EXECUTE FUNCTION saas._organizations_dir_gone();
 
