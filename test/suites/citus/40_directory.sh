@@ -20,7 +20,7 @@ SQL
 t_app_error() {
 	local got
 	got=$(appsql "$3" "$4")
-	if echo "$got" | grep -q "ERROR:  $2:"; then ok "$1"
+	if [[ "$got" == *"ERROR:  $2:"* ]]; then ok "$1"
 	else not_ok "$1" "want SQLSTATE $2, got: $got"; fi
 }
 dir_of() {
@@ -95,13 +95,13 @@ t_eq "the email directory has one entry per user, exactly the users' emails" 0 "
 # ---- saas_api's own SQL cannot bypass the directories: refused, or kept exact.
 d3=$(cpsql 0 -c "SELECT id FROM saas.users WHERE email = 'd3@tenant-2.test'")
 t_app_error "saas_api SQL: an email changed without its directory entry is refused" 55000 "$a2" \
-	"UPDATE saas.users SET email = 'sneaky@tenant-2.test' WHERE id = '$d3';"
+	"UPDATE saas.users SET email = 'sneaky@tenant-2.test' WHERE org_id = '$t2' AND id = '$d3';"
 t_app_error "saas_api SQL: external ids changed without their entries are refused" 55000 "$a2" \
-	"UPDATE saas.users SET external_user_ids = '{\"user_service\":\"ext-9\"}' WHERE id = '$d3';"
+	"UPDATE saas.users SET external_user_ids = '{\"user_service\":\"ext-9\"}' WHERE org_id = '$t2' AND id = '$d3';"
 t_app_error "saas_api SQL: a user inserted without its entries is refused" 55000 "$a2" \
 	"INSERT INTO saas.users (org_id, email, first_name, last_name, status) VALUES ('$t2', 'raw@tenant-2.test', 'R', 'W', 'inactive');"
 t_app_error "saas_api SQL: a user deleted with its entries left is refused" 55000 "$a2" \
-	"DELETE FROM saas.users WHERE id = '$d3';"
+	"DELETE FROM saas.users WHERE org_id = '$t2' AND id = '$d3';"
 t_app_error "saas_api SQL: another organization's external id cannot be claimed in the directory" 23505 "$a2" \
 	"INSERT INTO saas._user_refs (service_key, ref, org_id, user_id) VALUES ('user_service', 'ext-1', '$t2', '$d3');"
 t_app_error "saas_api SQL: no entry for another organization" 42501 "$a2" \
@@ -113,8 +113,8 @@ appsql "$a2" "SELECT saas._dir_drop('$t1', '$adm1');" >/dev/null
 t_eq "saas_api SQL: another organization's entries cannot be dropped (the policies hide them)" 0 "admin@tenant-1.test|" \
 	-c "SELECT '$(dir_of "$adm1")'"
 got=$(appsql "$a2" "SELECT saas._dir_set('$t2', '$d3', 'kept@tenant-2.test', '{\"user_service\":\"ext-7\"}');
-	UPDATE saas.users SET email = 'kept@tenant-2.test', external_user_ids = '{\"user_service\":\"ext-7\"}' WHERE id = '$d3';")
-echo "$got" | grep ERROR | sed 's/^/# /'
+	UPDATE saas.users SET email = 'kept@tenant-2.test', external_user_ids = '{\"user_service\":\"ext-7\"}' WHERE org_id = '$t2' AND id = '$d3';")
+echo "$got" | grep ERROR | sed "s/^/# /"
 t_eq "saas_api SQL that writes the entries first is kept exact" 0 "kept@tenant-2.test|user_service=ext-7" -c "SELECT '$(dir_of "$d3")'"
 
 # ---- Deleting an organization (the super_admin): its rows go from every shard, once.
@@ -122,7 +122,7 @@ cpsql 0 >/dev/null <<SQL
 INSERT INTO saas.subscriptions (org_id, subscription_ref, status, last_event_at) VALUES ('$t3', 'sub-3', 'active', now());
 BEGIN;
 SELECT saas._dir_set('$t3', '$(cpsql 0 -c "SELECT id FROM saas.users WHERE email = 'admin@tenant-3.test'")', NULL, '{"user_service":"ext-3"}');
-UPDATE saas.users SET external_user_ids = '{"user_service":"ext-3"}' WHERE email = 'admin@tenant-3.test';
+UPDATE saas.users SET external_user_ids = '{"user_service":"ext-3"}' WHERE org_id = '$t3' AND email = 'admin@tenant-3.test';
 COMMIT;
 SQL
 pending=$(cpsql 0 -c "SELECT count(*) FROM saas.jobs WHERE org_id = '$t3' AND state = 'available'")
