@@ -272,41 +272,28 @@ CREATE TRIGGER users_rules BEFORE INSERT OR UPDATE OR DELETE ON saas.users
 	FOR EACH ROW EXECUTE FUNCTION saas._users_rules();
 
 -- After a change: end the tokens of users who lost rights, and keep the
--- external user ids' owners (unique across the platform).
+-- directories of emails and external user ids (23_directory.sql).
 CREATE FUNCTION saas._users_after() RETURNS trigger LANGUAGE plpgsql
 	SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
 AS $$
-DECLARE
-	k text;
-	v text;
-	holder uuid;
 BEGIN
 	IF TG_OP = 'UPDATE' AND (NEW.status <> 'active' AND OLD.status = 'active'
 							 OR (OLD.role = 'admin' AND NEW.role = 'user')
 							 OR NEW.email IS DISTINCT FROM OLD.email) THEN
 		PERFORM saas._session_bump(NEW.org_id, NEW.id);
 	END IF;
-	IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND NEW.external_user_ids IS DISTINCT FROM OLD.external_user_ids) THEN
-		DELETE FROM saas._user_refs r WHERE r.org_id = OLD.org_id AND r.user_id = OLD.id;
-	END IF;
+	-- On Citus this runs on a shard (named users_<shardid>), which checks the
+	-- entries instead of writing them.
 	IF TG_OP = 'DELETE' THEN
+		PERFORM saas._dir_keep(TG_OP, TG_TABLE_NAME = 'users', OLD.org_id, OLD.id, OLD.email, OLD.external_user_ids, NULL, NULL);
 		RETURN OLD;
 	END IF;
-	IF TG_OP = 'INSERT' OR NEW.external_user_ids IS DISTINCT FROM OLD.external_user_ids THEN
-		FOR k, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each_text(NEW.external_user_ids) e LOOP
-			INSERT INTO saas._user_refs (service_key, ref, org_id, user_id)
-			VALUES (k, v, NEW.org_id, NEW.id) ON CONFLICT DO NOTHING
-			RETURNING user_id INTO holder;
-			IF holder IS NULL THEN
-				PERFORM saas._rule_refuse('409', pg_catalog.format('external id %s is already linked to another user', k),
-										  'external_user_ids.' || k);
-			END IF;
-		END LOOP;
-	END IF;
+	PERFORM saas._dir_keep(TG_OP, TG_TABLE_NAME = 'users', NEW.org_id, NEW.id,
+						   OLD.email, OLD.external_user_ids, NEW.email, NEW.external_user_ids);
 	RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION saas._users_after() IS 'Ends tokens of users who lost rights; keeps external user ids unique across the platform (private).';
+COMMENT ON FUNCTION saas._users_after() IS 'Ends tokens of users who lost rights; keeps the email and external id directories exact (private).';
 CREATE TRIGGER users_after AFTER INSERT OR UPDATE OR DELETE ON saas.users
 	FOR EACH ROW EXECUTE FUNCTION saas._users_after();
 

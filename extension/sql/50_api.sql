@@ -71,6 +71,7 @@ BEGIN
 	org := saas.platform_org_id();
 	INSERT INTO saas.organizations (id, name, slug, subscription_tier, employee_limit)
 		VALUES (org, 'Platform', 'platform', 'enterprise', 1000) ON CONFLICT (id) DO NOTHING;
+	PERFORM saas._dir_set(org, uid, email, '{}');		-- on Citus, before the user (23_directory.sql)
 	INSERT INTO saas.users (org_id, id, email, first_name, last_name, role)
 		VALUES (org, uid, pg_catalog.lower(email), first_name, last_name, 'super_admin');
 	INSERT INTO saas._credentials (org_id, user_id, password_hash)

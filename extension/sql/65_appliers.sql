@@ -51,6 +51,7 @@ DECLARE
 	uid uuid;
 	result text := 'applied';
 	ch jsonb;
+	ext jsonb;
 BEGIN
 	SELECT * INTO ev FROM saas.webhook_events
 	 WHERE org_id = p_org AND service = p_service AND event_id = p_event FOR UPDATE;
@@ -73,12 +74,18 @@ BEGIN
 		CASE ev.event_type
 		WHEN 'user.created' THEN
 			uid := saas._user_for_remote(p_org, d ->> 'user_id', d ->> 'email');
+			-- On Citus the directory entries are written first (23_directory.sql).
 			IF uid IS NULL THEN
-				INSERT INTO saas.users (org_id, email, first_name, last_name, role, status, external_user_ids)
-				VALUES (p_org, lower(d ->> 'email'), coalesce(d ->> 'first_name', '-'), coalesce(d ->> 'last_name', '-'),
+				uid := saas.uuid_generate_v7();
+				PERFORM saas._dir_set(p_org, uid, d ->> 'email', jsonb_build_object('user_service', d ->> 'user_id'));
+				INSERT INTO saas.users (org_id, id, email, first_name, last_name, role, status, external_user_ids)
+				VALUES (p_org, uid, lower(d ->> 'email'), coalesce(d ->> 'first_name', '-'), coalesce(d ->> 'last_name', '-'),
 						'user', CASE WHEN d ->> 'status' IN ('active', 'inactive', 'suspended') THEN d ->> 'status' ELSE 'active' END,
 						jsonb_build_object('user_service', d ->> 'user_id'));
 			ELSE
+				SELECT u.external_user_ids || jsonb_build_object('user_service', d ->> 'user_id') INTO ext
+				  FROM saas.users u WHERE u.org_id = p_org AND u.id = uid;
+				PERFORM saas._dir_set(p_org, uid, NULL, ext);
 				UPDATE saas.users SET
 					external_user_ids = external_user_ids || jsonb_build_object('user_service', d ->> 'user_id'),
 					first_name = coalesce(d ->> 'first_name', first_name),
@@ -89,6 +96,13 @@ BEGIN
 			-- The service sends data.changes (and data.previous_values); a flat
 			-- data is read the same way.
 			ch := CASE WHEN pg_catalog.jsonb_typeof(d -> 'changes') = 'object' THEN d -> 'changes' ELSE d END;
+			IF ch ->> 'email' IS NOT NULL THEN
+				SELECT u.id INTO uid FROM saas.users u
+				 WHERE u.org_id = p_org AND u.external_user_ids ->> 'user_service' = d ->> 'user_id' FOR UPDATE;
+				IF FOUND THEN
+					PERFORM saas._dir_set(p_org, uid, ch ->> 'email', NULL);
+				END IF;
+			END IF;
 			UPDATE saas.users SET
 				first_name = coalesce(ch ->> 'first_name', first_name),
 				last_name = coalesce(ch ->> 'last_name', last_name),
@@ -97,6 +111,12 @@ BEGIN
 			 WHERE org_id = p_org AND external_user_ids ->> 'user_service' = d ->> 'user_id';
 			IF NOT FOUND THEN result := 'ignored: unknown user'; END IF;
 		WHEN 'user.deleted' THEN
+			SELECT u.id INTO uid FROM saas.users u
+			 WHERE u.org_id = p_org AND u.external_user_ids ->> 'user_service' = d ->> 'user_id'
+			   AND u.role <> 'super_admin' FOR UPDATE;
+			IF FOUND THEN
+				PERFORM saas._dir_drop(p_org, uid);
+			END IF;
 			DELETE FROM saas.users WHERE org_id = p_org AND external_user_ids ->> 'user_service' = d ->> 'user_id'
 			   AND role <> 'super_admin';
 			IF NOT FOUND THEN result := 'ignored: unknown user'; END IF;
@@ -196,16 +216,26 @@ DECLARE
 	uid uuid;
 	newest timestamptz;
 	st text;
+	cur saas.users;
 BEGIN
 	FOR u IN SELECT * FROM jsonb_array_elements(coalesce(p_page -> 'data' -> 'users', p_page -> 'users', '[]')) LOOP
 		BEGIN
 			st := CASE WHEN u ->> 'status' IN ('active', 'inactive', 'suspended') THEN u ->> 'status' ELSE 'active' END;
 			uid := saas._user_for_remote(p_org, u ->> 'user_id', u ->> 'email');
+			-- On Citus the directory entries are written first (23_directory.sql).
 			IF uid IS NULL THEN
-				INSERT INTO saas.users (org_id, email, first_name, last_name, role, status, external_user_ids)
-				VALUES (p_org, lower(u ->> 'email'), coalesce(u ->> 'first_name', '-'), coalesce(u ->> 'last_name', '-'),
+				uid := saas.uuid_generate_v7();
+				PERFORM saas._dir_set(p_org, uid, u ->> 'email', jsonb_build_object('user_service', u ->> 'user_id'));
+				INSERT INTO saas.users (org_id, id, email, first_name, last_name, role, status, external_user_ids)
+				VALUES (p_org, uid, lower(u ->> 'email'), coalesce(u ->> 'first_name', '-'), coalesce(u ->> 'last_name', '-'),
 						'user', st, jsonb_build_object('user_service', u ->> 'user_id'));
 			ELSE
+				SELECT * INTO cur FROM saas.users x WHERE x.org_id = p_org AND x.id = uid;
+				IF (cur.external_user_ids ->> 'user_service', cur.email)
+				   IS DISTINCT FROM (u ->> 'user_id', coalesce(lower(u ->> 'email'), cur.email)) THEN
+					PERFORM saas._dir_set(p_org, uid, coalesce(lower(u ->> 'email'), cur.email),
+										  cur.external_user_ids || jsonb_build_object('user_service', u ->> 'user_id'));
+				END IF;
 				UPDATE saas.users SET
 					external_user_ids = external_user_ids || jsonb_build_object('user_service', u ->> 'user_id'),
 					email = coalesce(lower(u ->> 'email'), email),

@@ -204,6 +204,7 @@ AS $$
 DECLARE
 	resp jsonb;
 	ref text;
+	ext jsonb;
 BEGIN
 	BEGIN
 		resp := p_response::jsonb;
@@ -234,6 +235,12 @@ BEGIN
 		 WHERE id = p_org AND NOT external_ids ? (p_on_success ->> 'org_ref_key');
 	END IF;
 	IF p_on_success ? 'set_user_ref' THEN
+		-- On Citus the directory entry is written first (23_directory.sql).
+		SELECT u.external_user_ids || jsonb_build_object(p_on_success ->> 'set_user_ref', ref) INTO ext
+		  FROM saas.users u WHERE u.org_id = p_org AND u.id = (p_on_success ->> 'user_id')::uuid FOR UPDATE;
+		IF FOUND THEN
+			PERFORM saas._dir_set(p_org, (p_on_success ->> 'user_id')::uuid, NULL, ext);
+		END IF;
 		UPDATE saas.users SET external_user_ids = external_user_ids || jsonb_build_object(p_on_success ->> 'set_user_ref', ref)
 		 WHERE org_id = p_org AND id = (p_on_success ->> 'user_id')::uuid;
 	END IF;
@@ -328,6 +335,11 @@ AS $$
 DECLARE
 	s record;
 BEGIN
+	-- On Citus every copy of organizations fires this: the node of the
+	-- organization's rows does it, once, on its local shards.
+	IF NOT saas._org_shards_here(OLD.id) THEN
+		RETURN OLD;
+	END IF;
 	DELETE FROM saas.jobs j WHERE j.org_id = OLD.id AND j.state IN ('available', 'retryable', 'dead');
 	FOR s IN SELECT x.subscription_ref FROM saas.subscriptions x
 			  WHERE x.org_id = OLD.id AND x.status <> 'canceled' ORDER BY x.subscription_ref LOOP
@@ -349,6 +361,9 @@ CREATE FUNCTION saas._organizations_relinked() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, saas, pg_temp
 AS $$
 BEGIN
+	IF NOT saas._org_shards_here(NEW.id) THEN
+		RETURN NULL;			-- another copy of organizations (Citus): done on the node of its rows
+	END IF;
 	DELETE FROM saas.sync_state s USING saas.integrations i
 	 WHERE s.org_id = NEW.id AND s.service = i.service
 	   AND (NEW.external_ids ->> i.ref_key) IS DISTINCT FROM (OLD.external_ids ->> i.ref_key);

@@ -4,7 +4,7 @@
 --   reference    platform-wide tables, small and read everywhere (a copy on every node):
 --                organizations (the tenant root every tenant table refers to), _user_refs
 --                (external ids unique across organizations), _signing_keys, integrations,
---                rate_limits.
+--                rate_limits, _user_emails (the email directory of login and registration).
 --   distributed  every tenant table, by org_id, colocated with saas.users: one organization's
 --                rows of every table live on the same node, so a single-tenant request is routed
 --                to one node and its foreign keys and joins stay there.
@@ -30,6 +30,7 @@ AS $$
 		('saas._signing_keys', 'reference', 3),
 		('saas.integrations', 'reference', 4),
 		('saas.rate_limits', 'reference', 5),
+		('saas._user_emails', 'reference', 6),
 		('saas.users', 'distributed', 10),
 		('saas._credentials', 'distributed', 11),
 		('saas._sessions', 'distributed', 12),
@@ -105,6 +106,11 @@ BEGIN
 				NULL;
 		END CASE;
 	END LOOP;
+	-- The users triggers run on the shards and can only check the directories there: the
+	-- API, as the caller, writes their entries first (23_directory.sql), under their policies.
+	-- (Citus propagates no column list: the policies and the user_emails_pin trigger hold the rest.)
+	GRANT SELECT, INSERT, UPDATE, DELETE ON saas._user_emails TO saas_api;
+	GRANT SELECT, INSERT, DELETE ON saas._user_refs TO saas_api;
 	FOR p IN SELECT * FROM saas._distribution_plan() LOOP
 		EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE TRIGGER USER', p.relation);
 		relation := p.relation;

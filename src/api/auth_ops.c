@@ -30,7 +30,7 @@ static SaasPlan plan_email_lock = {
 };
 
 static SaasPlan plan_email_exists = {
-	"SELECT 1 FROM saas.users WHERE email = lower($1) LIMIT 1",
+	"SELECT 1 FROM saas._user_emails WHERE email = lower($1) LIMIT 1",
 	1, {TEXTOID}
 };
 
@@ -47,20 +47,28 @@ static SaasPlan plan_user_insert = {
 };
 
 /*
- * Login candidates: the accounts with this email, oldest first (a copy made
- * later by another tenant's admin cannot push the real owner out), at most
- * LOGIN_CANDIDATES of them.
+ * Login candidates: the accounts with this email, oldest claims first (a copy
+ * made later by another tenant's admin cannot push the real owner out), at
+ * most LOGIN_CANDIDATES of them, from the email directory (23_directory.sql):
+ * one lookup, not one per shard. Each account is then read by its key (on
+ * Citus a query routed to its organization's shard), and only if it still has
+ * this email.
  */
 #define LOGIN_CANDIDATES 3
 static SaasPlan plan_login_lookup = {
-	"SELECT u.org_id, u.id, u.role, u.status, o.status AS org_status, c.password_hash,"
-	" coalesce(s.generation, 0)"
+	"SELECT d.org_id, d.user_id FROM saas._user_emails d JOIN saas.organizations o ON o.id = d.org_id"
+	" WHERE d.email = lower($1) AND ($2::text IS NULL OR o.slug = $2)"
+	" ORDER BY d.created_at, d.org_id, d.user_id LIMIT " CppAsString2(LOGIN_CANDIDATES),
+	2, {TEXTOID, TEXTOID}
+};
+
+static SaasPlan plan_login_account = {
+	"SELECT u.role, u.status, o.status AS org_status, c.password_hash, coalesce(s.generation, 0)"
 	" FROM saas.users u JOIN saas.organizations o ON o.id = u.org_id"
 	" LEFT JOIN saas._credentials c ON c.org_id = u.org_id AND c.user_id = u.id"
 	" LEFT JOIN saas._sessions s ON s.org_id = u.org_id AND s.user_id = u.id"
-	" WHERE u.email = lower($1) AND ($2::text IS NULL OR o.slug = $2)"
-	" ORDER BY u.created_at, u.org_id, u.id LIMIT " CppAsString2(LOGIN_CANDIDATES),
-	2, {TEXTOID, TEXTOID}
+	" WHERE u.org_id = $1 AND u.id = $2 AND u.email = lower($3)",
+	3, {UUIDOID, UUIDOID, TEXTOID}
 };
 
 static SaasPlan plan_revoke = {
@@ -225,6 +233,7 @@ saas_op_register(Jsonb *body, StringInfo out)
 	vals[2] = CStringGetTextDatum(email);
 	vals[3] = CStringGetTextDatum(saas_get_str(body, "first_name"));
 	vals[4] = CStringGetTextDatum(saas_get_str(body, "last_name"));
+	saas_user_dir_set(&org_id, &user_id, email, NULL);
 	if (saas_exec(&plan_user_insert, vals, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not create user");
 
@@ -271,13 +280,17 @@ saas_op_login(Jsonb *body, StringInfo out)
 				i;
 	int			matches = 0,
 				chosen = -1;
-	TupleDesc	desc;
 	bool		isnull;
-	pg_uuid_t	org_id,
+	pg_uuid_t	org_ids[LOGIN_CANDIDATES],
+				user_ids[LOGIN_CANDIDATES],
+				org_id,
 				user_id;
-	char	   *role,
-			   *status,
-			   *org_status;
+	char	   *phcs[LOGIN_CANDIDATES] = {0},
+			   *roles[LOGIN_CANDIDATES] = {0},
+			   *statuses[LOGIN_CANDIDATES] = {0},
+			   *org_statuses[LOGIN_CANDIDATES] = {0};
+	int64		gens[LOGIN_CANDIDATES] = {0};
+	char	   *role;
 	int64		gen;
 	int			nest;
 
@@ -295,12 +308,36 @@ saas_op_login(Jsonb *body, StringInfo out)
 	saas_elevate(&elev);
 	if (saas_exec(&plan_login_lookup, vals, nulls, true, LOGIN_CANDIDATES) != SPI_OK_SELECT)
 		elog(ERROR, "could not look up user");
-	saas_unelevate(&elev);
 	n = SPI_processed;
-	desc = SPI_tuptable->tupdesc;
+	for (i = 0; i < n; i++)
+	{
+		org_ids[i] = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		user_ids[i] = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	tup;
+		TupleDesc	desc;
+
+		vals[0] = saas_uuid_datum(&org_ids[i]);
+		vals[1] = saas_uuid_datum(&user_ids[i]);
+		vals[2] = CStringGetTextDatum(email);
+		if (saas_exec(&plan_login_account, vals, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not look up user");
+		if (SPI_processed == 0)
+			continue;
+		tup = SPI_tuptable->vals[0];
+		desc = SPI_tuptable->tupdesc;
+		roles[i] = SPI_getvalue(tup, desc, 1);
+		statuses[i] = SPI_getvalue(tup, desc, 2);
+		org_statuses[i] = SPI_getvalue(tup, desc, 3);
+		phcs[i] = SPI_getvalue(tup, desc, 4);
+		gens[i] = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+	}
+	saas_unelevate(&elev);
 	for (i = 0; i < LOGIN_CANDIDATES; i++)
 	{
-		char	   *phc = i < n ? SPI_getvalue(SPI_tuptable->vals[i], desc, 6) : NULL;
+		char	   *phc = i < n ? phcs[i] : NULL;
 
 		if (phc == NULL)
 			saas_password_burn(password);
@@ -318,17 +355,11 @@ saas_op_login(Jsonb *body, StringInfo out)
 				(errcode(ERRCODE_SAAS_VALIDATION),
 				 errmsg("this email and password belong to several organizations"),
 				 errdetail_internal("[{\"field\":\"organization\",\"message\":\"is required: give the organization's slug\"}]")));
-	{
-		HeapTuple	tup = SPI_tuptable->vals[chosen];
-
-		org_id = *DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull));
-		user_id = *DatumGetUUIDP(SPI_getbinval(tup, desc, 2, &isnull));
-		role = SPI_getvalue(tup, desc, 3);
-		status = SPI_getvalue(tup, desc, 4);
-		org_status = SPI_getvalue(tup, desc, 5);
-		gen = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
-	}
-	if (strcmp(status, "active") != 0 || strcmp(org_status, "active") != 0)
+	org_id = org_ids[chosen];
+	user_id = user_ids[chosen];
+	role = roles[chosen];
+	gen = gens[chosen];
+	if (strcmp(statuses[chosen], "active") != 0 || strcmp(org_statuses[chosen], "active") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_FORBIDDEN),
 				 errmsg("this account is not active")));

@@ -304,6 +304,7 @@ saas_op_create_org(Jsonb *body, StringInfo out)
 	vals[2] = CStringGetTextDatum(email);
 	vals[3] = CStringGetTextDatum(saas_get_str(admin, "first_name"));
 	vals[4] = CStringGetTextDatum(saas_get_str(admin, "last_name"));
+	saas_user_dir_set(&org_id, &admin_id, email, NULL);
 	if (saas_exec(&plan_insert_admin, vals, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not create the organization's admin");
 	appendStringInfoString(out, ",\"admin_user\":");

@@ -44,10 +44,21 @@ static SaasPlan plan_lock = {
 };
 
 static SaasPlan plan_insert = {
-	"INSERT INTO saas.users (org_id, email, first_name, last_name, role, status, external_user_ids)"
-	" VALUES ($1, lower($2), $3, $4, $5, coalesce($6, 'active'), coalesce($7, '{}'::jsonb))"
+	"INSERT INTO saas.users (org_id, email, first_name, last_name, role, status, external_user_ids, id)"
+	" VALUES ($1, lower($2), $3, $4, $5, coalesce($6, 'active'), coalesce($7, '{}'::jsonb), $8)"
 	" RETURNING " USER_COLUMNS,
-	7, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID}
+	8, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, UUIDOID}
+};
+
+/* The directories of emails and external ids, on Citus (23_directory.sql). */
+static SaasPlan plan_dir_set = {
+	"SELECT saas._dir_set($1, $2, $3, $4)",
+	4, {UUIDOID, UUIDOID, TEXTOID, JSONBOID}
+};
+
+static SaasPlan plan_dir_drop = {
+	"SELECT saas._dir_drop($1, $2)",
+	2, {UUIDOID, UUIDOID}
 };
 
 static SaasPlan plan_update = {
@@ -125,6 +136,30 @@ saas_user_set_password(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
 	if (saas_exec(&plan_credential_set, vals, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store credential");
 	saas_context_pop(nest);
+}
+
+/*
+ * saas_user_dir_set: on Citus, write the directory entries of a user (email,
+ * external ids; NULL: unchanged) before the users statement that sets them,
+ * as the caller: the shard's trigger checks them (23_directory.sql). Nothing
+ * happens on a single node, where the trigger writes them.
+ */
+void
+saas_user_dir_set(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
+				  const char *email, Jsonb *ext)
+{
+	Datum		vals[4];
+	char		nulls[5] = "    ";
+
+	vals[0] = saas_uuid_datum(org_id);
+	vals[1] = saas_uuid_datum(user_id);
+	vals[2] = saas_text_datum_or_null(email, &nulls[2]);
+	if (ext)
+		vals[3] = JsonbPGetDatum(ext);
+	else
+		nulls[3] = 'n';
+	if (saas_exec(&plan_dir_set, vals, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not write the user directories");
 }
 
 /*
@@ -260,12 +295,11 @@ saas_op_create_user(Jsonb *body, StringInfo out)
 {
 	const SaasContext *ctx = saas_context_require();
 	SaasErrors	e;
-	Datum		vals[7];
-	char		nulls[8] = "       ";
+	Datum		vals[8];
+	char		nulls[9] = "        ";
 	char	   *password;
 	char	   *email;
 	Jsonb	   *ext;
-	bool		isnull;
 	int64		version;
 	pg_uuid_t	new_id;
 
@@ -297,12 +331,15 @@ saas_op_create_user(Jsonb *body, StringInfo out)
 	else
 		nulls[6] = 'n';
 
+	saas_uuid_v7(&new_id);
+	vals[7] = saas_uuid_datum(&new_id);
+
 	saas_spi_connect();
+	saas_user_dir_set(&ctx->org_id, &new_id, email, ext);
 	if (saas_exec(&plan_insert, vals, nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
 		SPI_processed != 1)
 		elog(ERROR, "could not create user");
 	version = saas_row_json(out, 0);
-	new_id = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (password)
 		saas_user_set_password(&ctx->org_id, &new_id, password, email);
 	SPI_finish();
@@ -400,6 +437,8 @@ saas_op_update_user(const pg_uuid_t *id, Jsonb *body, int64 if_version, StringIn
 		vals[7] = JsonbPGetDatum(ext);
 	else
 		nulls[7] = 'n';
+	if (saas_has(body, "email") || ext)
+		saas_user_dir_set(&ctx->org_id, id, saas_get_str(body, "email"), ext);
 	if (saas_exec(&plan_update, vals, nulls, false, 0) != SPI_OK_UPDATE_RETURNING ||
 		SPI_processed != 1)
 		saas_not_found("user");
@@ -439,6 +478,8 @@ saas_op_delete_user(const pg_uuid_t *id)
 				(errcode(ERRCODE_SAAS_FORBIDDEN),
 				 errmsg("a super_admin cannot be deleted through the API")));
 	/* The last active admin: the users_rules trigger (22_rules.sql), under its locks. */
+	if (saas_exec(&plan_dir_drop, vals, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not write the user directories");
 	if (saas_exec(&plan_delete, vals, NULL, false, 0) != SPI_OK_DELETE || SPI_processed != 1)
 		saas_not_found("user");
 	SPI_finish();

@@ -1,8 +1,8 @@
 # Part of test/suites/80_citus.sh (sourced, after saas.distribute()): where every table went,
 # isolation on the worker nodes, and router queries.
 
-# Every table of the saas schema with an org_id column (but _user_refs, the platform-wide owner
-# of external user ids) is hash-distributed by it, colocated with saas.users; the platform-wide
+# Every table of the saas schema with an org_id column (but _user_refs and _user_emails, the
+# platform-wide directories of external user ids and emails) is hash-distributed by it, colocated with saas.users; the platform-wide
 # tables are reference tables.
 t_eq "every tenant table (13, the job queue and the audit outbox too) is distributed by org_id, colocated with saas.users" 0 "13|0" \
 	-c "SELECT count(*), count(*) FILTER (WHERE d.partmethod IS DISTINCT FROM 'h'
@@ -10,9 +10,9 @@ t_eq "every tenant table (13, the job queue and the audit outbox too) is distrib
 			OR d.colocationid <> (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'saas.users'::regclass))
 		  FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'org_id'
 		  LEFT JOIN pg_dist_partition d ON d.logicalrelid = c.oid
-		 WHERE c.relnamespace = 'saas'::regnamespace AND c.relkind = 'r' AND c.oid <> 'saas._user_refs'::regclass"
-t_eq "organizations, _user_refs, _signing_keys, integrations and rate_limits are reference tables" 0 \
-	"_signing_keys,_user_refs,integrations,organizations,rate_limits" \
+		 WHERE c.relnamespace = 'saas'::regnamespace AND c.relkind = 'r' AND c.oid NOT IN ('saas._user_refs'::regclass, 'saas._user_emails'::regclass)"
+t_eq "organizations, _user_refs, _user_emails, _signing_keys, integrations and rate_limits are reference tables" 0 \
+	"_signing_keys,_user_emails,_user_refs,integrations,organizations,rate_limits" \
 	-c "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_dist_partition d JOIN pg_class c ON c.oid = d.logicalrelid
 		 WHERE d.partmethod = 'n' AND d.repmodel = 't' AND c.relnamespace = 'saas'::regnamespace"
 t_eq "the rows written before distribute() are all still there" 0 "9|11|3|1|1|3" \
