@@ -65,9 +65,11 @@ t_eq "saas.audit_verify: tenant 1's chain is intact after the deletion" 0 "t" -c
 t_tasks "the email directory lookup of login is one task" 1 \
 	"SELECT d.org_id, d.user_id FROM saas._user_emails d JOIN saas.organizations o ON o.id = d.org_id
 	  WHERE d.email = 'admin@tenant-1.test' ORDER BY d.created_at, d.org_id, d.user_id LIMIT 3"
-shards=$(psql -X -q -At -h "$CITUS_DIR" -p "${CITUS_PORTS[0]}" -U app -d "$CITUS_DB" 2>&1 <<'SQL' | grep -oE 'saas\.users_[0-9]+' | sort -u | wc -l
+# (as the superuser, then the application's role: only a superuser may turn the logging on)
+shards=$(psql -X -q -At -h "$CITUS_DIR" -p "${CITUS_PORTS[0]}" -U postgres -d "$CITUS_DB" 2>&1 <<'SQL' | grep -oE 'saas\.users_[0-9]+' | sort -u | wc -l
 SET citus.log_remote_commands = on;
 SET client_min_messages = log;
+SET ROLE app;
 SELECT status FROM saas.http('POST', '/auth/login', '{"content-type":"application/json"}',
 	'{"email":"admin@tenant-1.test","password":"tenant admin password"}');
 SQL

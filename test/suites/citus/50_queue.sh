@@ -146,7 +146,7 @@ t_hook() {
 	got=$(q_hook "$@")
 	if [ "$got" == "$want" ]; then ok "$name"; else not_ok "$name" "want: $want"$'\n'"got:  $got"; fi
 }
-o3=00000000-0000-4000-8000-000000000003
+o3=00000000-0000-4000-8000-000000000005 # (tenant 3 is deleted by part 40_directory)
 o3pay=$(cpsql 0 -c "SELECT coalesce(external_ids ->> 'payment_service', id::text) FROM saas.organizations WHERE id = '$o3'")
 now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 ev_sub="{\"event_id\":\"evt_q_sub1\",\"event_type\":\"subscription.created\",\"timestamp\":\"$now\",\"organization_id\":\"$o3pay\",\"data\":{\"subscription_id\":\"sub_q1\",\"plan\":\"professional\",\"status\":\"active\",\"amount\":99}}"
