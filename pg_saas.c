@@ -136,6 +136,7 @@ _PG_init(void)
 	MarkGUCPrefixReserved("saas");
 
 	saas_context_init();
+	saas_session_init();
 	saas_log_redact_init();
 	saas_citus_guard_gucs();	/* when Citus was loaded first */
 	saas_ratelimit_init();		/* registers its shared memory */

@@ -45,7 +45,7 @@ SELECT saas.jwt_verify(saas.jwt_sign('{"exp":1.5}', 'secret'), 'secret');
 
 -- Tokens by the RFCs: what RFC 7519 and RFC 7515 allow, and libraries such
 -- as jose emit, is valid. verdict: 'valid' or the reason for refusal.
-CREATE FUNCTION pg_temp.verdict(tok text) RETURNS text LANGUAGE plpgsql AS $$
+CREATE FUNCTION t.jwt_verdict(tok text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM saas.jwt_verify(tok, 'secret');
 	RETURN 'valid';
@@ -57,7 +57,7 @@ $$;
 -- seconds; exp is rounded down, nbf and iat up, which gives the answer of the
 -- exact value (leeway 30 s; s is now in whole seconds, e now with microseconds).
 SELECT c.name || ' ' || c.claim_text AS claim,
-	   pg_temp.verdict(saas.jwt_sign(jsonb_build_object('sub', 'x', c.name, c.val), 'secret'))
+	   t.jwt_verdict(saas.jwt_sign(jsonb_build_object('sub', 'x', c.name, c.val), 'secret'))
   FROM (SELECT extract(epoch FROM now()) AS e, floor(extract(epoch FROM now())) AS s) n,
 	   LATERAL (VALUES
 		(1, 'exp', 'in an hour, with microseconds', n.e + 3600),
@@ -72,23 +72,23 @@ SELECT c.name || ' ' || c.claim_text AS claim,
  ORDER BY c.i;
 -- Tokens made by hand (pgcrypto's HMAC), to control the header and the
 -- payload text; the first is exactly what saas.jwt_sign makes.
-CREATE FUNCTION pg_temp.b64url(b bytea) RETURNS text LANGUAGE sql AS $$
+CREATE FUNCTION t.jwt_b64url(b bytea) RETURNS text LANGUAGE sql AS $$
 	SELECT rtrim(translate(replace(encode(b, 'base64'), E'\n', ''), '+/', '-_'), '=')
 $$;
-CREATE FUNCTION pg_temp.jws(header text, payload text) RETURNS text LANGUAGE sql AS $$
-	SELECT si || '.' || pg_temp.b64url(hmac(si, 'secret', 'sha256'))
-	  FROM (SELECT pg_temp.b64url(convert_to(header, 'UTF8')) || '.' ||
-				   pg_temp.b64url(convert_to(payload, 'UTF8')) AS si) s
+CREATE FUNCTION t.jwt_jws(header text, payload text) RETURNS text LANGUAGE sql AS $$
+	SELECT si || '.' || t.jwt_b64url(hmac(si, 'secret', 'sha256'))
+	  FROM (SELECT t.jwt_b64url(convert_to(header, 'UTF8')) || '.' ||
+				   t.jwt_b64url(convert_to(payload, 'UTF8')) AS si) s
 $$;
-SELECT pg_temp.jws('{"alg":"HS256","typ":"JWT"}', '{"sub": "x"}') = saas.jwt_sign('{"sub":"x"}', 'secret') AS same_as_jwt_sign;
+SELECT t.jwt_jws('{"alg":"HS256","typ":"JWT"}', '{"sub": "x"}') = saas.jwt_sign('{"sub":"x"}', 'secret') AS same_as_jwt_sign;
 -- NumericDates as other libraries write them: exponent, fraction, both
 -- (4.1e9 s is in 2099).
-SELECT p AS payload, pg_temp.verdict(pg_temp.jws('{"alg":"HS256","typ":"JWT"}', p))
+SELECT p AS payload, t.jwt_verdict(t.jwt_jws('{"alg":"HS256","typ":"JWT"}', p))
   FROM (VALUES ('{"sub":"x","exp":4.1e9}'), ('{"sub":"x","exp":4100000000.5}'),
 			   ('{"sub":"x","exp":4.1000000005E+9,"iat":1.7e9,"nbf":1700000000.999}'),
 			   ('{"sub":"x","exp":4.1e99}'), ('{"sub":"x","exp":-1.5}')) v(p);
 -- typ is a media type, compared case-insensitively (RFC 7515 section 4.1.9),
 -- "application/" implied; other types are refused.
-SELECT typ, pg_temp.verdict(pg_temp.jws('{"alg":"HS256","typ":"' || typ || '"}', '{"sub":"x"}'))
+SELECT typ, t.jwt_verdict(t.jwt_jws('{"alg":"HS256","typ":"' || typ || '"}', '{"sub":"x"}'))
   FROM (VALUES ('JWT'), ('jwt'), ('Jwt'), ('application/jwt'), ('Application/JWT'),
 			   ('JWS'), ('at+jwt'), ('jwt '), ('jwtx')) v(typ);

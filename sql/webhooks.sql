@@ -59,6 +59,23 @@ BEGIN
 	RETURN (SELECT count(*) FROM saas.webhook_events WHERE event_id = p_event);
 END
 $$;
+-- t.apply_where: apply the events a condition picks, in an order, as the worker does (owner).
+-- The events are read first, then applied one by one: on Citus a function that writes
+-- cannot be called from inside a query over a distributed table.
+CREATE FUNCTION t.apply_where(p_where text, p_order text) RETURNS TABLE (event_id text, apply_result text)
+LANGUAGE plpgsql AS $$
+DECLARE
+	e record;
+BEGIN
+	FOR e IN EXECUTE 'SELECT e.org_id, e.service, e.event_id FROM saas.webhook_events e WHERE ' || p_where
+					 || ' ORDER BY ' || p_order
+	LOOP
+		event_id := e.event_id;
+		apply_result := saas._apply_event(e.org_id, e.service, e.event_id);
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA t TO PUBLIC;
 
 -- Two organizations linked to the three services as org_001 and org_002
@@ -283,22 +300,14 @@ SELECT payload = t.ev('evt_upd_new', 'user.updated', '2024-02-16T12:00:00Z', 'or
 
 -- Apply them as the worker does, one at a time; the newer update (and the
 -- newer subscription state) first, the older events after them.
-SELECT e.event_id, saas._apply_event(e.org_id, e.service, e.event_id) AS apply_result
-  FROM saas.webhook_events e
- WHERE e.event_id ~ '^evt_(user_0|pay_|comm_|upd_new)'
- ORDER BY e.occurred_at, e.event_id;
-SELECT e.event_id, saas._apply_event(e.org_id, e.service, e.event_id) AS apply_result
-  FROM saas.webhook_events e
- WHERE e.event_id IN ('evt_upd_old', 'evt_sub_old')
- ORDER BY e.event_id;
+SELECT * FROM t.apply_where($$e.event_id ~ '^evt_(user_0|pay_|comm_|upd_new)'$$, 'e.occurred_at, e.event_id');
+SELECT * FROM t.apply_where($$e.event_id IN ('evt_upd_old', 'evt_sub_old')$$, 'e.event_id');
 -- Applying again changes nothing.
-SELECT saas._apply_event(e.org_id, e.service, e.event_id) AS again
-  FROM saas.webhook_events e WHERE e.event_id = 'evt_user_001';
+SELECT apply_result AS again FROM t.apply_where($$e.event_id = 'evt_user_001'$$, 'e.event_id');
 -- Update before creation, in arrival order: both entities exist afterwards.
 SELECT count(*) AS applied
-  FROM (SELECT saas._apply_event(e.org_id, e.service, e.event_id)
-		  FROM saas.webhook_events e WHERE e.event_id IN ('evt_ooo_upd', 'evt_ooo_cre', 'evt_ooo_pay', 'evt_ooo_sub')
-		 ORDER BY e.received_at, e.event_id) x;
+  FROM t.apply_where($$e.event_id IN ('evt_ooo_upd', 'evt_ooo_cre', 'evt_ooo_pay', 'evt_ooo_sub')$$,
+					 'e.received_at, e.event_id');
 SELECT count(*) AS ooo_user FROM saas.users WHERE email = 'ooo@techcorp.com';
 SELECT count(*) AS ooo_subscription FROM saas.subscriptions WHERE subscription_ref = 'sub_ooo';
 SELECT event_id, apply_result, applied_at IS NOT NULL AS applied

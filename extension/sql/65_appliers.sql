@@ -121,7 +121,7 @@ BEGIN
 			   AND role <> 'super_admin';
 			IF NOT FOUND THEN result := 'ignored: unknown user'; END IF;
 		WHEN 'user.activated', 'user.deactivated' THEN
-			UPDATE saas.users SET status = CASE ev.event_type WHEN 'user.activated' THEN 'active' ELSE 'inactive' END
+			UPDATE saas.users SET status = CASE WHEN ev.event_type = 'user.activated' THEN 'active' ELSE 'inactive' END
 			 WHERE org_id = p_org AND external_user_ids ->> 'user_service' = d ->> 'user_id';
 			IF NOT FOUND THEN result := 'ignored: unknown user'; END IF;
 		WHEN 'subscription.created', 'subscription.updated', 'subscription.canceled' THEN
@@ -149,8 +149,10 @@ BEGIN
 			END IF;
 		WHEN 'payment.succeeded', 'payment.failed', 'invoice.created' THEN
 			UPDATE saas.subscriptions SET
-				billing_status = CASE ev.event_type WHEN 'payment.succeeded' THEN 'paid'
-							WHEN 'payment.failed' THEN 'past_due' ELSE 'invoiced' END,
+				-- (searched CASEs: Citus deparses a simple CASE over a parameter wrongly,
+				-- "operator does not exist: text = boolean")
+				billing_status = CASE WHEN ev.event_type = 'payment.succeeded' THEN 'paid'
+							WHEN ev.event_type = 'payment.failed' THEN 'past_due' ELSE 'invoiced' END,
 				last_event_at = greatest(last_event_at, ev.occurred_at), updated_at = now(),
 				details = details || jsonb_build_object(replace(ev.event_type, '.', '_'), d)
 			 WHERE org_id = p_org

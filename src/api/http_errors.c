@@ -196,6 +196,46 @@ http_citus_constraint(ErrorData *edata)
 }
 
 /*
+ * http_citus_unshard: TEXT with the shard suffix of every quoted name
+ * dropped ("_user_emails_102013" becomes "_user_emails"): errors raised on a
+ * shard name the shard (a row-level security violation, a relation), and a
+ * shard name is never passed on.
+ */
+static const char *
+http_citus_unshard(const char *text)
+{
+	StringInfoData out;
+	const char *p = text;
+
+	if (text == NULL || strchr(text, '"') == NULL)
+		return text;
+	initStringInfo(&out);
+	while (*p)
+	{
+		const char *open = strchr(p, '"');
+		const char *close;
+		const char *end;
+
+		if (open == NULL || (close = strchr(open + 1, '"')) == NULL)
+		{
+			appendStringInfoString(&out, p);
+			break;
+		}
+		end = close;
+		while (end > open + 1 && end[-1] >= '0' && end[-1] <= '9')
+			end--;
+		if (close - end >= 4 && end > open + 2 && end[-1] == '_')
+			end--;				/* a shard suffix: _ and at least 4 digits */
+		else
+			end = close;
+		appendBinaryStringInfo(&out, p, end - p);
+		appendStringInfoChar(&out, '"');
+		p = close + 1;
+	}
+	return out.data;
+}
+
+/*
  * saas_http_error_response: the answer for a caught error. Details come
  * from a JSON array in the error's DETAIL (validation), or from the name of
  * the violated constraint.
@@ -222,6 +262,7 @@ saas_http_error_response(SaasResponse *r, ErrorData *edata, const char *request_
 		if (edata->sqlerrcode == ERRCODE_FEATURE_NOT_SUPPORTED)
 			status = 500;
 		constraint = http_citus_constraint(edata);
+		message = http_citus_unshard(message);
 	}
 
 	if (status == 500)
@@ -256,7 +297,7 @@ saas_http_error_response(SaasResponse *r, ErrorData *edata, const char *request_
 			message = status == 409 ? "a resource with this value already exists" : "request validation failed";
 	}
 	else if (edata->detail)
-		message = psprintf("%s (%s)", message, edata->detail);
+		message = psprintf("%s (%s)", message, citus ? http_citus_unshard(edata->detail) : edata->detail);
 	saas_http_simple_error(r, status, message, details, request_id);
 	if (status == 409 && edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE)
 		saas_response_header(r, "Retry-After", "1");

@@ -167,6 +167,7 @@ extern SaasSessionStatus saas_session_check(const pg_uuid_t *org_id, const pg_uu
 											int64 gen, uint64 jti, char *role);
 extern const char *saas_session_message(SaasSessionStatus st);
 extern void saas_session_forget(void);
+extern void saas_session_init(void);
 
 /* password.c: argon2id password hashing and the password policy. */
 extern const char *saas_password_policy_error(const char *password, const char *email);

@@ -26,13 +26,17 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "pg_saas.h"
@@ -223,6 +227,63 @@ saas_session_message(SaasSessionStatus st)
 			return "the session has ended (logout or password change); log in again";
 	}
 	return "invalid session";
+}
+
+/*
+ * Where Citus is loaded, the statement triggers above fire on the shards, in
+ * the worker nodes' backends, not in the coordinator's backend that made the
+ * change: that backend forgets its cache itself when a transaction that
+ * wrote one of the tables the facts come from commits. Not at once: reading
+ * the facts again in that transaction would read, as the owner, the shards
+ * the caller has just written, which Citus refuses.
+ */
+static ExecutorEnd_hook_type prev_executor_end = NULL;
+static bool facts_written = false;
+
+static void
+session_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT && facts_written)
+		saas_session_forget();
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+		facts_written = false;
+}
+static const char *const fact_tables[] = {"users", "organizations", "_sessions", "_revoked_tokens"};
+
+static void
+session_executor_end(QueryDesc *queryDesc)
+{
+	if (queryDesc->operation != CMD_SELECT && queryDesc->plannedstmt != NULL && saas_citus_loaded())
+	{
+		Oid			nsp = get_namespace_oid("saas", true);
+		ListCell   *lc;
+
+		foreach(lc, queryDesc->plannedstmt->rtable)
+		{
+			RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+			size_t		i;
+
+			if (rte->rtekind != RTE_RELATION || !OidIsValid(nsp) || get_rel_namespace(rte->relid) != nsp)
+				continue;
+			for (i = 0; i < lengthof(fact_tables); i++)
+				if (strcmp(get_rel_name(rte->relid), fact_tables[i]) == 0)
+					facts_written = true;
+		}
+	}
+	if (prev_executor_end)
+		prev_executor_end(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
+}
+
+/* saas_session_init: from _PG_init. */
+void
+saas_session_init(void)
+{
+	prev_executor_end = ExecutorEnd_hook;
+	ExecutorEnd_hook = session_executor_end;
+	RegisterXactCallback(session_xact_callback, NULL);
 }
 
 /* Trigger: facts tokens depend on changed; this backend re-reads them. */

@@ -28,6 +28,9 @@ citus_cluster_start() {
 shared_preload_libraries = 'citus,pg_saas'
 citus.node_conninfo = 'sslmode=disable'
 max_connections = 120
+# Citus commits every write of a reference table with two-phase commit, a prepared
+# transaction per node and connection; its docs advise as many as connections.
+max_prepared_transactions = 120
 log_min_messages = warning
 CONF
 		cluster_start_on_free_port "$CITUS_DIR/$node" "$CITUS_DIR/$node.log" || return 1
@@ -51,4 +54,26 @@ cpsql() {
 	local n=$1
 	shift
 	psql -X -q -At -v ON_ERROR_STOP=1 -h "$CITUS_DIR" -p "${CITUS_PORTS[$n]}" -U postgres -d "$CITUS_DB" "$@"
+}
+
+# citus_saas_db DB [SQL]: a database DB of its own on every node of the running cluster, made
+# as docs/scale-out.md says: Citus on every node, the workers added on the coordinator,
+# CREATE EXTENSION pg_saas, then SQL (as the superuser, before distribution), then
+# saas.distribute(). Citus keeps its node metadata per database.
+citus_saas_db() {
+	local db=$1 sql=${2:-} n
+	for n in 0 1 2; do
+		psql -X -q -h "$CITUS_DIR" -p "${CITUS_PORTS[$n]}" -U postgres -d postgres -c "CREATE DATABASE $db" >/dev/null &&
+			psql -X -q -h "$CITUS_DIR" -p "${CITUS_PORTS[$n]}" -U postgres -d "$db" \
+				-c "SET client_min_messages = warning" -c "CREATE EXTENSION citus" >/dev/null || return 1
+	done
+	psql -X -q -v ON_ERROR_STOP=1 -h "$CITUS_DIR" -p "${CITUS_PORTS[0]}" -U postgres -d "$db" >/dev/null <<SQL
+SET client_min_messages = warning;
+SELECT citus_set_coordinator_host('127.0.0.1', ${CITUS_PORTS[0]});
+SELECT citus_add_node('127.0.0.1', ${CITUS_PORTS[1]});
+SELECT citus_add_node('127.0.0.1', ${CITUS_PORTS[2]});
+CREATE EXTENSION pg_saas;
+$sql
+SELECT count(*) FROM saas.distribute();
+SQL
 }
