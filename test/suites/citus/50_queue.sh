@@ -96,6 +96,9 @@ q_wait "the service is back: the job converges to succeeded" "succeeded|202" \
 	"SELECT state || '|' || last_status FROM saas.jobs WHERE idempotency_key = 'welcome:$qu2'"
 
 # ---- A refused call (400) kills the job at once; retry_job revives it.
+# (First the messages earlier parts queued are delivered, so that the 400 kills this one only.)
+q_wait "no message is pending before the communication service refuses" "0" \
+	"SELECT count(*) FROM saas.jobs WHERE service = 'communication-service' AND state IN ('available', 'running', 'retryable')"
 q_fault '{"error_rate":1,"status":400}'
 t_api "POST /users: a third user while the communication service refuses with 400" "201|active" \
 	POST /users "$a1" '{"email":"queue3@tenant-1.test","first_name":"Q","last_name":"U","role":"user"}' "b->>'status'"
