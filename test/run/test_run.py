@@ -154,6 +154,24 @@ def the_walk_through_and_the_http_tour_work_as_printed():
 
 
 @case
+def the_readme_tour_works_as_printed_in_the_database_make_run_made():
+    r = STATE["run"]
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    tour = readme[readme.index("## A tour"):]
+    sql = re.search(r"```sql\n(.*?)```", tour, re.S).group(1)
+    shell = re.search(r"```sh\n(.*?)```", tour, re.S).group(1).replace("localhost:8080", "localhost:%d" % r.http)
+    path = os.path.join(os.environ["RUN_WORK"], "tour.sql")
+    with open(path, "w") as f:
+        f.write(sql)
+    p = r.psql(file=path)
+    eq(p.returncode, 0, "psql of the README tour: %s" % p.stderr)
+    check(re.search(r"^\s+200 \|", p.stdout, re.M), "GET /users from SQL not 200: %s" % p.stdout[-800:])
+    p = subprocess.run(["bash", "-e", "-c", shell], capture_output=True, text=True, timeout=60)
+    check('"email":"bob@acme.test"' in p.stdout, "GET /users with $TOKEN: %s %s" % (p.stdout[-500:], p.stderr))
+    check('"openapi"' in p.stdout, "openapi.json: %s" % p.stdout[-300:])
+
+
+@case
 def a_second_make_run_in_the_same_folder_is_refused_while_one_runs():
     r2 = Run()
     rc = r2.finish()
