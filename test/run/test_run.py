@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 
-from saas_test import CASES, case, check, eq, free_port, run_cases
+from saas_test import CASES, case, check, eq, free_port, run_cases, wait_for
 
 ROOT = os.environ["PROJECT_ROOT"]
 RUN_DIR = os.path.join(os.environ["RUN_WORK"], "dir")
@@ -169,6 +169,37 @@ def the_readme_tour_works_as_printed_in_the_database_make_run_made():
     p = subprocess.run(["bash", "-e", "-c", shell], capture_output=True, text=True, timeout=60)
     check('"email":"bob@acme.test"' in p.stdout, "GET /users with $TOKEN: %s %s" % (p.stdout[-500:], p.stderr))
     check('"openapi"' in p.stdout, "openapi.json: %s" % p.stdout[-300:])
+
+
+def healthz(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+@case
+def a_database_the_worker_does_not_serve_says_so_everywhere():
+    r = STATE["run"]
+    doc = wait_for(lambda: (lambda d: d if d.get("worker") == "running" else None)(healthz(r.http)),
+                   timeout=60, what="the worker of make run's database to run")
+    eq(doc["status"], "ok", "healthz of the served database")
+    eq(r.psql("SELECT DISTINCT worker FROM saas.integration_status").stdout.strip(), "serves this database",
+       "status view of the served database")
+    p = subprocess.run(["psql", "-X", "-v", "ON_ERROR_STOP=1", "-h", RUN_DIR, "-p", str(r.pg), "-U", "postgres",
+                        "-d", "postgres", "-c", "DROP DATABASE IF EXISTS unserved", "-c", "CREATE DATABASE unserved"],
+                       capture_output=True, text=True, timeout=60)
+    eq(p.returncode, 0, "create database: %s" % p.stderr)
+    base = ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-h", RUN_DIR, "-p", str(r.pg), "-U", "postgres", "-d", "unserved"]
+    p = subprocess.run(base + ["-c", "CREATE EXTENSION pg_saas"], capture_output=True, text=True, timeout=60)
+    eq(p.returncode, 0, "create extension: %s" % p.stderr)
+    check('WARNING:  the pg_saas worker serves database "saas", not "unserved"' in p.stderr, "notice: %r" % p.stderr)
+    p = subprocess.run(base + ["-Atc", "SELECT body FROM saas.http('GET', '/healthz', '{}')"],
+                       capture_output=True, text=True, timeout=60)
+    doc = json.loads(p.stdout)
+    eq((doc["status"], doc["worker"], doc.get("worker_database")), ("degraded", "not_serving_this_database", "saas"),
+       "healthz of the unserved database")
+    p = subprocess.run(base + ["-Atc", "SELECT DISTINCT worker FROM saas.integration_status"],
+                       capture_output=True, text=True, timeout=60)
+    eq(p.stdout.strip(), "NOT SERVED: the worker serves database saas", "status view of the unserved database")
 
 
 @case
