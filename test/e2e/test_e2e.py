@@ -788,16 +788,19 @@ def unknown_paths_are_404():
 @case
 def wrong_methods_are_405_with_allow():
     admin_a, org_a = need("admin_a", "org_a")
-    for m, p, allow in (("PATCH", "/users", "GET, POST"), ("DELETE", "/users", "GET, POST"),
-                        ("PATCH", "/users/" + F["bob_id"], "GET, PUT, DELETE"),
-                        ("PUT", "/organizations", "GET, POST"),
-                        ("POST", "/organizations/" + org_a, "GET, PUT, DELETE"),
+    # HEAD wherever GET: the relay serves it as GET without the body (docs/relay.md)
+    for m, p, allow in (("PATCH", "/users", "GET, POST, HEAD"), ("DELETE", "/users", "GET, POST, HEAD"),
+                        ("PATCH", "/users/" + F["bob_id"], "GET, PUT, DELETE, HEAD"),
+                        ("PUT", "/organizations", "GET, POST, HEAD"),
+                        ("POST", "/organizations/" + org_a, "GET, PUT, DELETE, HEAD"),
                         ("GET", "/auth/login", "POST"), ("DELETE", "/auth/register", "POST"),
                         ("GET", "/auth/logout", "POST"), ("PUT", "/auth/logout-all", "POST"),
-                        ("POST", "/healthz", "GET"), ("DELETE", "/audit-logs", "GET"),
+                        ("POST", "/healthz", "GET, HEAD"), ("DELETE", "/audit-logs", "GET, HEAD"),
                         ("GET", "/webhooks/user-service", "POST")):
         a = expect(call(m, p, admin_a), 405, "method_not_allowed")
         check(a.h("allow") == allow, "%s %s: Allow %r, expected %r" % (m, p, a.h("allow"), allow))
+        if "HEAD" in allow:
+            check(call("HEAD", p, admin_a).status == 200, "HEAD %s is not 200" % p)
     a = expect(call("PROPFIND", "/users", admin_a), 405, "method_not_allowed")
     check(a.h("allow"), "relay's 405 without Allow")
 
@@ -1127,7 +1130,7 @@ def integration_status_for_admins_403_for_users():
     expect(call("GET", "/integrations/status", bob), 403, "forbidden")
     expect(call("GET", "/integrations/status"), 401, "unauthorized")
     a = expect(call("POST", "/integrations/status", admin_a, {}), 405, "method_not_allowed")
-    check(a.h("allow") == "GET", "Allow %r" % a.h("allow"))
+    check(a.h("allow") == "GET, HEAD", "Allow %r" % a.h("allow"))
 
 
 def insert_job(org, state="dead", n=1):
