@@ -172,7 +172,7 @@ start_program() {
 	names+=("$name")
 	echo "$pid $name" >>"$PIDS_FILE"
 	for ((i = 0; i < 200; i++)); do
-		if tail -c +"$from" "$log" | grep -q -- "$ready"; then
+		if tail -c +"$from" "$log" 2>/dev/null | grep -q -- "$ready"; then
 			return 0
 		fi
 		if ! kill -0 "$pid" 2>/dev/null; then
