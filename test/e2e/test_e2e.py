@@ -587,6 +587,40 @@ def admin_deletes_user_204_then_404():
 
 
 @case
+def delete_with_a_stale_if_match_is_412_and_deletes_nothing():
+    admin_a, bob = need("admin_a", "bob")
+    c = expect(call("POST", "/users", admin_a, {"email": email("cond"), "first_name": "C", "last_name": "D",
+                                                "role": "user"}), 201)
+    u, first = c.doc["id"], c.h("etag")
+    expect(call("PUT", "/users/" + u, admin_a, {"last_name": "E"}, headers={"If-Match": first}), 200)
+    expect(call("DELETE", "/users/" + u, admin_a, headers={"If-Match": first}), 412, "precondition_failed")
+    check(sql("SELECT count(*) FROM saas.users WHERE id = '%s'" % u) == "1", "deleted despite the stale If-Match")
+    audit = "SELECT count(*) FROM saas.audit_log WHERE entity_id = '%s' AND action = 'delete'" % u
+    check(sql(audit) == "0", "a delete was audited")
+    # the operation's own refusal comes before the precondition (RFC 9110 13.2.1)
+    expect(call("DELETE", "/users/" + u, bob, headers={"If-Match": first}), 403, "forbidden")
+    expect(call("DELETE", "/users/" + u, admin_a, headers={"If-Match": "nonsense"}), 400, "bad_request")
+    g = expect(call("GET", "/users/" + u, admin_a), 200)
+    expect(call("DELETE", "/users/" + u, admin_a, headers={"If-Match": "W/" + g.h("etag")}), 204)
+    expect(call("GET", "/users/" + u, admin_a), 404, "not_found")
+    expect(call("DELETE", "/users/" + u, admin_a, headers={"If-Match": g.h("etag")}), 404, "not_found")
+
+
+@case
+def delete_of_an_organization_honours_if_match():
+    root = need("root")
+    o = expect(call("POST", "/organizations", root, {
+        "name": "E2E Conditional " + RUN, "slug": "e2e-conditional-" + RUN,
+        "admin_user": {"email": email("condorg"), "password": PASSWORD, "first_name": "C", "last_name": "O"}}), 201)
+    oid = o.doc["organization"]["id"]
+    g = expect(call("GET", "/organizations/" + oid, root), 200)
+    stale = '"%d"' % (g.doc["version"] + 1)
+    expect(call("DELETE", "/organizations/" + oid, root, headers={"If-Match": stale}), 412, "precondition_failed")
+    check(sql("SELECT count(*) FROM saas.organizations WHERE id = '%s'" % oid) == "1", "deleted anyway")
+    expect(call("DELETE", "/organizations/" + oid, root, headers={"If-Match": g.h("etag")}), 204)
+
+
+@case
 def non_uuid_ids_are_404():
     admin_a = need("admin_a")
     expect(call("GET", "/users/not-a-uuid", admin_a), 404, "not_found")
