@@ -169,14 +169,11 @@ saas_cors_is_preflight(struct MHD_Connection *conn, const char *method)
  *		saas_negotiate_finish.
  */
 struct MHD_Response *
-saas_cors_preflight(const SaasHttpConfig *cfg, struct MHD_Connection *conn,
-					const char *request_id)
+saas_cors_preflight(const char *request_id)
 {
 	struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *) "",
 																MHD_RESPMEM_PERSISTENT);
 
-	(void) cfg;
-	(void) conn;
 	if (resp == NULL)
 		return NULL;
 	MHD_add_response_header(resp, "Access-Control-Allow-Methods", CORS_ALLOW_METHODS);

@@ -23,9 +23,7 @@
 extern bool saas_cors_parse(const char *list, SaasHttpConfig *cfg, const char **bad);
 extern bool saas_cors_is_preflight(struct MHD_Connection *conn, const char *method);
 extern bool saas_cors_allowed(const SaasHttpConfig *cfg, struct MHD_Connection *conn);
-extern struct MHD_Response *saas_cors_preflight(const SaasHttpConfig *cfg,
-												struct MHD_Connection *conn,
-												const char *request_id);
+extern struct MHD_Response *saas_cors_preflight(const char *request_id);
 extern struct MHD_Response *saas_body_response(struct MHD_Connection *conn,
 											   const char *body, size_t len,
 											   size_t *sent_len);

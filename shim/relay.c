@@ -452,8 +452,7 @@ relay_headers_in(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *re
 	{
 		if (!saas_cors_allowed(relay->config, conn))
 			return relay_fail(relay, conn, req, SAAS_ERR_ORIGIN, NULL);
-		return relay_queue(relay, conn, req,
-						   saas_cors_preflight(relay->config, conn, req->rid), 204, 0);
+		return relay_queue(relay, conn, req, saas_cors_preflight(req->rid), 204, 0);
 	}
 	if (strcmp(saas_route_name(req->route), "/metrics") == 0 ||
 		strcmp(saas_route_name(req->route), "/openapi.json") == 0)
