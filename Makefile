@@ -67,9 +67,17 @@ programs: $(PROGRAMS)
 deps:
 	@bash scripts/deps.sh
 
+# make run prints what it does; the compiler's commands and messages go to the build log,
+# whose end is shown when the build fails.
+RUN_DIR ?= $(or $(SAAS_RUN_DIR),.run)
 run: deps
-	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory install >/dev/null
+	@mkdir -p $(RUN_DIR)
+	@echo "run: building the extension, its worker, saas-http and saas-sim (log: $(RUN_DIR)/build.log)"
+	@$(MAKE) --no-print-directory all >$(RUN_DIR)/build.log 2>&1 || \
+		{ echo "run: the build failed; the end of $(RUN_DIR)/build.log:" >&2; tail -25 $(RUN_DIR)/build.log >&2; exit 1; }
+	@echo "run: installing pg_saas into $$($(PG_CONFIG) --pkglibdir)"
+	@$(MAKE) --no-print-directory install >>$(RUN_DIR)/build.log 2>&1 || \
+		{ echo "run: make install failed; the end of $(RUN_DIR)/build.log:" >&2; tail -25 $(RUN_DIR)/build.log >&2; exit 1; }
 	@bash scripts/run.sh
 
 test: deps

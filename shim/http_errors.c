@@ -45,6 +45,8 @@ static const ErrorDef error_defs[] = {
 	"the request has conflicting Content-Length or Transfer-Encoding headers"},
 	[SAAS_ERR_BAD_CODING] = {400, "bad_request",
 	"the request body length cannot be determined: Transfer-Encoding must be chunked"},
+	[SAAS_ERR_ORIGIN] = {403, "origin_not_allowed",
+	"cross-origin requests from this origin are not allowed (saas-http --cors-origins)"},
 	[SAAS_ERR_NOT_FOUND] = {404, "not_found",
 	"the document is not installed on this server"},
 	[SAAS_ERR_METHOD] = {405, "method_not_allowed",

@@ -22,6 +22,7 @@ typedef enum SaasRelayError
 	SAAS_ERR_BAD_ENCODING,		/* 400: body not UTF-8 text */
 	SAAS_ERR_BAD_FRAMING,		/* 400: ambiguous body length */
 	SAAS_ERR_BAD_CODING,		/* 400: Transfer-Encoding not ending in chunked */
+	SAAS_ERR_ORIGIN,			/* 403: CORS preflight from an origin not allowed */
 	SAAS_ERR_NOT_FOUND,			/* 404: document not installed */
 	SAAS_ERR_METHOD,			/* 405 */
 	SAAS_ERR_TIMEOUT,			/* 408: headers or body not in by the deadline */

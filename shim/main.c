@@ -36,6 +36,7 @@
 #include "common.h"
 #include "guard.h"
 #include "log.h"
+#include "negotiate.h"
 #include "openapi.h"
 #include "pool.h"
 #include "relay.h"
@@ -72,6 +73,9 @@ static const char usage_text[] =
 "  --openapi FILE         document served at GET /openapi.json (default:\n"
 "                         ../docs/openapi.json from the binary's folder,\n"
 "                         else the installed copy)               SAAS_HTTP_OPENAPI\n"
+"  --cors-origins LIST    origins that browsers may call from, comma-separated\n"
+"                         (https://app.example.com,http://localhost:3000),\n"
+"                         or * for any (default: none)      SAAS_HTTP_CORS_ORIGINS\n"
 "  --help                 show this help and exit\n"
 "  --version              show the version and exit\n"
 "\n"
@@ -90,7 +94,7 @@ enum
 {
 	OPT_LISTEN, OPT_DSN, OPT_POOL, OPT_MAX_BODY, OPT_TIMEOUT, OPT_IDLE,
 	OPT_HEADER_TIMEOUT, OPT_BODY_TIMEOUT, OPT_MAXCONN, OPT_MAXCONN_CLIENT,
-	OPT_OPENAPI, N_OPTS,
+	OPT_OPENAPI, OPT_CORS, N_OPTS,
 	OPT_HELP, OPT_VERSION		/* not settings: getopt_long's codes only */
 };
 
@@ -183,6 +187,7 @@ main_parse_args(int argc, char **argv, SaasHttpConfig *cfg)
 		[OPT_MAXCONN_CLIENT] = {"--max-connections-per-client",
 		"SAAS_HTTP_MAX_CONNECTIONS_PER_CLIENT", "32"},
 		[OPT_OPENAPI] = {"--openapi", "SAAS_HTTP_OPENAPI", NULL},
+		[OPT_CORS] = {"--cors-origins", "SAAS_HTTP_CORS_ORIGINS", ""},
 	};
 	static const struct option long_opts[] = {
 		{"listen", required_argument, NULL, OPT_LISTEN},
@@ -196,12 +201,14 @@ main_parse_args(int argc, char **argv, SaasHttpConfig *cfg)
 		{"max-connections", required_argument, NULL, OPT_MAXCONN},
 		{"max-connections-per-client", required_argument, NULL, OPT_MAXCONN_CLIENT},
 		{"openapi", required_argument, NULL, OPT_OPENAPI},
+		{"cors-origins", required_argument, NULL, OPT_CORS},
 		{"help", no_argument, NULL, OPT_HELP},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{NULL, 0, NULL, 0}
 	};
 	const char *listen;
 	const char *colon;
+	const char *bad;
 	int			c,
 				k;
 
@@ -269,6 +276,14 @@ main_parse_args(int argc, char **argv, SaasHttpConfig *cfg)
 	cfg->max_per_client = (int) main_int(&opts[OPT_MAXCONN_CLIENT], 1, 100000);
 	cfg->openapi_path = opts[OPT_OPENAPI].value ? strdup(opts[OPT_OPENAPI].value) :
 		saas_openapi_default_path();
+	if (!saas_cors_parse(opts[OPT_CORS].value, cfg, &bad))
+	{
+		char		detail[300];
+
+		snprintf(detail, sizeof(detail),
+				 "--cors-origins: \"%s\" is not an origin (scheme://host[:port]) or *", bad);
+		main_die(2, "invalid option", detail);
+	}
 }
 
 /*
@@ -467,5 +482,8 @@ main(int argc, char **argv)
 	free(cfg.listen_port);
 	free(cfg.dsn);
 	free(cfg.openapi_path);
+	for (int i = 0; i < cfg.n_cors_origins; i++)
+		free(cfg.cors_origins[i]);
+	free(cfg.cors_origins);
 	return 0;
 }

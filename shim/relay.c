@@ -39,6 +39,7 @@
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
+#include "negotiate.h"
 #include "relay.h"
 #include "request_id.h"
 
@@ -173,6 +174,7 @@ relay_queue(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *req,
 	}
 	if (atomic_load(&relay->draining))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	saas_negotiate_finish(relay->config, conn, resp, status);
 	rc = MHD_queue_response(conn, (unsigned int) status, resp);
 	MHD_destroy_response(resp);
 	if (rc == MHD_YES)
@@ -243,6 +245,9 @@ relay_answer_row(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *re
 	SaasRespHeaders seen;
 	const char *body = "";
 	size_t		body_len = 0;
+	size_t		sent_len;
+	const char *etag = NULL;
+	const char *inm;
 	long		status;
 	char	   *end;
 	int			answer = -1;
@@ -255,6 +260,9 @@ relay_answer_row(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *re
 			answer = i, nanswers++;
 		if (strcmp(PQgetvalue(res, i, SAAS_COL_HEADERS_OK), "t") != 0)
 			flat = false;
+		if (!PQgetisnull(res, i, SAAS_COL_NAME) && !PQgetisnull(res, i, SAAS_COL_VALUE) &&
+			strcasecmp(PQgetvalue(res, i, SAAS_COL_NAME), "etag") == 0)
+			etag = PQgetvalue(res, i, SAAS_COL_VALUE);
 	}
 	if (nanswers != 1 || PQgetisnull(res, answer, SAAS_COL_STATUS))
 	{
@@ -274,13 +282,19 @@ relay_answer_row(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *re
 					  NULL, NULL);
 		return relay_fail(relay, conn, req, SAAS_ERR_INTERNAL, NULL);
 	}
+	/* a GET whose answer the client holds already (RFC 9110 13.1.2) */
+	inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	if (status == 200 && etag != NULL && inm != NULL &&
+		(strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0) &&
+		saas_etag_matches(inm, etag))
+		status = 304;
 	/* 204 and 304 have no body by definition (RFC 9110 15.3.5, 15.4.5) */
 	if (!PQgetisnull(res, answer, SAAS_COL_BODY) && status != 204 && status != 304)
 	{
 		body = PQgetvalue(res, answer, SAAS_COL_BODY);
 		body_len = (size_t) PQgetlength(res, answer, SAAS_COL_BODY);
 	}
-	resp = MHD_create_response_from_buffer(body_len, (void *) body, MHD_RESPMEM_MUST_COPY);
+	resp = saas_body_response(conn, body, body_len, &sent_len);
 	if (resp == NULL)
 		return MHD_NO;
 	seen.has_content_type = seen.has_request_id = false;
@@ -292,7 +306,7 @@ relay_answer_row(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *re
 		MHD_add_response_header(resp, "X-Request-Id", req->rid);
 	if (!seen.has_content_type && body_len > 0)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	return relay_queue(relay, conn, req, resp, (int) status, body_len);
+	return relay_queue(relay, conn, req, resp, (int) status, sent_len);
 }
 
 /*
@@ -384,8 +398,7 @@ relay_serve_local(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *r
 			saas_buf_free(&text);
 			return MHD_NO;
 		}
-		len = text.len;
-		resp = MHD_create_response_from_buffer(len, text.data, MHD_RESPMEM_MUST_COPY);
+		resp = saas_body_response(conn, text.data, text.len, &len);
 		saas_buf_free(&text);
 		if (resp == NULL)
 			return MHD_NO;
@@ -396,8 +409,7 @@ relay_serve_local(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *r
 	{
 		if (relay->openapi == NULL)
 			return relay_fail(relay, conn, req, SAAS_ERR_NOT_FOUND, NULL);
-		len = relay->openapi_len;
-		resp = MHD_create_response_from_buffer(len, relay->openapi, MHD_RESPMEM_PERSISTENT);
+		resp = saas_body_response(conn, relay->openapi, relay->openapi_len, &len);
 		if (resp == NULL)
 			return MHD_NO;
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
@@ -436,6 +448,12 @@ relay_headers_in(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *re
 	}
 	if (!saas_check_target_form(req->target))
 		return relay_fail(relay, conn, req, SAAS_ERR_BAD_TARGET, NULL);
+	if (saas_cors_is_preflight(conn, method))
+	{
+		if (!saas_cors_allowed(relay->config, conn))
+			return relay_fail(relay, conn, req, SAAS_ERR_ORIGIN, NULL);
+		return relay_queue(relay, conn, req, saas_cors_preflight(req->rid), 204, 0);
+	}
 	if (strcmp(saas_route_name(req->route), "/metrics") == 0 ||
 		strcmp(saas_route_name(req->route), "/openapi.json") == 0)
 		return relay_serve_local(relay, conn, req, method);

@@ -12,7 +12,7 @@ SHIM_PG_LIB  = $(shell $(PG_CONFIG) --libdir)
 SHIM_DOCDIR  = $(shell $(PG_CONFIG) --docdir)/extension
 SHIM_WARN    = -Wall -Wextra -Werror
 SHIM_DEFS    = -D_GNU_SOURCE -DSAAS_HTTP_DOCDIR='"$(SHIM_DOCDIR)"'
-SHIM_LIBS    = -L$(SHIM_PG_LIB) -lmicrohttpd -lpq -lpthread
+SHIM_LIBS    = -L$(SHIM_PG_LIB) -lmicrohttpd -lpq -lz -lpthread
 
 PROGRAMS    += shim/saas-http
 EXTRA_CLEAN += shim/saas-http-asan

@@ -65,7 +65,12 @@ END
 $$;
 COMMENT ON FUNCTION saas._integration_status_rows(uuid) IS 'Integration status per service; queue counts of one organization, or of all when NULL (private).';
 
-CREATE VIEW saas.integration_status AS SELECT * FROM saas._integration_status_rows(NULL);
+-- worker: whether the background worker serves this database (saas.database); elsewhere jobs wait.
+CREATE VIEW saas.integration_status AS
+	SELECT s.*, CASE WHEN pg_catalog.current_setting('saas.database', true) IS NOT DISTINCT FROM pg_catalog.current_database()
+					 THEN 'serves this database'
+					 ELSE 'NOT SERVED: the worker serves database ' || coalesce(pg_catalog.current_setting('saas.database', true), '(none)') END AS worker
+	  FROM saas._integration_status_rows(NULL) s;
 COMMENT ON VIEW saas.integration_status IS
 	'Health of each external service for operators: status (OK, DEGRADED, RETRYING, DOWN), last sync, circuit, queue counts, last error, latency.';
 

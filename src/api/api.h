@@ -84,6 +84,8 @@ extern int64 saas_op_update_user(const pg_uuid_t *id, Jsonb *body, int64 if_vers
 extern void saas_op_delete_user(const pg_uuid_t *id);
 extern void saas_user_dir_set(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
 							  const char *email, Jsonb *ext);
+extern void saas_op_delete_if_match(const char *entity, void (*del) (const pg_uuid_t *id),
+									const pg_uuid_t *id, int64 if_version);
 extern void saas_user_set_password(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
 								   const char *password, const char *email);
 

@@ -495,7 +495,7 @@ route_resource(SaasRequest *req, SaasResponse *r, const SaasResource *res)
 		}
 		else
 		{
-			res->delete(&id);
+			saas_op_delete_if_match(res->entity, res->delete, &id, req_if_match(req));
 			r->status = 204;
 		}
 	}

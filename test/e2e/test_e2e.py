@@ -596,6 +596,40 @@ def admin_deletes_user_204_then_404():
 
 
 @case
+def delete_with_a_stale_if_match_is_412_and_deletes_nothing():
+    admin_a, bob = need("admin_a", "bob")
+    c = expect(call("POST", "/users", admin_a, {"email": email("cond"), "first_name": "C", "last_name": "D",
+                                                "role": "user"}), 201)
+    u, first = c.doc["id"], c.h("etag")
+    expect(call("PUT", "/users/" + u, admin_a, {"last_name": "E"}, headers={"If-Match": first}), 200)
+    expect(call("DELETE", "/users/" + u, admin_a, headers={"If-Match": first}), 412, "precondition_failed")
+    check(sql("SELECT count(*) FROM saas.users WHERE id = '%s'" % u) == "1", "deleted despite the stale If-Match")
+    audit = "SELECT count(*) FROM saas.audit_log WHERE entity_id = '%s' AND action = 'delete'" % u
+    check(sql(audit) == "0", "a delete was audited")
+    # the operation's own refusal comes before the precondition (RFC 9110 13.2.1)
+    expect(call("DELETE", "/users/" + u, bob, headers={"If-Match": first}), 403, "forbidden")
+    expect(call("DELETE", "/users/" + u, admin_a, headers={"If-Match": "nonsense"}), 400, "bad_request")
+    g = expect(call("GET", "/users/" + u, admin_a), 200)
+    expect(call("DELETE", "/users/" + u, admin_a, headers={"If-Match": "W/" + g.h("etag")}), 204)
+    expect(call("GET", "/users/" + u, admin_a), 404, "not_found")
+    expect(call("DELETE", "/users/" + u, admin_a, headers={"If-Match": g.h("etag")}), 404, "not_found")
+
+
+@case
+def delete_of_an_organization_honours_if_match():
+    root = need("root")
+    o = expect(call("POST", "/organizations", root, {
+        "name": "E2E Conditional " + RUN, "slug": "e2e-conditional-" + RUN,
+        "admin_user": {"email": email("condorg"), "password": PASSWORD, "first_name": "C", "last_name": "O"}}), 201)
+    oid = o.doc["organization"]["id"]
+    g = expect(call("GET", "/organizations/" + oid, root), 200)
+    stale = '"%d"' % (g.doc["version"] + 1)
+    expect(call("DELETE", "/organizations/" + oid, root, headers={"If-Match": stale}), 412, "precondition_failed")
+    check(sql("SELECT count(*) FROM saas.organizations WHERE id = '%s'" % oid) == "1", "deleted anyway")
+    expect(call("DELETE", "/organizations/" + oid, root, headers={"If-Match": g.h("etag")}), 204)
+
+
+@case
 def non_uuid_ids_are_404():
     admin_a = need("admin_a")
     expect(call("GET", "/users/not-a-uuid", admin_a), 404, "not_found")
@@ -797,16 +831,19 @@ def unknown_paths_are_404():
 @case
 def wrong_methods_are_405_with_allow():
     admin_a, org_a = need("admin_a", "org_a")
-    for m, p, allow in (("PATCH", "/users", "GET, POST"), ("DELETE", "/users", "GET, POST"),
-                        ("PATCH", "/users/" + F["bob_id"], "GET, PUT, DELETE"),
-                        ("PUT", "/organizations", "GET, POST"),
-                        ("POST", "/organizations/" + org_a, "GET, PUT, DELETE"),
+    # HEAD wherever GET: the relay serves it as GET without the body (docs/relay.md)
+    for m, p, allow in (("PATCH", "/users", "GET, POST, HEAD"), ("DELETE", "/users", "GET, POST, HEAD"),
+                        ("PATCH", "/users/" + F["bob_id"], "GET, PUT, DELETE, HEAD"),
+                        ("PUT", "/organizations", "GET, POST, HEAD"),
+                        ("POST", "/organizations/" + org_a, "GET, PUT, DELETE, HEAD"),
                         ("GET", "/auth/login", "POST"), ("DELETE", "/auth/register", "POST"),
                         ("GET", "/auth/logout", "POST"), ("PUT", "/auth/logout-all", "POST"),
-                        ("POST", "/healthz", "GET"), ("DELETE", "/audit-logs", "GET"),
+                        ("POST", "/healthz", "GET, HEAD"), ("DELETE", "/audit-logs", "GET, HEAD"),
                         ("GET", "/webhooks/user-service", "POST")):
         a = expect(call(m, p, admin_a), 405, "method_not_allowed")
         check(a.h("allow") == allow, "%s %s: Allow %r, expected %r" % (m, p, a.h("allow"), allow))
+        if "HEAD" in allow:
+            check(call("HEAD", p, admin_a).status == 200, "HEAD %s is not 200" % p)
     a = expect(call("PROPFIND", "/users", admin_a), 405, "method_not_allowed")
     check(a.h("allow"), "relay's 405 without Allow")
 
@@ -1136,7 +1173,7 @@ def integration_status_for_admins_403_for_users():
     expect(call("GET", "/integrations/status", bob), 403, "forbidden")
     expect(call("GET", "/integrations/status"), 401, "unauthorized")
     a = expect(call("POST", "/integrations/status", admin_a, {}), 405, "method_not_allowed")
-    check(a.h("allow") == "GET", "Allow %r" % a.h("allow"))
+    check(a.h("allow") == "GET, HEAD", "Allow %r" % a.h("allow"))
 
 
 def insert_job(org, state="dead", n=1):

@@ -778,6 +778,8 @@ def sigint_stops_cleanly_too():
 # limits and deadlines: test_limits.py, imported here so that its cases run before the main
 # relay stops and the sanitizer reports are read
 import test_limits  # noqa: E402,F401
+# what clients expect of answers (CORS, gzip, 304, WWW-Authenticate, Retry-After, Allow)
+import test_http  # noqa: E402,F401
 
 
 @case
