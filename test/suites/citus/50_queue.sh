@@ -107,10 +107,14 @@ q_wait "a 400 makes the welcome job dead" "dead|400" \
 	"SELECT state || '|' || last_status FROM saas.jobs WHERE idempotency_key = 'welcome:$qu3'"
 curl -s -o /dev/null -X DELETE "$q_ctl/faults/all"
 qj3=$(cpsql 0 -c "SELECT id FROM saas.jobs WHERE idempotency_key = 'welcome:$qu3'")
-t_api "GET /jobs?state=dead: tenant 1's admin sees the dead job (routed to its shard)" "200|$qj3" \
-	GET "/jobs?state=dead&limit=100" "$a1" "" "(SELECT string_agg(j->>'id', ',') FROM jsonb_array_elements(b->'data') j WHERE j->>'service' = 'communication-service')"
-t_api "GET /integrations/status: tenant 1's communication service is DEGRADED with 1 dead job" "200|DEGRADED 1" \
-	GET /integrations/status "$a1" "" "(b->'communicationService'->>'status') || ' ' || (b->'communicationService'->>'dead')"
+# (Another message queued meanwhile may die of the same 400: say which, and count them all.)
+others=$(cpsql 0 -c "SELECT string_agg(kind || ' ' || idempotency_key, ', ') FROM saas.jobs
+	WHERE service = 'communication-service' AND state = 'dead' AND id <> '$qj3'")
+[ -z "$others" ] || echo "# also dead of the 400: $others"
+t_api "GET /jobs?state=dead: tenant 1's admin sees the dead job (routed to its shard)" "200|true" \
+	GET "/jobs?state=dead&limit=100" "$a1" "" "(SELECT coalesce(bool_or(j->>'id' = '$qj3'), false) FROM jsonb_array_elements(b->'data') j)"
+t_api "GET /integrations/status: tenant 1's communication service is DEGRADED with the dead job counted" "200|DEGRADED true" \
+	GET /integrations/status "$a1" "" "(b->'communicationService'->>'status') || ' ' || ((b->'communicationService'->>'dead')::int >= 1)"
 t_api "POST /jobs/:id/retry of another organization's job is 404" "404|not_found" \
 	POST "/jobs/$qj3/retry" "$a2" "" "b->'error'->>'code'"
 t_api "POST /jobs/:id/retry: the admin revives the dead job (FOR UPDATE routed by org_id)" "200|available 0" \
@@ -121,9 +125,10 @@ t_api "POST /jobs/:id/retry of a job that is not dead is 409" "409|conflict" \
 	POST "/jobs/$qj3/retry" "$a1" "" "b->'error'->>'code'"
 t_error "saas.retry_job() by the owner, of a job that is not dead: SA409" SA409 \
 	-h "$CITUS_DIR" -p "${CITUS_PORTS[0]}" -U postgres -d "$CITUS_DB" -c "SELECT saas.retry_job('$qj3')"
-t_eq "saas.retry_jobs() by the owner: a multi-shard update Citus runs" 0 '{"retried": 0}' \
+ndead=$(cpsql 0 -c "SELECT count(*) FROM saas.jobs WHERE service = 'communication-service' AND state = 'dead'")
+t_eq "saas.retry_jobs() by the owner: a multi-shard update Citus runs ($ndead dead left)" 0 "{\"retried\": $ndead}" \
 	-c "SELECT saas.retry_jobs('communication-service')"
-t_api "GET /integrations/status: tenant 1's communication service is OK again" "200|OK 0 0" \
+q_wait_api "GET /integrations/status: tenant 1's communication service is OK again" "200|OK 0 0" \
 	GET /integrations/status "$a1" "" "(b->'communicationService'->>'status') || ' ' || (b->'communicationService'->>'dead') || ' ' || (b->'communicationService'->>'retrying')"
 
 # ---- Webhooks on the coordinator: signed, ingested once (webhook_events is distributed), applied.
