@@ -39,6 +39,7 @@ int			saas_argon2_iterations = 2;
 
 /* Holders for GUCs whose value is read through GetConfigOption. */
 static char *saas_context_guc = NULL;
+static char *saas_trusted_guc = NULL;
 static char *saas_request_id_guc = NULL;
 static char *saas_client_addr_guc = NULL;
 
@@ -120,6 +121,19 @@ _PG_init(void)
 							   NULL, &saas_context_guc, "",
 							   PGC_USERSET,
 							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							   check_token_string, NULL, NULL);
+	/*
+	 * The trusted token of the extension's push in force in this backend
+	 * (context.c): only C code and superusers set it, so a trusted token
+	 * read elsewhere and put in saas.context by an application role is not
+	 * honoured. Parallel workers get it with the leader's other settings.
+	 */
+	DefineCustomStringVariable("saas._trusted",
+							   "Trusted context token minted by this backend (internal).",
+							   NULL, &saas_trusted_guc, "",
+							   PGC_SUSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE |
+							   GUC_SUPERUSER_ONLY | GUC_NO_RESET_ALL,
 							   check_token_string, NULL, NULL);
 	DefineCustomStringVariable("saas.request_id",
 							   "Request id recorded in the audit log.",

@@ -155,6 +155,8 @@ saas_op_register(Jsonb *body, StringInfo out)
 	int			nest,
 				attempt;
 	StringInfoData org_json;
+	SaasElevation write_elev;
+	bool		elevated;
 
 	saas_require_object(body);
 	saas_errors_init(&e);
@@ -199,6 +201,13 @@ saas_op_register(Jsonb *body, StringInfo out)
 
 	saas_uuid_v7(&org_id);
 	saas_uuid_v7(&user_id);
+	/*
+	 * On Citus every write of the registration goes over the owner's
+	 * connections: the trusted context is honoured on the worker nodes only
+	 * there, and Citus refuses a second user on the placements written. Each
+	 * statement names the new ids (no row-level security for the owner).
+	 */
+	elevated = saas_elevate_citus(&write_elev);
 	nest = saas_context_push_trusted(&org_id, &user_id, "admin");
 
 	initStringInfo(&org_json);
@@ -247,6 +256,8 @@ saas_op_register(Jsonb *body, StringInfo out)
 
 	saas_user_set_password(&org_id, &user_id, password, email);
 	saas_context_pop(nest);
+	if (elevated)
+		saas_unelevate(&write_elev);
 	SPI_finish();
 }
 
@@ -293,6 +304,7 @@ saas_op_login(Jsonb *body, StringInfo out)
 	char	   *role;
 	int64		gen;
 	int			nest;
+	bool		elevated;
 
 	saas_require_object(body);
 	saas_errors_init(&e);
@@ -364,6 +376,8 @@ saas_op_login(Jsonb *body, StringInfo out)
 				(errcode(ERRCODE_SAAS_FORBIDDEN),
 				 errmsg("this account is not active")));
 
+	/* On Citus over the owner's connections (see saas_op_register); by its key. */
+	elevated = saas_elevate_citus(&elev);
 	nest = saas_context_push_trusted(&org_id, &user_id, role);
 	vals[0] = saas_uuid_datum(&org_id);
 	vals[1] = saas_uuid_datum(&user_id);
@@ -376,6 +390,8 @@ saas_op_login(Jsonb *body, StringInfo out)
 	saas_row_json(out, 0);
 	appendStringInfoChar(out, '}');
 	saas_context_pop(nest);
+	if (elevated)
+		saas_unelevate(&elev);
 	SPI_finish();
 }
 

@@ -110,11 +110,12 @@ static const SaasField update_fields[] = {
 
 /*
  * saas_user_set_password: check the password policy, hash with argon2id and
- * store it, as the caller, under the extension's trusted context for the
- * caller (the only context saas._credentials_rules lets write a hash; the
- * caller's own rights are checked there too). No identity switch: on Citus,
- * the hash goes over the caller's own connection to the node where the
- * caller just wrote the user, and a second user there is refused.
+ * store it under the extension's trusted context for the caller (the only
+ * context saas._credentials_rules lets write a hash; the caller's own rights
+ * are checked there too). As the caller on a single node; on Citus the
+ * callers run their whole write section elevated (saas_elevate_citus): the
+ * trusted context is honoured on a worker node only over the owner's
+ * connections, and Citus refuses a second user on the placements written.
  */
 void
 saas_user_set_password(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
@@ -302,6 +303,8 @@ saas_op_create_user(Jsonb *body, StringInfo out)
 	Jsonb	   *ext;
 	int64		version;
 	pg_uuid_t	new_id;
+	SaasElevation elev;
+	bool		elevated;
 
 	saas_require_object(body);
 	saas_require_role(ctx, admin_roles, "create users");
@@ -335,6 +338,8 @@ saas_op_create_user(Jsonb *body, StringInfo out)
 	vals[7] = saas_uuid_datum(&new_id);
 
 	saas_spi_connect();
+	/* With a password, on Citus: the whole write as the owner (saas_user_set_password). */
+	elevated = password && saas_elevate_citus(&elev);
 	saas_user_dir_set(&ctx->org_id, &new_id, email, ext);
 	if (saas_exec(&plan_insert, vals, nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
 		SPI_processed != 1)
@@ -342,6 +347,8 @@ saas_op_create_user(Jsonb *body, StringInfo out)
 	version = saas_row_json(out, 0);
 	if (password)
 		saas_user_set_password(&ctx->org_id, &new_id, password, email);
+	if (elevated)
+		saas_unelevate(&elev);
 	SPI_finish();
 	return version;
 }
@@ -368,6 +375,8 @@ saas_op_update_user(const pg_uuid_t *id, Jsonb *body, int64 if_version, StringIn
 	int64		version;
 	Jsonb	   *ext;
 	bool		isnull;
+	SaasElevation elev;
+	bool		elevated;
 
 	saas_require_object(body);
 	saas_errors_init(&e);
@@ -400,6 +409,13 @@ saas_op_update_user(const pg_uuid_t *id, Jsonb *body, int64 if_version, StringIn
 	password = saas_get_str(body, "password");
 	if (password && is_self)
 		cur_hash = user_current_hash(&ctx->org_id, id);
+
+	/*
+	 * With a password, on Citus: from the row lock on, as the owner
+	 * (saas_user_set_password). The row was found visible to the caller
+	 * above, and every statement names (ctx->org_id, id).
+	 */
+	elevated = password && saas_elevate_citus(&elev);
 	if (saas_exec(&plan_lock, vals, NULL, false, 1) != SPI_OK_SELECT || SPI_processed == 0)
 		saas_not_found("user");
 	version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
@@ -449,6 +465,8 @@ saas_op_update_user(const pg_uuid_t *id, Jsonb *body, int64 if_version, StringIn
 
 		saas_user_set_password(&ctx->org_id, id, password, new_email ? new_email : email);
 	}
+	if (elevated)
+		saas_unelevate(&elev);
 	SPI_finish();
 	return version;
 }

@@ -80,6 +80,7 @@ typedef struct SaasElevation
 extern Oid	saas_extension_owner(void);
 extern void saas_elevate(SaasElevation *e);
 extern void saas_unelevate(const SaasElevation *e);
+extern bool saas_elevate_citus(SaasElevation *e);
 extern bool saas_invoker_privileged(void);
 
 /* jwt.c, jwt_time.c */

@@ -20,18 +20,22 @@
  *
  * The extension's own work (registration, the worker) runs under short
  * "trusted" tokens minted here, pushed with a GUC nest level and popped
- * after, so errors unwind them like a function's SET clause.
+ * after, so errors unwind them like a function's SET clause; they act only
+ * where they cannot have been replayed (ctx_trusted_here).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/numeric.h"
 #include "utils/guc.h"
@@ -507,6 +511,30 @@ ctx_cache_lookup(const char *token)
 }
 
 /*
+ * ctx_trusted_here: whether a trusted token may act here. On Citus it
+ * travels as the text of a SET LOCAL that other sessions of the role can
+ * read, so only (1) in the backend that minted it while its push lasts
+ * (saas._trusted: set by C code or a superuser only, restored by the pop and
+ * any abort, inherited by parallel workers), or (2) in a session whose login
+ * role is a superuser or no member of saas_api: the extension's own
+ * connections (the worker's; Citus's while the owner acts, saas_elevate).
+ */
+static bool
+ctx_trusted_here(const char *token)
+{
+	const char *minted = GetConfigOption("saas._trusted", true, false);
+	Oid			session = GetSessionUserId();
+	Oid			api;
+
+	if (minted != NULL && strcmp(minted, token) == 0)
+		return true;
+	if (superuser_arg(session))
+		return true;
+	api = get_role_oid("saas_api", true);
+	return OidIsValid(api) && !has_privs_of_role(session, api);
+}
+
+/*
  * saas_context_get: the verified context of this transaction, or NULL when
  * there is none or it does not verify (fail closed, never an error).
  */
@@ -535,6 +563,8 @@ saas_context_get(void)
 			return NULL;
 		e = ctx_cache_store(token, &ctx, &times, gen, jti, NULL);
 	}
+	if (e->ctx.trusted && !ctx_trusted_here(token))
+		return NULL;
 	if (ctx_fresh(e) != SAAS_SESSION_OK)
 		return NULL;
 	return &e->eff;
@@ -589,6 +619,21 @@ ctx_set(const char *token, GucAction action)
 }
 
 /*
+ * ctx_push_minted: a new GUC nest level with token, just minted here, as
+ * the context and as this backend's trusted token (see ctx_trusted_here).
+ */
+static int
+ctx_push_minted(const char *token)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("saas._trusted", token, PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	ctx_set(token, GUC_ACTION_SAVE);
+	return nest;
+}
+
+/*
  * saas_context_push_trusted: act as (org, user, role) for the extension's
  * own work until saas_context_pop(nestlevel). The token lives five minutes.
  */
@@ -598,14 +643,14 @@ saas_context_push_trusted(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
 {
 	SaasTokenClaims tc = {.user_id = user_id, .org_id = org_id, .role = role,
 	.ttl_s = 300, .trusted = true};
-	char	   *token = saas_token_issue(&tc);
-	int			nest = NewGUCNestLevel();
 
-	ctx_set(token, GUC_ACTION_SAVE);
-	return nest;
+	return ctx_push_minted(saas_token_issue(&tc));
 }
 
-/* saas_context_pop: restore the context that was in force before the push. */
+/*
+ * saas_context_pop: restore the context that was in force before the push
+ * (and the trusted token of an outer push, if any).
+ */
 void
 saas_context_pop(int nestlevel)
 {
@@ -626,14 +671,9 @@ saas_context_push_service(const pg_uuid_t *org_id, const char *service)
 	char		actor[40];
 	SaasTokenClaims tc = {.user_id = &nil_user, .org_id = org_id, .role = SAAS_ROLE_ADMIN,
 	.ttl_s = 300, .trusted = true, .actor = actor};
-	char	   *token;
-	int			nest;
 
 	snprintf(actor, sizeof(actor), "service:%s", service);
-	token = saas_token_issue(&tc);
-	nest = NewGUCNestLevel();
-	ctx_set(token, GUC_ACTION_SAVE);
-	return nest;
+	return ctx_push_minted(saas_token_issue(&tc));
 }
 
 /*

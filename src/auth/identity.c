@@ -84,6 +84,23 @@ saas_unelevate(const SaasElevation *e)
 }
 
 /*
+ * saas_elevate_citus: saas_elevate where Citus is loaded (returns true; then
+ * call saas_unelevate), nothing on a single node (false). For a request's
+ * write section that needs the trusted context on the worker nodes: only the
+ * extension's own connections honour it there (context.c), and Citus opens
+ * them as the current user. On a single node the section runs as the caller,
+ * under row-level security, as it always has.
+ */
+bool
+saas_elevate_citus(SaasElevation *e)
+{
+	if (!saas_citus_loaded())
+		return false;
+	saas_elevate(e);
+	return true;
+}
+
+/*
  * saas_invoker_privileged: whether whoever runs the statement, outside any
  * SECURITY DEFINER function or elevated step, is a superuser or the
  * extension's owner. Only they may change rows without a tenant context.
