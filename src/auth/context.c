@@ -530,8 +530,9 @@ ctx_trusted_here(const char *token)
 		return true;
 	if (superuser_arg(session))
 		return true;
+	/* membership, not privileges: a NOINHERIT member can still SET ROLE saas_api */
 	api = get_role_oid("saas_api", true);
-	return OidIsValid(api) && !has_privs_of_role(session, api);
+	return OidIsValid(api) && !is_member_of_role(session, api);
 }
 
 /*

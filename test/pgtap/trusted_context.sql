@@ -16,7 +16,7 @@
 \set ON_ERROR_STOP 1
 \ir lib/jwt_forge.sql
 
-SELECT plan(14);
+SELECT plan(16);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 
@@ -72,6 +72,17 @@ SELECT throws_ok(format('SELECT public.dblink_exec(%L, %L)', 'app',
 SELECT is((SELECT role FROM saas.users WHERE id = :'user_u'), 'user', '... and the user is still a plain user');
 SELECT throws_ok($$SELECT public.dblink_exec('app', 'SET saas._trusted = ''a.b.c''')$$, '42501', NULL,
 	'app cannot set saas._trusted, the minting backend''s own setting');
+
+-- 1b. A member of saas_api without INHERIT (it gets the rights by SET ROLE saas_api) is a
+-- member all the same: no trusted rights either.
+SELECT format('trust_noinherit_%s', :'run') AS noinh \gset
+CREATE ROLE :"noinh" LOGIN NOINHERIT IN ROLE saas_api;
+SELECT is(public.dblink_connect('noinh', pg_temp.conninfo(:'noinh')), 'OK', 'a session of a NOINHERIT member of saas_api');
+SELECT public.dblink_exec('noinh', format('SET ROLE saas_api; SET saas.context = %L', :'tok_trusted')) AS ignore \gset
+SELECT is(pg_temp.on_('noinh', 'SELECT (saas._context_trusted() IS FALSE AND saas.current_org_id() IS NULL)::text'), 'true',
+	'a NOINHERIT member that sets role saas_api: the trusted token gives no context');
+SELECT public.dblink_disconnect('noinh') AS ignore \gset
+DROP ROLE :"noinh";
 
 -- 2. Controls: the token itself is valid (a superuser's session honours it),
 -- and the app session verifies ordinary tokens.
