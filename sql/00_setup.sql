@@ -47,5 +47,43 @@ CREATE FUNCTION t.claim(tok text, claim text) RETURNS text LANGUAGE sql IMMUTABL
 	SELECT convert_from(decode(rpad(translate(split_part(tok, '.', 2), '-_', '+/'),
 					   (length(split_part(tok, '.', 2)) + 3) / 4 * 4, '='), 'base64'), 'UTF8')::jsonb ->> claim
 $$;
+-- t.sql: run a statement as the caller; 'ok (n rows)' or SQLSTATE: message.
+CREATE FUNCTION t.sql(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	n bigint;
+BEGIN
+	EXECUTE stmt;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN 'ok (' || n || ' rows)';
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$$;
+-- t.as: the same inside a transaction-local context (the token's).
+CREATE FUNCTION t.as(tok text, stmt text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM saas.authenticate(tok);
+	RETURN t.sql(stmt);
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$$;
+-- t.apply_where: apply the events a condition picks, in an order, as the worker does (owner).
+-- The events are read first, then applied one by one: on Citus a function that writes
+-- cannot be called from inside a query over a distributed table.
+CREATE FUNCTION t.apply_where(p_where text, p_order text) RETURNS TABLE (event_id text, apply_result text)
+LANGUAGE plpgsql AS $$
+DECLARE
+	e record;
+BEGIN
+	FOR e IN EXECUTE 'SELECT e.org_id, e.service, e.event_id FROM saas.webhook_events e WHERE ' || p_where
+					 || ' ORDER BY ' || p_order
+	LOOP
+		event_id := e.event_id;
+		apply_result := saas._apply_event(e.org_id, e.service, e.event_id);
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA t TO PUBLIC;
 SELECT 'setup done' AS result;

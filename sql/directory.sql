@@ -18,19 +18,6 @@ CREATE FUNCTION t.login(email text, pw text, org text DEFAULT NULL) RETURNS text
 	SELECT r.status || coalesce(' ' || (r.body->'error'->>'code'), '')
 	  FROM t.req('POST', '/auth/login', NULL, jsonb_strip_nulls(jsonb_build_object('email', email, 'password', pw, 'organization', org))::text) r
 $$;
--- t.dir_as: a statement as the caller under the token's context; 'ok (n rows)' or SQLSTATE: message.
-CREATE FUNCTION t.dir_as(tok text, stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	n bigint;
-BEGIN
-	PERFORM saas.authenticate(tok);
-	EXECUTE stmt;
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN 'ok (' || n || ' rows)';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA t TO PUBLIC;
 
 SET ROLE regress_app;
@@ -51,7 +38,7 @@ RESET ROLE;
 SELECT email, created_at = :'cy_since' AS same_age FROM saas._user_emails WHERE user_id = :'cy';
 SET ROLE regress_app;
 -- The application's own SQL: the trigger writes the directory here.
-SELECT t.dir_as(:'a', format($$UPDATE saas.users SET email = 'cy3@dir.test' WHERE id = %L$$, :'cy')) AS sql_rename;
+SELECT t.as(:'a', format($$UPDATE saas.users SET email = 'cy3@dir.test' WHERE id = %L$$, :'cy')) AS sql_rename;
 SELECT t.dir_exact() AS exact_after_sql_rename, t.login('cy3@dir.test', 'cys long password') AS sql_renamed_login;
 
 -- One email in two organizations: the password decides, or the slug.
@@ -65,10 +52,10 @@ SELECT (t.req('PUT', '/users/' || :'dee', :'a', '{"external_user_ids":{"user_ser
 SELECT (t.req('POST', '/users', :'b', '{"email":"eve@dir.test","first_name":"E","last_name":"V","role":"user","external_user_ids":{"user_service":"x-1"}}')).status AS freed_id_linked;
 SELECT (t.req('DELETE', '/users/' || :'dee', :'a')).status AS deleted, (t.req('DELETE', '/users/' || :'cy', :'a')).status AS deleted_cy;
 SELECT t.dir_exact() AS exact_after_deletes, t.login('cy3@dir.test', 'cys long password', 'dir-a') AS deleted_login;
-SELECT t.dir_as(:'b', format($$INSERT INTO saas.users (org_id, email, first_name, last_name, external_user_ids)
+SELECT t.as(:'b', format($$INSERT INTO saas.users (org_id, email, first_name, last_name, external_user_ids)
 	VALUES (%L, 'fay@dir.test', 'F', 'A', '{"user_service":"x-2"}')$$, t.claim(:'b', 'org_id'))) AS sql_insert_freed_id;
 -- The application role has no privilege on the directories here (Citus grants it, see saas.distribute()).
-SELECT t.dir_as(:'b', format($$INSERT INTO saas._user_emails (email, org_id, user_id) VALUES ('x@dir.test', %L, gen_random_uuid())$$,
+SELECT t.as(:'b', format($$INSERT INTO saas._user_emails (email, org_id, user_id) VALUES ('x@dir.test', %L, gen_random_uuid())$$,
 	t.claim(:'b', 'org_id'))) AS direct_entry;
 RESET ROLE;
 -- Deleting an organization removes its entries.

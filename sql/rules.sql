@@ -8,27 +8,6 @@
 SET client_min_messages = warning;
 \set VERBOSITY terse
 
--- t.sql: run a statement as the caller; 'ok (n rows)' or SQLSTATE: message.
-CREATE FUNCTION t.sql(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	n bigint;
-BEGIN
-	EXECUTE stmt;
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN 'ok (' || n || ' rows)';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
--- t.as: the same inside a transaction-local context (the token's).
-CREATE FUNCTION t.as(tok text, stmt text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-	PERFORM saas.authenticate(tok);
-	RETURN t.sql(stmt);
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
 -- t.row: a user's role and status, read as the owner.
 -- (PL/pgSQL, not SQL: Citus cannot plan a SQL function's parameters in a distributed query.)
 CREATE FUNCTION t.usr(p_email text) RETURNS text LANGUAGE plpgsql SECURITY DEFINER AS $$

@@ -59,23 +59,6 @@ BEGIN
 	RETURN (SELECT count(*) FROM saas.webhook_events WHERE event_id = p_event);
 END
 $$;
--- t.apply_where: apply the events a condition picks, in an order, as the worker does (owner).
--- The events are read first, then applied one by one: on Citus a function that writes
--- cannot be called from inside a query over a distributed table.
-CREATE FUNCTION t.apply_where(p_where text, p_order text) RETURNS TABLE (event_id text, apply_result text)
-LANGUAGE plpgsql AS $$
-DECLARE
-	e record;
-BEGIN
-	FOR e IN EXECUTE 'SELECT e.org_id, e.service, e.event_id FROM saas.webhook_events e WHERE ' || p_where
-					 || ' ORDER BY ' || p_order
-	LOOP
-		event_id := e.event_id;
-		apply_result := saas._apply_event(e.org_id, e.service, e.event_id);
-		RETURN NEXT;
-	END LOOP;
-END
-$$;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA t TO PUBLIC;
 
 -- Two organizations linked to the three services as org_001 and org_002

@@ -16,21 +16,10 @@ UPDATE saas.organizations
    SET external_ids = '{"user_service":"cv_001","payment_service":"cv_001","communication_service":"cv_001"}'
  WHERE slug = 'cv-one';
 SELECT id AS org FROM saas.organizations WHERE slug = 'cv-one' \gset
--- t.apply_pending: apply an organization's pending events as the worker would (owner).
--- The pending events are read first, then applied one by one: on Citus a function that writes
--- cannot be called from inside a query over a distributed table.
-CREATE FUNCTION t.apply_pending(p_org uuid) RETURNS TABLE (event_id text, result text) LANGUAGE plpgsql AS $$
-DECLARE
-	e record;
-BEGIN
-	FOR e IN SELECT w.org_id, w.service, w.event_id FROM saas.webhook_events w
-			  WHERE w.org_id = p_org AND w.applied_at IS NULL ORDER BY w.occurred_at, w.event_id
-	LOOP
-		event_id := e.event_id;
-		result := saas._apply_event(e.org_id, e.service, e.event_id);
-		RETURN NEXT;
-	END LOOP;
-END
+-- t.apply_pending: apply an organization's pending events as the worker would (owner), in
+-- the worker's order (t.apply_where, 00_setup.sql).
+CREATE FUNCTION t.apply_pending(p_org uuid) RETURNS TABLE (event_id text, result text) LANGUAGE sql AS $$
+	SELECT * FROM t.apply_where(format('e.org_id = %L AND e.applied_at IS NULL', p_org), 'e.occurred_at, e.event_id')
 $$;
 
 -- 1. Every event type against its schema.
