@@ -5,9 +5,10 @@
  *	  client saw; else 412 and nothing changes.
  *
  * The row is locked and its version read first, so no update can slip in
- * between the comparison and the delete.  The delete itself runs in a
- * subtransaction: its own errors (404, 403, 409) come first, as RFC 9110
- * 13.2.1 orders them, and a stale version rolls it back before the 412.
+ * between the comparison and the delete.  The delete runs before the
+ * comparison: its own errors (404, 403, 409) come first, as RFC 9110
+ * 13.2.1 orders them; a stale version then raises the 412, and the
+ * router's subtransaction around the operation undoes the delete.
  * A row the caller cannot see has no version to compare: the delete
  * answers 404 for it as without If-Match.
  *
@@ -15,11 +16,8 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "utils/memutils.h"
-#include "utils/resowner.h"
 
 #include "pg_saas.h"
 #include "common/common.h"
@@ -37,11 +35,8 @@ static SaasPlan plan_org_version = {
 	1, {UUIDOID}
 };
 
-/*
- * lock_version: the row's version, locked; -1 when the caller cannot see it.
- * Not inlined: its locals must not live in the frame of the PG_TRY below.
- */
-static pg_noinline int64
+/* lock_version: the row's version, locked; -1 when the caller cannot see it. */
+static int64
 lock_version(bool is_user, const pg_uuid_t *id)
 {
 	Datum		vals[2];
@@ -71,14 +66,14 @@ lock_version(bool is_user, const pg_uuid_t *id)
 /*
  * saas_op_delete_if_match: run del(id) (a user's or an organization's
  * delete, by entity) only if the row's version is if_version; -1: no
- * condition.
+ * condition. Called by the router, which runs every operation in a
+ * subtransaction of its own: the 412 raised after the delete rolls the
+ * delete back with it.
  */
 void
 saas_op_delete_if_match(const char *entity, void (*del) (const pg_uuid_t *id),
 						const pg_uuid_t *id, int64 if_version)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
 	int64		current;
 
 	if (if_version < 0)
@@ -87,38 +82,10 @@ saas_op_delete_if_match(const char *entity, void (*del) (const pg_uuid_t *id),
 		return;
 	}
 	current = lock_version(strcmp(entity, "user") == 0, id);
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		del(id);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		ReThrowError(edata);
-	}
-	PG_END_TRY();
-
+	del(id);
 	if (current >= 0 && current != if_version)
-	{
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_PRECONDITION),
 				 errmsg("%s was modified since version " INT64_FORMAT, entity, if_version),
 				 errdetail("The current version is " INT64_FORMAT ".", current)));
-	}
-	ReleaseCurrentSubTransaction();
-	MemoryContextSwitchTo(oldcxt);
-	CurrentResourceOwner = oldowner;
 }
