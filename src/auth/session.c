@@ -254,7 +254,9 @@ static const char *const fact_tables[] = {"users", "organizations", "_sessions",
 static void
 session_executor_end(QueryDesc *queryDesc)
 {
-	if (queryDesc->operation != CMD_SELECT && queryDesc->plannedstmt != NULL && saas_citus_loaded())
+	if (!facts_written && queryDesc->plannedstmt != NULL &&
+		(queryDesc->operation != CMD_SELECT || queryDesc->plannedstmt->hasModifyingCTE) &&
+		saas_citus_loaded())
 	{
 		Oid			nsp = get_namespace_oid("saas", true);
 		ListCell   *lc;
@@ -262,12 +264,14 @@ session_executor_end(QueryDesc *queryDesc)
 		foreach(lc, queryDesc->plannedstmt->rtable)
 		{
 			RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+			const char *name;
 			size_t		i;
 
-			if (rte->rtekind != RTE_RELATION || !OidIsValid(nsp) || get_rel_namespace(rte->relid) != nsp)
+			if (rte->rtekind != RTE_RELATION || !OidIsValid(nsp) || get_rel_namespace(rte->relid) != nsp ||
+				(name = get_rel_name(rte->relid)) == NULL)
 				continue;
 			for (i = 0; i < lengthof(fact_tables); i++)
-				if (strcmp(get_rel_name(rte->relid), fact_tables[i]) == 0)
+				if (strcmp(name, fact_tables[i]) == 0)
 					facts_written = true;
 		}
 	}

@@ -60,10 +60,12 @@ check_log_remote_commands(bool *newval, void **extra, GucSource source)
 
 /*
  * saas_citus_guard_gucs: put the check above on Citus's setting, once Citus
- * has defined it (it is loaded before pg_saas: docs/scale-out.md).
+ * has defined it (it is loaded before pg_saas: docs/scale-out.md; from
+ * _PG_init citus_loaded is false, and a miss is tried again later). With
+ * Citus loaded the settings are searched once, found or not.
  */
 void
-saas_citus_guard_gucs(void)
+saas_citus_guard_gucs(bool citus_loaded)
 {
 	struct config_generic **vars;
 	int			n,
@@ -88,6 +90,7 @@ saas_citus_guard_gucs(void)
 		citus_gucs_guarded = true;
 		return;
 	}
+	citus_gucs_guarded = citus_loaded;
 }
 
 /*
@@ -99,7 +102,7 @@ saas_citus_loaded(void)
 {
 	if (GetConfigOption("citus.multi_shard_modify_mode", true, false) == NULL)
 		return false;
-	saas_citus_guard_gucs();
+	saas_citus_guard_gucs(true);
 	return true;
 }
 

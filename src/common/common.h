@@ -125,7 +125,7 @@ extern void saas_shmem_install_hooks(void);
 
 /* citus_env.c: what pg_saas does differently where Citus is loaded (docs/scale-out.md). */
 extern bool saas_citus_loaded(void);
-extern void saas_citus_guard_gucs(void);
+extern void saas_citus_guard_gucs(bool citus_loaded);
 extern void saas_citus_propagate(const char *name);
 extern void saas_citus_nested_reads(void);
 

@@ -73,3 +73,9 @@ if [ "$got" == "off" ] || echo "$got" | grep -q "only a superuser may turn citus
 else not_ok "app cannot turn citus.log_remote_commands on from its connection options" "$got"; fi
 t_error "app cannot turn citus.log_remote_commands on a worker node either" 42501 \
 	-h "$CITUS_DIR" -p "${CITUS_PORTS[1]}" -U app -d "$CITUS_DB" -c "SET citus.log_remote_commands = on"
+# A role setting is applied at login with the role's rights: refused too (a WARNING, the value stays off).
+cpsql 0 -c "ALTER ROLE app IN DATABASE $CITUS_DB SET citus.log_remote_commands = on" >/dev/null
+got=$(psql -X -q -At -h "$CITUS_DIR" -p "${CITUS_PORTS[0]}" -U app -d "$CITUS_DB" -c "SHOW citus.log_remote_commands" 2>/dev/null)
+cpsql 0 -c "ALTER ROLE app IN DATABASE $CITUS_DB RESET citus.log_remote_commands" >/dev/null
+if [ "$got" == "off" ]; then ok "app cannot turn citus.log_remote_commands on through a role setting"
+else not_ok "app cannot turn citus.log_remote_commands on through a role setting" "SHOW: $got"; fi
