@@ -7,20 +7,32 @@
 
 q_sim=$PROJECT_ROOT/sim/saas-sim
 q_log=$CITUS_DIR/saas-sim.log
-q_ports=()
-q_p=45000
-for _ in 1 2 3 4; do
-	q_p=$(cluster_free_port $((q_p + 1)))
-	q_ports+=("$q_p")
-done
-q_ctl=http://127.0.0.1:${q_ports[0]}/_sim
-"$q_sim" --control-port "${q_ports[0]}" --user-port "${q_ports[1]}" --payment-port "${q_ports[2]}" \
-	--communication-port "${q_ports[3]}" --webhook-url none --seed 7 --seed-data /dev/null --quiet \
-	>"$q_log" 2>&1 &
-q_sim_pid=$!
 q_stop_sim() { kill "$q_sim_pid" 2>/dev/null; wait "$q_sim_pid" 2>/dev/null; }
 cleanup() { q_stop_sim; citus_cluster_stop; }
-for _ in $(seq 1 100); do curl -sf "$q_ctl/health" >/dev/null && break; sleep 0.1; done
+# Four free ports; a port free when checked can still be taken before the sim binds it (by
+# another server, or as the local port of an outgoing connection): then new ports, up to 5 times.
+q_p=45000
+for q_try in 1 2 3 4 5; do
+	q_ports=()
+	for _ in 1 2 3 4; do
+		q_p=$(cluster_free_port $((q_p + 1)))
+		q_ports+=("$q_p")
+	done
+	q_ctl=http://127.0.0.1:${q_ports[0]}/_sim
+	"$q_sim" --control-port "${q_ports[0]}" --user-port "${q_ports[1]}" --payment-port "${q_ports[2]}" \
+		--communication-port "${q_ports[3]}" --webhook-url none --seed 7 --seed-data /dev/null --quiet \
+		>"$q_log" 2>&1 &
+	q_sim_pid=$!
+	for _ in $(seq 1 100); do
+		curl -sf "$q_ctl/health" >/dev/null && break
+		kill -0 "$q_sim_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	curl -sf "$q_ctl/health" >/dev/null && break
+	q_stop_sim
+	grep -q 'Address already in use' "$q_log" || break
+	echo "# saas-sim: a port was taken meanwhile (try $q_try); new ports"
+done
 curl -sf "$q_ctl/health" >/dev/null || fail_setup "saas-sim did not start: $(tail -5 "$q_log")"
 
 # q_wait NAME WANT SQL: poll SQL on the coordinator (up to 30 s) until it prints WANT.
