@@ -4,6 +4,7 @@
 #   make test    the same in a throwaway cluster, then every suite; ends with "N passed, N failed"
 #   make bench   benchmarks (test/bench/)
 #   make fuzz    each libFuzzer target for FUZZ_SECONDS (fuzz/fuzz.mk)
+#   make openapi-lint   docs/openapi.json against Redocly's recommended rules
 
 EXTVERSION  = 0.1.0
 MODULE_big  = pg_saas
@@ -61,7 +62,7 @@ PROGRAMS =
 
 all: $(PROGRAMS)
 
-.PHONY: deps run test bench programs
+.PHONY: deps run test bench programs openapi-lint
 programs: $(PROGRAMS)
 
 deps:
@@ -84,6 +85,9 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory install >/dev/null
 	@bash test/run_all.sh
+
+openapi-lint:
+	@bash scripts/openapi_lint.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory all
