@@ -32,6 +32,11 @@
 	" CASE WHEN status = 'pending' AND expires_at <= now() THEN 'expired' ELSE status END AS status," \
 	" expires_at, user_id, created_at, updated_at"
 
+/* A new row: pending, not expired (Citus allows no now() in RETURNING). */
+#define INVITATION_NEW_COLUMNS \
+	"id, org_id, email, role, first_name, last_name, invited_by, status, expires_at, user_id," \
+	" created_at, updated_at"
+
 static const char *const admin_roles[] = {"admin", "super_admin", NULL};
 static const char *const invitation_statuses[] = {"pending", "accepted", "revoked", "expired", NULL};
 
@@ -49,7 +54,7 @@ static SaasPlan plan_expire_old = {
 static SaasPlan plan_insert = {
 	"INSERT INTO saas._invitations (org_id, id, email, role, first_name, last_name, token_hash,"
 	" invited_by, expires_at) VALUES ($1, $2, lower($3), $4, $5, $6, $7, $8, now() + interval '" INVITE_TTL "')"
-	" ON CONFLICT (org_id, email) WHERE status = 'pending' DO NOTHING RETURNING " INVITATION_COLUMNS,
+	" ON CONFLICT (org_id, email) WHERE status = 'pending' DO NOTHING RETURNING " INVITATION_NEW_COLUMNS,
 	8, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID, UUIDOID}
 };
 
