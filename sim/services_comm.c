@@ -29,6 +29,7 @@ typedef struct SimMessage
 	char	   *recipient;
 	char	   *template_name;
 	char	   *subject;
+	char	   *body;			/* the text sent, as the recipient reads it */
 	char	   *status;			/* delivered, bounced */
 	char	   *esp_message_id;
 	int64_t		created_ms;
@@ -57,6 +58,7 @@ comm_write_message(SimJw *jw, const SimMessage *m)
 	jw_kstr(jw, "recipient", m->recipient);
 	jw_kstr(jw, "template", m->template_name);
 	jw_kstr(jw, "subject", m->subject);
+	jw_kstr(jw, "body", m->body);
 	jw_kstr(jw, "status", m->status);
 	jw_kstr(jw, "esp_message_id", m->esp_message_id);
 	jw_kbool(jw, "opened", m->opened);
@@ -214,6 +216,7 @@ comm_send(SimService *svc, const SimRequest *req, SimResponse *resp)
 	m->recipient = sim_strdup(recipient);
 	m->template_name = sim_strdup(tmpl ? tmpl : "custom");
 	m->subject = sim_strdup(subject);
+	m->body = sim_strdup(text);
 	sim_new_id(svc, "esp_", id, sizeof(id));
 	m->esp_message_id = sim_strdup(id);
 	m->created_ms = sim_now_ms();
@@ -305,6 +308,7 @@ comm_free_state(SimService *svc)
 		free(m->recipient);
 		free(m->template_name);
 		free(m->subject);
+		free(m->body);
 		free(m->status);
 		free(m->esp_message_id);
 		free(m);

@@ -66,6 +66,39 @@ extern void saas_op_register(Jsonb *body, StringInfo out);
 extern void saas_op_login(Jsonb *body, StringInfo out);
 extern void saas_op_logout(void);
 extern void saas_op_logout_all(void);
+extern void auth_token_json(StringInfo out, const pg_uuid_t *user_id, const pg_uuid_t *org_id,
+							const char *role, int64 gen);
+
+/* onetime_token.c: single-use tokens of invitations and password resets */
+#define SAAS_OTT_SECRET_LEN 32
+#define SAAS_OTT_HASH_LEN 32
+typedef struct SaasOtt
+{
+	pg_uuid_t	org_id;
+	pg_uuid_t	id;
+	unsigned char hash[SAAS_OTT_HASH_LEN];	/* SHA-256 of the presented secret */
+} SaasOtt;
+
+extern char *saas_ott_make(const char *prefix, const pg_uuid_t *org_id, const pg_uuid_t *id,
+						   unsigned char *hash);
+extern bool saas_ott_parse(const char *prefix, const char *token, SaasOtt *t);
+extern bool saas_ott_matches(const SaasOtt *t, Datum stored);
+extern Datum saas_ott_hash_datum(const unsigned char *hash);
+extern void saas_ott_send(const pg_uuid_t *org_id, const char *kind, const char *recipient,
+						  const char *template_name, const char *subject, const char *text,
+						  const char *key);
+extern void saas_ott_drop_message(const pg_uuid_t *org_id, const char *key);
+extern void saas_ott_refuse(const char *what) pg_attribute_noreturn();
+
+/* invitation_ops.c */
+extern void saas_op_create_invitation(Jsonb *body, StringInfo out);
+extern void saas_op_list_invitations(const SaasParams *p, StringInfo out);
+extern void saas_op_revoke_invitation(const pg_uuid_t *id);
+extern void saas_op_accept_invitation(Jsonb *body, StringInfo out);
+
+/* password_reset_ops.c */
+extern void saas_op_request_password_reset(Jsonb *body, StringInfo out);
+extern void saas_op_confirm_password_reset(Jsonb *body);
 
 /* org_ops.c; the int64 results are the row version (the ETag) */
 extern void saas_op_list_orgs(const SaasParams *p, StringInfo out);

@@ -120,8 +120,11 @@ static const SaasField login_fields[] = {
 	{NULL}
 };
 
-/* auth_token_json: the token fields of register and login answers. */
-static void
+/*
+ * auth_token_json: the token fields of register and login answers (and of
+ * the other answers that log a user in: accepting an invitation).
+ */
+void
 auth_token_json(StringInfo out, const pg_uuid_t *user_id, const pg_uuid_t *org_id,
 				const char *role, int64 gen)
 {
