@@ -68,6 +68,7 @@ typedef struct IdpCode
 	char	   *nonce;			/* NULL when the request had none */
 	char	   *scope;
 	char	   *sub;
+	char	   *access_token;	/* issued for it: revoked if the code is replayed */
 	int64_t		issued_s;		/* auth_time */
 	int64_t		expires_ms;		/* wall clock */
 	bool		used;

@@ -80,6 +80,7 @@ code_free(void *p)
 	free(c->nonce);
 	free(c->scope);
 	free(c->sub);
+	free(c->access_token);
 	free(c);
 }
 
@@ -566,7 +567,7 @@ token_client(IdpState *st, const SimRequest *req, const IdpForm *form, SimRespon
 
 /* token_answer: the 200 of a redeemed code */
 static void
-token_answer(IdpState *st, const IdpCode *code, IdpUser *user, SimResponse *resp)
+token_answer(IdpState *st, IdpCode *code, IdpUser *user, SimResponse *resp)
 {
 	char		iss[512];
 	char		at[64];
@@ -590,6 +591,7 @@ token_answer(IdpState *st, const IdpCode *code, IdpUser *user, SimResponse *resp
 	tok->expires_ms = sim_now_ms() + (int64_t) st->access_token_ttl_s * 1000;
 	sim_map_put(&st->tokens, at, tok);
 	st->tokens_issued++;
+	code->access_token = sim_strdup(at);
 
 	resp->status = 200;
 	sbuf_reset(&resp->body);
@@ -651,7 +653,17 @@ idp_token(IdpState *st, const SimRequest *req, SimResponse *resp)
 	else if (code == NULL || strcmp(code->client_id, client->client_id) != 0)
 		idp_error(resp, 400, "invalid_grant", "unknown authorization code");
 	else if (code->used)
+	{
+		/* a replayed code: the access token it gave is revoked (RFC 6749 §4.1.2) */
+		if (code->access_token)
+		{
+			IdpToken   *tok = sim_map_remove(&st->tokens, code->access_token);
+
+			if (tok)
+				token_free(tok);
+		}
 		idp_error(resp, 400, "invalid_grant", "the authorization code was already used");
+	}
 	else
 	{
 		/* from here on the code is spent, whatever the outcome */

@@ -286,10 +286,15 @@ def test_oidc_client_secret_post_login_hint_and_scopes(ctx):
 def test_oidc_code_is_single_use(ctx):
     register(ctx)
     code, verifier = code_for(ctx)
-    eq(token(ctx, code, verifier).status, 200, "first use")
+    first = token(ctx, code, verifier)
+    eq(first.status, 200, "first use")
+    bearer = {"Authorization": "Bearer " + first.json["access_token"]}
+    eq(idp(ctx, "GET", "/userinfo", headers=bearer).status, 200, "its access token works")
     r = token(ctx, code, verifier)
     check(oauth_error(r, 400, "invalid_grant"), "second use refused: %r" % r)
     eq(r.headers.get("cache-control"), "no-store", "errors are not cached either")
+    r = idp(ctx, "GET", "/userinfo", headers=bearer)
+    check(oauth_error(r, 401, "invalid_token"), "the replay revoked the first access token: %r" % r)
     r = token(ctx, "not-a-code", verifier)
     check(oauth_error(r, 400, "invalid_grant"), "unknown code: %r" % r)
 
