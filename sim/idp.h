@@ -8,7 +8,8 @@
  *	  idp_keys.c		RSA keys, the JWKS, rotation
  *	  idp_jwt.c		base64url, id_tokens and their faults
  *	  idp_http.c		OAuth errors, forms, query parameters, Basic credentials
- *	  services_idp.c	the provider's endpoints and state
+ *	  services_idp.c	the provider's state, discovery, JWKS, authorize
+ *	  idp_token.c		the token and userinfo endpoints
  *	  idp_control.c	/_sim/oidc on the control port, and the flags
  *
  * Locking: the provider's state (IdpState, svc->state of SIM_IDP) is guarded
@@ -166,6 +167,16 @@ extern IdpState *idp_state(void);
 extern IdpClient *idp_find_client(IdpState *st, const char *client_id);
 extern void idp_put_user(IdpState *st, IdpUser *u, bool make_default);
 extern void idp_user_free(IdpUser *u);
+extern IdpUser *idp_find_user_by(IdpState *st, const char *sub, const char *email);
+extern void idp_code_free(void *p);
+extern void idp_token_free(void *p);
+extern void idp_sweep(SimMap *map, size_t limit, bool codes);
+extern bool idp_valid_pkce(const char *s, size_t min, size_t max);
+extern bool idp_scope_has(const char *scope, const char *word);
+
+/* idp_token.c */
+extern void idp_token(IdpState *st, const SimRequest *req, SimResponse *resp);
+extern void idp_userinfo(IdpState *st, const SimRequest *req, SimResponse *resp);
 
 /* idp_keys.c */
 extern IdpKey *idp_key_generate(void);

@@ -9,6 +9,7 @@
  *											redirects back with a code
  *	  POST /token							authorization code + PKCE S256
  *	  GET  /userinfo (or POST)				the user's claims, with the access token
+ *										(the last two in idp_token.c)
  *
  * Errors are those of RFC 6749 §4.1.2.1 (as a redirect, except for an unknown
  * client or an unregistered redirect_uri: a 400 JSON answer, never a
@@ -27,9 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
 
 /* idp_state: the provider's state; the caller holds the service's lock */
 IdpState *
@@ -69,8 +67,8 @@ idp_user_free(IdpUser *u)
 	free(u);
 }
 
-static void
-code_free(void *p)
+void
+idp_code_free(void *p)
 {
 	IdpCode    *c = p;
 
@@ -84,8 +82,8 @@ code_free(void *p)
 	free(c);
 }
 
-static void
-token_free(void *p)
+void
+idp_token_free(void *p)
 {
 	IdpToken   *t = p;
 
@@ -106,7 +104,7 @@ idp_find_client(IdpState *st, const char *client_id)
 }
 
 /* idp_find_user_by: a user by sub, or (case-insensitively) by email; NULL if none */
-static IdpUser *
+IdpUser *
 idp_find_user_by(IdpState *st, const char *sub, const char *email)
 {
 	for (int i = 0; i < st->nusers; i++)
@@ -165,8 +163,8 @@ idp_clear(IdpState *st)
 	for (int i = 0; i < st->nusers; i++)
 		idp_user_free(st->users[i]);
 	st->nusers = 0;
-	sim_map_free(&st->codes, code_free);
-	sim_map_free(&st->tokens, token_free);
+	sim_map_free(&st->codes, idp_code_free);
+	sim_map_free(&st->tokens, idp_token_free);
 }
 
 /*
@@ -239,7 +237,7 @@ idp_free_state(SimService *svc)
 }
 
 /* idp_sweep: drop expired codes and tokens once the maps are large */
-static void
+void
 idp_sweep(SimMap *map, size_t limit, bool codes)
 {
 	int64_t		now = sim_now_ms();
@@ -260,9 +258,9 @@ idp_sweep(SimMap *map, size_t limit, bool codes)
 			{
 				*pp = e->next;
 				if (codes)
-					code_free(e->value);
+					idp_code_free(e->value);
 				else
-					token_free(e->value);
+					idp_token_free(e->value);
 				free(e->key);
 				free(e);
 				map->count--;
@@ -322,9 +320,9 @@ idp_discovery(SimResponse *resp)
 	jw_obj_end(&jw);
 }
 
-/* valid_b64url: 43..128 characters of the PKCE alphabet (RFC 7636 §4.1) */
-static bool
-valid_pkce(const char *s, size_t min, size_t max)
+/* idp_valid_pkce: min..max characters of the PKCE alphabet (RFC 7636 §4.1) */
+bool
+idp_valid_pkce(const char *s, size_t min, size_t max)
 {
 	size_t		n = strlen(s);
 
@@ -332,9 +330,9 @@ valid_pkce(const char *s, size_t min, size_t max)
 		strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~") == n;
 }
 
-/* scope_has: whether the space-separated scope holds word */
-static bool
-scope_has(const char *scope, const char *word)
+/* idp_scope_has: whether the space-separated scope holds word */
+bool
+idp_scope_has(const char *scope, const char *word)
 {
 	size_t		n = strlen(word);
 
@@ -452,13 +450,13 @@ idp_authorize(IdpState *st, const SimRequest *req, SimResponse *resp)
 	else if (strcmp(response_type, "code") != 0)
 		authorize_fail(resp, redirect_uri, "unsupported_response_type",
 					   "only response_type=code is supported", state);
-	else if (scope == NULL || !scope_has(scope, "openid"))
+	else if (scope == NULL || !idp_scope_has(scope, "openid"))
 		authorize_fail(resp, redirect_uri, "invalid_request", "scope must include openid", state);
 	else if (challenge == NULL)
 		authorize_fail(resp, redirect_uri, "invalid_request", "code_challenge is required (PKCE)", state);
 	else if (method == NULL || strcmp(method, "S256") != 0)
 		authorize_fail(resp, redirect_uri, "invalid_request", "code_challenge_method must be S256", state);
-	else if (strlen(challenge) != 43 || !valid_pkce(challenge, 43, 43) || strchr(challenge, '.') ||
+	else if (strlen(challenge) != 43 || !idp_valid_pkce(challenge, 43, 43) || strchr(challenge, '.') ||
 			 strchr(challenge, '~'))
 		authorize_fail(resp, redirect_uri, "invalid_request",
 					   "code_challenge must be BASE64URL(SHA256(code_verifier)), 43 characters", state);
@@ -473,9 +471,9 @@ idp_authorize(IdpState *st, const SimRequest *req, SimResponse *resp)
 			user = st->users[st->default_user];
 		sbuf_init(&granted);
 		sbuf_puts(&granted, "openid");
-		if (scope_has(scope, "email"))
+		if (idp_scope_has(scope, "email"))
 			sbuf_puts(&granted, " email");
-		if (scope_has(scope, "profile"))
+		if (idp_scope_has(scope, "profile"))
 			sbuf_puts(&granted, " profile");
 		idp_sweep(&st->codes, IDP_MAX_CODES, true);
 		idp_random_token(code_text, 32);
@@ -501,236 +499,8 @@ idp_authorize(IdpState *st, const SimRequest *req, SimResponse *resp)
 			SIM_STAT_ADD(&sim_services[SIM_IDP], effects, 1);
 		}
 		else
-			code_free(code);
+			idp_code_free(code);
 	}
-}
-
-/* secret_equal: constant time, also in the length (digests are compared) */
-static bool
-secret_equal(const char *a, const char *b)
-{
-	unsigned char da[SHA256_DIGEST_LENGTH],
-				db[SHA256_DIGEST_LENGTH];
-
-	SHA256((const unsigned char *) a, strlen(a), da);
-	SHA256((const unsigned char *) b, strlen(b), db);
-	return CRYPTO_memcmp(da, db, sizeof(da)) == 0;
-}
-
-/*
- * token_client: authenticate the client (client_secret_basic or
- * client_secret_post, not both); NULL with a 400/401 in resp.
- */
-static IdpClient *
-token_client(IdpState *st, const SimRequest *req, const IdpForm *form, SimResponse *resp)
-{
-	const char *auth = idp_header(req, "Authorization");
-	char	   *bid,
-			   *bsecret;
-	int			basic = idp_basic_credentials(auth, &bid, &bsecret);
-	const char *id = idp_form_get(form, "client_id");
-	const char *secret = idp_form_get(form, "client_secret");
-	IdpClient  *client = NULL;
-
-	if (basic < 0 || (auth && basic == 0))
-	{
-		idp_error(resp, 401, "invalid_client", "the Authorization header is not valid Basic credentials");
-		snprintf(resp->www_authenticate, sizeof(resp->www_authenticate),
-				 "Basic realm=\"saas-sim identity-provider\"");
-		return NULL;
-	}
-	if (basic > 0 && secret)
-		idp_error(resp, 400, "invalid_request", "use one client authentication method, not two");
-	else if (basic > 0 && id && strcmp(id, bid) != 0)
-		idp_error(resp, 400, "invalid_request", "client_id differs from the Basic credentials");
-	else
-	{
-		if (basic > 0)
-		{
-			id = bid;
-			secret = bsecret;
-		}
-		client = id && secret ? idp_find_client(st, id) : NULL;
-		if (client == NULL || !secret_equal(client->client_secret, secret))
-		{
-			client = NULL;
-			idp_error(resp, 401, "invalid_client",
-					  id && secret ? "client authentication failed" : "client authentication is required");
-			snprintf(resp->www_authenticate, sizeof(resp->www_authenticate),
-					 "Basic realm=\"saas-sim identity-provider\"");
-		}
-	}
-	free(bid);
-	free(bsecret);
-	return client;
-}
-
-/* token_answer: the 200 of a redeemed code */
-static void
-token_answer(IdpState *st, IdpCode *code, IdpUser *user, SimResponse *resp)
-{
-	char		iss[512];
-	char		at[64];
-	char	   *id_token;
-	IdpToken   *tok;
-	SimJw		jw;
-
-	idp_issuer(iss, sizeof(iss));
-	id_token = idp_make_id_token(st, code, user, iss);
-	if (id_token == NULL)
-	{
-		idp_error(resp, 500, "server_error", "the id_token could not be signed");
-		return;
-	}
-	idp_sweep(&st->tokens, IDP_MAX_TOKENS, false);
-	idp_random_token(at, 32);
-	tok = sim_malloc(sizeof(IdpToken));
-	tok->sub = sim_strdup(user->sub);
-	tok->scope = sim_strdup(code->scope);
-	tok->client_id = sim_strdup(code->client_id);
-	tok->expires_ms = sim_now_ms() + (int64_t) st->access_token_ttl_s * 1000;
-	sim_map_put(&st->tokens, at, tok);
-	st->tokens_issued++;
-	code->access_token = sim_strdup(at);
-
-	resp->status = 200;
-	sbuf_reset(&resp->body);
-	jw_init(&jw, &resp->body);
-	jw_obj_begin(&jw);
-	jw_kstr(&jw, "access_token", at);
-	jw_kstr(&jw, "token_type", "Bearer");
-	jw_kint(&jw, "expires_in", st->access_token_ttl_s);
-	jw_kstr(&jw, "scope", code->scope);
-	jw_kstr(&jw, "id_token", id_token);
-	jw_obj_end(&jw);
-	free(id_token);
-	SIM_STAT_ADD(&sim_services[SIM_IDP], effects, 1);
-}
-
-/* idp_token: POST /token */
-static void
-idp_token(IdpState *st, const SimRequest *req, SimResponse *resp)
-{
-	const char *ctype = idp_header(req, "Content-Type");
-	IdpForm		form;
-	char		err[160];
-	IdpClient  *client;
-	const char *grant,
-			   *code_text,
-			   *redirect_uri,
-			   *verifier;
-	IdpCode    *code;
-	IdpUser    *user;
-
-	resp->no_store = true;
-	if (ctype == NULL || strncasecmp(ctype, "application/x-www-form-urlencoded", 33) != 0 ||
-		(ctype[33] != '\0' && ctype[33] != ';' && ctype[33] != ' '))
-	{
-		idp_error(resp, 400, "invalid_request", "the body must be application/x-www-form-urlencoded");
-		return;
-	}
-	if (!idp_form_parse(req->body ? req->body : "", req->body_len, &form, err, sizeof(err)))
-	{
-		idp_error(resp, 400, "invalid_request", "%s", err);
-		return;
-	}
-	if ((client = token_client(st, req, &form, resp)) == NULL)
-	{
-		idp_form_free(&form);
-		return;
-	}
-	grant = idp_form_get(&form, "grant_type");
-	code_text = idp_form_get(&form, "code");
-	redirect_uri = idp_form_get(&form, "redirect_uri");
-	verifier = idp_form_get(&form, "code_verifier");
-	code = code_text ? sim_map_get(&st->codes, code_text) : NULL;
-	if (grant == NULL)
-		idp_error(resp, 400, "invalid_request", "grant_type is required");
-	else if (strcmp(grant, "authorization_code") != 0)
-		idp_error(resp, 400, "unsupported_grant_type", "only authorization_code is supported");
-	else if (code_text == NULL || redirect_uri == NULL || verifier == NULL)
-		idp_error(resp, 400, "invalid_request", "code, redirect_uri and code_verifier are required");
-	else if (code == NULL || strcmp(code->client_id, client->client_id) != 0)
-		idp_error(resp, 400, "invalid_grant", "unknown authorization code");
-	else if (code->used)
-	{
-		/* a replayed code: the access token it gave is revoked (RFC 6749 §4.1.2) */
-		if (code->access_token)
-		{
-			IdpToken   *tok = sim_map_remove(&st->tokens, code->access_token);
-
-			if (tok)
-				token_free(tok);
-		}
-		idp_error(resp, 400, "invalid_grant", "the authorization code was already used");
-	}
-	else
-	{
-		/* from here on the code is spent, whatever the outcome */
-		code->used = true;
-		if (code->expires_ms < sim_now_ms())
-			idp_error(resp, 400, "invalid_grant", "the authorization code has expired");
-		else if (strcmp(code->redirect_uri, redirect_uri) != 0)
-			idp_error(resp, 400, "invalid_grant", "redirect_uri differs from the authorization request's");
-		else if (!valid_pkce(verifier, 43, 128))
-			idp_error(resp, 400, "invalid_grant", "code_verifier must be 43 to 128 unreserved characters");
-		else if (!idp_s256_matches(verifier, code->challenge))
-			idp_error(resp, 400, "invalid_grant", "code_verifier does not match the code_challenge");
-		else if ((user = idp_find_user_by(st, code->sub, NULL)) == NULL)
-			idp_error(resp, 400, "invalid_grant", "the signed-in user no longer exists");
-		else
-			token_answer(st, code, user, resp);
-	}
-	idp_form_free(&form);
-}
-
-/* idp_userinfo: GET or POST /userinfo with "Authorization: Bearer <access token>" */
-static void
-idp_userinfo(IdpState *st, const SimRequest *req, SimResponse *resp)
-{
-	const char *auth = idp_header(req, "Authorization");
-	IdpToken   *tok = NULL;
-	IdpUser    *user = NULL;
-	SimBuf		name;
-	SimJw		jw;
-
-	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
-	{
-		idp_error(resp, 401, "invalid_request", "an access token is required (Authorization: Bearer)");
-		snprintf(resp->www_authenticate, sizeof(resp->www_authenticate),
-				 "Bearer realm=\"saas-sim identity-provider\"");
-		return;
-	}
-	tok = sim_map_get(&st->tokens, auth + 7);
-	if (tok && tok->expires_ms >= sim_now_ms())
-		user = idp_find_user_by(st, tok->sub, NULL);
-	if (user == NULL)
-	{
-		idp_error(resp, 401, "invalid_token", "the access token is unknown or expired");
-		snprintf(resp->www_authenticate, sizeof(resp->www_authenticate),
-				 "Bearer realm=\"saas-sim identity-provider\", error=\"invalid_token\"");
-		return;
-	}
-	resp->status = 200;
-	sbuf_reset(&resp->body);
-	jw_init(&jw, &resp->body);
-	jw_obj_begin(&jw);
-	jw_kstr(&jw, "sub", user->sub);
-	if (scope_has(tok->scope, "email"))
-	{
-		jw_kstr(&jw, "email", user->email);
-		jw_kbool(&jw, "email_verified", user->email_verified);
-	}
-	if (scope_has(tok->scope, "profile"))
-	{
-		sbuf_init(&name);
-		sbuf_printf(&name, "%s %s", user->given_name, user->family_name);
-		jw_kstr(&jw, "name", name.data);
-		sbuf_free(&name);
-		jw_kstr(&jw, "given_name", user->given_name);
-		jw_kstr(&jw, "family_name", user->family_name);
-	}
-	jw_obj_end(&jw);
 }
 
 /* idp_method: 405 unless the method is one of allow */
