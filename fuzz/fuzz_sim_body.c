@@ -7,7 +7,9 @@
  * user service's POST /v1/users (then, when it created a user, PUT on that
  * user with the same body), the payment service's POST /v2/customers or
  * /v2/subscriptions, the communication service's POST /v1/messages, or the
- * control port's parsers of fault profiles and webhook settings.  Handlers
+ * control port's parsers of fault profiles and webhook settings.  Every
+ * input also goes through the identity-provider's form and HTTP Basic
+ * parsers (its handlers read the connection, so they are not called).  Handlers
  * run in-process without libmicrohttpd (only GET handlers read the
  * connection); with SAAS_FUZZ_SEED_DATA naming platform_data.json, the
  * services start from the seeded organizations, users and customers.
@@ -22,6 +24,7 @@
 #include <string.h>
 
 #include "sim.h"
+#include "idp.h"
 
 /* sim_fuzz_call: one request to svc's handler; the answer must be JSON */
 static void
@@ -73,6 +76,33 @@ sim_fuzz_roundtrip(const char *body, size_t len)
 	sbuf_free(&out);
 }
 
+/* sim_fuzz_idp: the identity-provider's parsers of token request bodies and Basic credentials */
+static void
+sim_fuzz_idp(const char *body, size_t len)
+{
+	IdpForm		form;
+	char		err[160];
+	char	   *text = sim_strndup(body, len);
+	char	   *id,
+			   *secret;
+
+	if (idp_form_parse(body, len, &form, err, sizeof(err)))
+	{
+		for (int i = 0; i < form.n; i++)
+			if (idp_form_get(&form, form.keys[i]) != form.values[i])
+				abort();		/* a name given twice was accepted */
+		idp_form_free(&form);
+	}
+	if (idp_basic_credentials(text, &id, &secret) > 0)
+	{
+		if (id == NULL || secret == NULL || id[0] == '\0')
+			abort();
+		free(id);
+		free(secret);
+	}
+	free(text);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -102,10 +132,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 */
 	for (int i = 0; i < SIM_NSERVICES; i++)
 	{
+		if (i == SIM_IDP)
+			continue;			/* not fuzzed here; its reset makes RSA keys */
 		sim_services[i].ops->free_state(&sim_services[i]);
 		sim_services[i].ops->reset(&sim_services[i], sim_seed_get());
 	}
 	sim_fuzz_roundtrip(body, len);
+	sim_fuzz_idp(body, len);
 	switch (data[0] % 6)
 	{
 		case 0:

@@ -9,7 +9,7 @@ PACKAGES=(
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
 	libcurl4-openssl-dev libmicrohttpd-dev libargon2-dev libssl-dev libjansson-dev
 	clang libclang-rt-dev
-	curl jq wrk python3
+	curl jq wrk python3 openssl
 	# Citus, built from the vendored source by scripts/citus.sh for the suite 80_citus
 	liblz4-dev libzstd-dev libkrb5-dev libselinux1-dev libpam0g-dev autoconf flex bison
 )

@@ -5,7 +5,7 @@
 # output is connected to (make run | tee log included).
 #
 # Settings (environment): SAAS_PGPORT (5433), SAAS_HTTP_PORT (8080),
-# SAAS_SIM_PORT (4000: control; services on +1..+3), SAAS_RUN_DIR (.run),
+# SAAS_SIM_PORT (4000: control; services on +1..+4, +4 the OIDC provider), SAAS_RUN_DIR (.run),
 # SAAS_RUN_RESET=1 (start from an empty cluster); the relay's own SAAS_HTTP_*
 # settings (docs/relay.md) pass through, e.g. SAAS_HTTP_CORS_ORIGINS.
 set -uo pipefail
@@ -95,7 +95,8 @@ sleep 0.2							# leftovers stopped just above release their ports
 for spec in "$PORT:PostgreSQL:SAAS_PGPORT" "$HTTP_PORT:saas-http:SAAS_HTTP_PORT" \
 	"$SIM_PORT:saas-sim control:SAAS_SIM_PORT" "$((SIM_PORT + 1)):saas-sim user-service:SAAS_SIM_PORT" \
 	"$((SIM_PORT + 2)):saas-sim payment-service:SAAS_SIM_PORT" \
-	"$((SIM_PORT + 3)):saas-sim communication-service:SAAS_SIM_PORT"; do
+	"$((SIM_PORT + 3)):saas-sim communication-service:SAAS_SIM_PORT" \
+	"$((SIM_PORT + 4)):saas-sim identity-provider:SAAS_SIM_PORT"; do
 	IFS=: read -r p what setting <<<"$spec"
 	if (echo >/dev/tcp/127.0.0.1/"$p") 2>/dev/null; then
 		owner=$(port_owner "$p")
@@ -191,6 +192,7 @@ start_program() {
 start_program saas-sim "$RUN_DIR/saas-sim.log" " up: control" \
 	"$ROOT/sim/saas-sim" --control-port "$SIM_PORT" --user-port $((SIM_PORT + 1)) \
 	--payment-port $((SIM_PORT + 2)) --communication-port $((SIM_PORT + 3)) \
+	--oidc-port $((SIM_PORT + 4)) \
 	--webhook-url "http://127.0.0.1:$HTTP_PORT/webhooks" \
 	--seed-data "$ROOT/../shared/reference-data/platform_data.json"
 say "run: saas-sim control on 127.0.0.1:$SIM_PORT (log: $RUN_DIR/saas-sim.log)"

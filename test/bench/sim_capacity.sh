@@ -46,7 +46,7 @@ for d in "$PROJECT_ROOT/../shared/reference-data" "$PROJECT_ROOT/test/sim/fixtur
 	if [ -f "$d/platform_data.json" ]; then SEED_DATA="$d/platform_data.json"; break; fi
 done
 
-"$BIN" --control-port "$CTL" --user-port "$USR" --payment-port "$PAY" --communication-port "$COM" \
+"$BIN" --control-port "$CTL" --user-port "$USR" --payment-port "$PAY" --communication-port "$COM" --oidc-port 0 \
 	--seed 1 ${SEED_DATA:+--seed-data "$SEED_DATA"} --webhook-url none --quiet 2>"$WORK/sim.log" &
 SIM_PID=$!
 

@@ -24,14 +24,14 @@ BANNER_END = "Ctrl-C stops everything."
 
 
 def sim_base():
-    """A port with the three after it free too: the simulator's control and services."""
+    """A port with the four after it free too: the simulator's control and services (+4: the OIDC provider)."""
     while True:
         base = free_port()
         if base > 65000:
             continue
         socks = []
         try:
-            for p in range(base, base + 4):
+            for p in range(base, base + 5):
                 s = socket.socket()
                 s.bind(("127.0.0.1", p))
                 socks.append(s)
@@ -133,6 +133,9 @@ def make_run_builds_quietly_and_the_integrations_follow_the_simulator_ports():
         check(urls[svc].startswith("http://127.0.0.1:%d/" % (r.sim + 1 + i)), "%s: %s" % (svc, urls[svc]))
     with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % r.http, timeout=10) as resp:
         eq(resp.status, 200, "/healthz over the relay")
+    with urllib.request.urlopen("http://127.0.0.1:%d/.well-known/openid-configuration" % (r.sim + 4),
+                                timeout=10) as resp:
+        eq(json.load(resp)["issuer"], "http://127.0.0.1:%d" % (r.sim + 4), "the OIDC provider on SAAS_SIM_PORT+4")
 
 
 @case

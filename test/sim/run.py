@@ -21,8 +21,9 @@ import test_api  # noqa: E402
 import test_webhooks  # noqa: E402
 import test_faults  # noqa: E402
 import test_emit  # noqa: E402
+import test_oidc  # noqa: E402
 
-MODULES = (test_api, test_webhooks, test_faults, test_emit)
+MODULES = (test_api, test_webhooks, test_faults, test_emit, test_oidc)
 
 
 class Context:

@@ -18,7 +18,7 @@ import time
 from saas_test import SANITIZER_MARKS as SANITIZER_MARKERS  # noqa: F401 (the tests use simtest's name)
 from saas_test import TestFailure, check, eq, free_port, wait_for, webhook_signature  # noqa: F401
 
-SERVICES = ("user-service", "payment-service", "communication-service")
+SERVICES = ("user-service", "payment-service", "communication-service", "identity-provider")
 
 
 # ---- references --------------------------------------------------------------
@@ -135,7 +135,8 @@ class Sim:
                "--control-port", str(self.control),
                "--user-port", str(self.ports["user-service"]),
                "--payment-port", str(self.ports["payment-service"]),
-               "--communication-port", str(self.ports["communication-service"])]
+               "--communication-port", str(self.ports["communication-service"]),
+               "--oidc-port", str(self.ports["identity-provider"])]
         if seed is not None:
             cmd += ["--seed", str(seed)]
         if seed_data == "default":

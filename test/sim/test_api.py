@@ -436,7 +436,7 @@ def test_stats_count_requests_and_responses(ctx):
     r = ctx.sim.ctl("GET", "/_sim/stats/nope-service")
     check(is_error_shape(r, 404, "UNKNOWN_SERVICE"), "unknown service: %r" % r)
     r = ctx.sim.ctl("GET", "/_sim/stats")
-    eq(sorted(r.json), sorted(["user-service", "payment-service", "communication-service"]), "all stats")
+    eq(sorted(r.json), sorted(simtest.SERVICES), "all stats")
 
 
 def test_one_log_line_per_request(ctx):
@@ -469,11 +469,15 @@ def test_help_and_bad_options(ctx):
     r = subprocess.run([ctx.binary, "--help"], capture_output=True, timeout=10)
     eq(r.returncode, 0, "--help exit code")
     out = r.stdout.decode()
-    for flag in ("--control-port", "--user-port", "--payment-port", "--communication-port", "--webhook-url",
+    for flag in ("--control-port", "--user-port", "--payment-port", "--communication-port", "--oidc-port",
+                 "--oidc-client", "--webhook-url",
                  "--secret", "--seed", "--faults", "--duplicate-rate", "--shuffle", "emit"):
         check(flag in out, "--help mentions %s" % flag)
     for bad in (["--user-port", "99999"], ["--faults", "nosuch=error_rate=1"], ["--faults", "user=error_rate=2"],
-                ["--secret", "user-service=nothex"], ["--bogus"], ["--seed", "-1"]):
+                ["--secret", "user-service=nothex"], ["--bogus"], ["--seed", "-1"],
+                ["--oidc-client", "no-redirect"], ["--oidc-client", "c:s:ftp://x/cb"],
+                ["--oidc-client", "c:s:http://a/cb#frag"], ["--oidc-issuer", "http://x/"],
+                ["--oidc-port", "70000"], ["--oidc-code-ttl", "0"]):
         r = subprocess.run([ctx.binary] + bad, capture_output=True, timeout=10)
         eq(r.returncode, 64, "exit code of %r (stderr %r)" % (bad, r.stderr[-200:]))
 
@@ -492,7 +496,8 @@ def test_a_port_in_use_is_an_error_not_shared(ctx):
     taken = ctx.sim.port(USER)
     r = subprocess.run([ctx.binary, "--control-port", str(simtest.free_port()), "--user-port", str(taken),
                         "--payment-port", str(simtest.free_port()),
-                        "--communication-port", str(simtest.free_port()), "--webhook-url", "none"],
+                        "--communication-port", str(simtest.free_port()),
+                        "--oidc-port", str(simtest.free_port()), "--webhook-url", "none"],
                        capture_output=True, timeout=20)
     eq(r.returncode, 1, "exit code when the user port is taken (stderr %r)" % r.stderr[-300:])
     check(b"cannot listen" in r.stderr, "says why: %r" % r.stderr[-300:])

@@ -156,7 +156,7 @@ sub start_sim
 	my %p = (control => free_port(), user => free_port(), payment => free_port(), comm => free_port());
 	my $log = "$PostgreSQL::Test::Utils::tmp_check/sim_$p{control}.log";
 	my @cmd = ($sim, '--control-port', $p{control}, '--user-port', $p{user},
-		'--payment-port', $p{payment}, '--communication-port', $p{comm},
+		'--payment-port', $p{payment}, '--communication-port', $p{comm}, '--oidc-port', 0,
 		'--webhook-url', $o{webhook_url} // 'none', '--seed', $o{seed} // 7,
 		'--webhook-retry-base-ms', 200);
 	push @cmd, '--seed-data', $ENV{SAAS_SEED_DATA} if $ENV{SAAS_SEED_DATA} && -r $ENV{SAAS_SEED_DATA};

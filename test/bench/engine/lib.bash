@@ -150,7 +150,7 @@ engine_start_sim() {
 	[ -x "$SIM_BIN" ] || bench_fail "$SIM_BIN is not built (make sim/saas-sim)"
 	read -r SIM_CTL SIM_USR SIM_PAY SIM_COM < <(engine_free_ports 4)
 	"$SIM_BIN" --control-port "$SIM_CTL" --user-port "$SIM_USR" --payment-port "$SIM_PAY" \
-		--communication-port "$SIM_COM" --seed 1 --seed-data /nonexistent --webhook-url none --quiet \
+		--communication-port "$SIM_COM" --oidc-port 0 --seed 1 --seed-data /nonexistent --webhook-url none --quiet \
 		2>"$BENCH_WORK/engine-sim.log" &
 	ENGINE_SIM_PID=$!
 	local i

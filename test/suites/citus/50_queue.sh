@@ -20,7 +20,7 @@ for q_try in 1 2 3 4 5; do
 	done
 	q_ctl=http://127.0.0.1:${q_ports[0]}/_sim
 	"$q_sim" --control-port "${q_ports[0]}" --user-port "${q_ports[1]}" --payment-port "${q_ports[2]}" \
-		--communication-port "${q_ports[3]}" --webhook-url none --seed 7 --seed-data /dev/null --quiet \
+		--communication-port "${q_ports[3]}" --oidc-port 0 --webhook-url none --seed 7 --seed-data /dev/null --quiet \
 		>"$q_log" 2>&1 &
 	q_sim_pid=$!
 	for _ in $(seq 1 100); do
