@@ -44,6 +44,7 @@ AS $$
 		('saas._audit_heads', 'distributed', 20),
 		('saas.jobs', 'distributed', 21),
 		('saas._audit_outbox', 'distributed', 22),
+		('saas._refresh_tokens', 'distributed', 23),
 		('saas._breaker_events', 'local', 30)
 	  ) AS t(relation, placement, ord)
 	 ORDER BY t.ord

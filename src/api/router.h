@@ -55,4 +55,7 @@ extern pg_uuid_t route_id(SaasRequest *req, const char *entity);
 extern void router_limit(SaasResponse *r, const char *scope, const char *key, const char *tier);
 extern const char *router_org_tier(const pg_uuid_t *org);
 
+/* routes_sessions.c: POST /auth/refresh, GET /auth/me */
+extern bool saas_routes_sessions(SaasRequest *req, SaasResponse *r);
+
 #endif							/* SAAS_ROUTER_H */

@@ -177,6 +177,19 @@ extern const char *saas_session_message(SaasSessionStatus st);
 extern void saas_session_forget(void);
 extern void saas_session_init(void);
 
+/* refresh_token.c: the refresh token's text form and stored hash. */
+#define SAAS_REFRESH_SECRET_LEN 32
+typedef struct SaasRefreshToken
+{
+	pg_uuid_t	org_id;
+	pg_uuid_t	id;
+	unsigned char secret[SAAS_REFRESH_SECRET_LEN];
+} SaasRefreshToken;
+extern char *saas_refresh_encode(const SaasRefreshToken *t);
+extern bool saas_refresh_decode(const char *s, SaasRefreshToken *t);
+extern void saas_refresh_new(const pg_uuid_t *org_id, SaasRefreshToken *t);
+extern void saas_refresh_hash(const SaasRefreshToken *t, unsigned char *out);
+
 /* password.c: argon2id password hashing and the password policy. */
 extern const char *saas_password_policy_error(const char *password, const char *email);
 extern char *saas_password_hash(const char *password);
