@@ -144,3 +144,16 @@ RESET ROLE;
 SELECT count(*) FILTER (WHERE octet_length(token_hash) = 32) = count(*) AS all_hashed FROM saas._refresh_tokens;
 SELECT count(*) AS rows_holding_secret FROM saas._refresh_tokens
  WHERE position(substring(t.rt_raw(:'rt_f') FROM 33) IN token_hash) > 0;
+
+-- The refresh route has a rate limit of its own (scope auth_refresh, burst 10), per client
+-- address: of 12 quick refreshes from one address the last 2 are 429 with Retry-After.
+-- (x-attempt makes each row a distinct call: constant calls would be evaluated once)
+SELECT count(*) FILTER (WHERE r.status = 401) AS answered,
+	   count(*) FILTER (WHERE r.status = 429 AND r.headers ? 'Retry-After') AS refused
+  FROM generate_series(1, 12) i,
+	   LATERAL t.req('POST', '/auth/refresh', NULL, '{"refresh_token":"rt_x"}',
+					 jsonb_build_object('x-client-addr', '203.0.113.77', 'x-attempt', i)) r;
+-- another address is not affected
+SELECT status FROM t.req('POST', '/auth/refresh', NULL, '{"refresh_token":"rt_x"}', '{"x-client-addr":"203.0.113.78"}');
+-- the scope is a known one; an unknown scope is still refused
+SELECT t.sql($$INSERT INTO saas.rate_limits VALUES ('*', 'auth_nonsense', 1, 1)$$);
