@@ -120,7 +120,7 @@ def sessions_forged_and_other_tenants_tokens_are_refused_and_change_nothing():
 
 
 @case
-def sessions_logout_logout_all_and_password_change_end_refresh_tokens():
+def sessions_logout_and_logout_all_end_refresh_tokens():
     a = expect(login(email("sess1")), 200).doc
     b = expect(login(email("sess1")), 200).doc
     expect(call("POST", "/auth/logout", a["token"]), 204)
@@ -130,6 +130,10 @@ def sessions_logout_logout_all_and_password_change_end_refresh_tokens():
     expect(call("POST", "/auth/logout-all", b2["token"]), 204)
     expect(refresh(b2["refresh_token"]), 401)
     expect(refresh(c["refresh_token"]), 401)
+
+
+@case
+def sessions_password_change_ends_refresh_tokens():
     d = expect(login(email("sess1")), 200).doc
     uid = claims_of(d["token"])["sub"]
     expect(call("PUT", "/users/" + uid, d["token"], body={"password": PASSWORD + " two",
