@@ -32,6 +32,7 @@ char	   *saas_jwt_issuer = NULL;
 char	   *saas_jwt_audience = NULL;
 int			saas_jwt_leeway_s = 30;
 int			saas_jwt_ttl_s = 3600;
+int			saas_refresh_ttl_s = 14 * 24 * 3600;
 int			saas_max_body_bytes = 1024 * 1024;
 char	   *saas_database = NULL;
 int			saas_argon2_memory_kib = 19456;
@@ -88,6 +89,10 @@ _PG_init(void)
 	DefineCustomIntVariable("saas.jwt_ttl",
 							"Lifetime of the tokens that login and register issue.",
 							NULL, &saas_jwt_ttl_s, 3600, 60, 7 * 24 * 3600,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("saas.refresh_ttl",
+							"Lifetime of a refresh token (each rotation issues a new one).",
+							NULL, &saas_refresh_ttl_s, 14 * 24 * 3600, 60, 365 * 24 * 3600,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("saas.max_body_bytes",
 							"Largest request body saas.http accepts (413 above).",

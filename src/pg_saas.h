@@ -69,6 +69,7 @@ extern char *saas_jwt_issuer;
 extern char *saas_jwt_audience;
 extern int	saas_jwt_leeway_s;
 extern int	saas_jwt_ttl_s;
+extern int	saas_refresh_ttl_s;
 extern int	saas_max_body_bytes;
 extern char *saas_database;
 extern int	saas_argon2_memory_kib;

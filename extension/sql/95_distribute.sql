@@ -46,6 +46,7 @@ AS $$
 		('saas._audit_outbox', 'distributed', 22),
 		('saas._invitations', 'distributed', 23),
 		('saas._password_resets', 'distributed', 24),
+		('saas._refresh_tokens', 'distributed', 25),
 		('saas._breaker_events', 'local', 30)
 	  ) AS t(relation, placement, ord)
 	 ORDER BY t.ord

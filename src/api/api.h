@@ -100,6 +100,15 @@ extern void saas_op_accept_invitation(Jsonb *body, StringInfo out);
 extern void saas_op_request_password_reset(Jsonb *body, StringInfo out);
 extern void saas_op_confirm_password_reset(Jsonb *body);
 
+/* session_ops.c: refresh tokens, GET /auth/me */
+extern void saas_refresh_token_json(StringInfo out, const pg_uuid_t *user_id,
+									const pg_uuid_t *org_id, int64 gen, const char *access_token);
+extern bool saas_op_refresh(Jsonb *body, StringInfo out);
+extern void saas_refresh_end_sessions(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
+									  const char *jti);
+extern const char *saas_refresh_reuse_message(void);
+extern void saas_op_me(StringInfo out);
+
 /* org_ops.c; the int64 results are the row version (the ETag) */
 extern void saas_op_list_orgs(const SaasParams *p, StringInfo out);
 extern void saas_op_create_org(Jsonb *body, StringInfo out);

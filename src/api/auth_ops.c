@@ -122,7 +122,8 @@ static const SaasField login_fields[] = {
 
 /*
  * auth_token_json: the token fields of register and login answers (and of
- * the other answers that log a user in: accepting an invitation).
+ * the other answers that log a user in: accepting an invitation): the
+ * access token and the refresh token of the new session.
  */
 void
 auth_token_json(StringInfo out, const pg_uuid_t *user_id, const pg_uuid_t *org_id,
@@ -135,6 +136,7 @@ auth_token_json(StringInfo out, const pg_uuid_t *user_id, const pg_uuid_t *org_i
 	appendStringInfoString(out, "\"token\":");
 	saas_json_string(out, token);
 	appendStringInfo(out, ",\"token_type\":\"Bearer\",\"expires_in\":%d", saas_jwt_ttl_s);
+	saas_refresh_token_json(out, user_id, org_id, gen, token);
 }
 
 /*
@@ -445,6 +447,7 @@ saas_op_logout(void)
 		saas_exec(&plan_session_bump, vals, NULL, false, 1);
 	else
 		saas_exec(&plan_revoke, vals, NULL, false, 0);
+	saas_refresh_end_sessions(&ctx->org_id, &ctx->user_id, jti);
 	saas_unelevate(&elev);
 	SPI_finish();
 	saas_session_forget();
@@ -468,6 +471,7 @@ saas_op_logout_all(void)
 	saas_elevate(&elev);
 	auth_audit(ctx, "logout_all");
 	saas_exec(&plan_session_bump, vals, NULL, false, 1);
+	saas_refresh_end_sessions(&ctx->org_id, &ctx->user_id, NULL);
 	saas_unelevate(&elev);
 	SPI_finish();
 	saas_session_forget();

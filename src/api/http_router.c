@@ -157,6 +157,7 @@ route_resource(SaasRequest *req, SaasResponse *r, const SaasResource *res)
  */
 static const SaasRouteFn route_modules[] = {
 	saas_routes_invitations,
+	saas_routes_sessions,
 	NULL
 };
 

@@ -57,5 +57,7 @@ extern const char *router_org_tier(const pg_uuid_t *org);
 
 /* The route groups (one line each; http_router.c lists them). */
 extern bool saas_routes_invitations(SaasRequest *req, SaasResponse *r);
+/* routes_sessions.c: POST /auth/refresh, GET /auth/me */
+extern bool saas_routes_sessions(SaasRequest *req, SaasResponse *r);
 
 #endif							/* SAAS_ROUTER_H */

@@ -85,7 +85,8 @@ extern bool saas_invoker_privileged(void);
 
 /* jwt.c, jwt_time.c */
 #define SAAS_JWT_MAX_LEN		8192
-#define SAAS_JWT_SIG_LEN		32	/* HMAC-SHA256 */
+#define SAAS_JWT_SIG_LEN		32	/* HMAC-SHA256: what pg_saas issues */
+#define SAAS_JWT_SIG_MAX		64	/* HMAC-SHA512: the longest the helpers take */
 
 /* Why a token was refused; saas_jwt_error_message turns it into words. */
 typedef enum SaasJwtStatus
@@ -112,13 +113,17 @@ typedef struct SaasJwtParts
 	char		kid[65];		/* empty when absent */
 	char	   *payload_json;	/* decoded, validated JSON text */
 	int			payload_len;
-	unsigned char sig[SAAS_JWT_SIG_LEN];
+	unsigned char sig[SAAS_JWT_SIG_MAX];
+	int			sig_len;
 } SaasJwtParts;
 
 extern const char *saas_jwt_error_message(SaasJwtStatus st);
 extern SaasJwtStatus saas_jwt_split(const char *token, SaasJwtParts *parts);
 extern SaasJwtStatus saas_jwt_check_sig(const SaasJwtParts *parts,
 										const unsigned char *secret, int secret_len);
+extern int	saas_jwt_hs_len(const char *alg);
+extern SaasJwtStatus saas_jwt_check_sig_alg(const SaasJwtParts *parts, const char *alg,
+											const unsigned char *secret, int secret_len);
 /* The time claims of a token, as read. */
 typedef struct SaasJwtTimes
 {
@@ -136,6 +141,8 @@ extern SaasJwtStatus saas_jwt_check_times(Jsonb *claims, int64 now, int leeway,
 										  bool require_exp);
 extern char *saas_jwt_encode(const char *kid, const char *claims_json, int claims_len,
 							 const unsigned char *secret, int secret_len);
+extern char *saas_jwt_encode_alg(const char *kid, const char *alg, const char *claims_json,
+								 int claims_len, const unsigned char *secret, int secret_len);
 
 /*
  * A NumericDate (JSON number text, may be non-integer or use an exponent)
@@ -169,6 +176,19 @@ extern SaasSessionStatus saas_session_check(const pg_uuid_t *org_id, const pg_uu
 extern const char *saas_session_message(SaasSessionStatus st);
 extern void saas_session_forget(void);
 extern void saas_session_init(void);
+
+/* refresh_token.c: the refresh token's text form and stored hash. */
+#define SAAS_REFRESH_SECRET_LEN 32
+typedef struct SaasRefreshToken
+{
+	pg_uuid_t	org_id;
+	pg_uuid_t	id;
+	unsigned char secret[SAAS_REFRESH_SECRET_LEN];
+} SaasRefreshToken;
+extern char *saas_refresh_encode(const SaasRefreshToken *t);
+extern bool saas_refresh_decode(const char *s, SaasRefreshToken *t);
+extern void saas_refresh_new(const pg_uuid_t *org_id, SaasRefreshToken *t);
+extern void saas_refresh_hash(const SaasRefreshToken *t, unsigned char *out);
 
 /* password.c: argon2id password hashing and the password policy. */
 extern const char *saas_password_policy_error(const char *password, const char *email);

@@ -1,14 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * jwt.c
- *	  HS256 JSON Web Tokens: strict parsing, signing, verification, and the
- *	  pgjwt-style SQL helpers saas.jwt_sign and saas.jwt_verify.
+ *	  JSON Web Tokens: strict parsing, signing, verification, and the
+ *	  pgjwt-style SQL helpers saas.jwt_sign and saas.jwt_verify. pg_saas
+ *	  issues and accepts HS256 only (the algorithm is pinned per key); the
+ *	  helpers also take HS384 and HS512, as pgjwt does.
  *
  * Strict means: base64url without padding and with zero trailing bits, JSON
  * that is valid UTF-8 with no duplicate top-level keys, a header that names
  * only alg/typ/kid, and a signature of exactly 32 bytes compared in constant
  * time. The algorithm is pinned by the caller (the key), never taken from
- * the token: "none" and everything but HS256 fail. Strict is never stricter
+ * the token: "none" and every other algorithm fail. Strict is never stricter
  * than the RFCs: what they allow and common libraries emit (typ "jwt" in
  * any case, a non-integer NumericDate) passes.
  *
@@ -24,6 +26,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "common/hmac.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
@@ -70,44 +73,72 @@ saas_jwt_error_message(SaasJwtStatus st)
 }
 
 /*
- * saas_jwt_encode: header (with kid when given) . payload . signature.
- * claims_json must be a JSON object.
+ * saas_jwt_encode_alg: header (alg, typ, and kid when given) . payload .
+ * signature, for an HMAC algorithm of saas_jwt_hs_len. claims_json must be
+ * a JSON object.
  */
 char *
-saas_jwt_encode(const char *kid, const char *claims_json, int claims_len,
-				const unsigned char *secret, int secret_len)
+saas_jwt_encode_alg(const char *kid, const char *alg, const char *claims_json, int claims_len,
+					const unsigned char *secret, int secret_len)
 {
 	StringInfoData out;
 	StringInfoData hdr;
-	unsigned char mac[SAAS_JWT_SIG_LEN];
+	unsigned char mac[SAAS_JWT_SIG_MAX];
+	int			maclen = saas_jwt_hs_len(alg);
+	pg_hmac_ctx *ctx;
 
+	if (maclen == 0)
+		elog(ERROR, "unsupported JWT algorithm \"%s\"", alg);
 	initStringInfo(&hdr);
 	if (kid && kid[0])
-		appendStringInfo(&hdr, "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", kid);
+		appendStringInfo(&hdr, "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"%s\"}", alg, kid);
 	else
-		appendStringInfoString(&hdr, "{\"alg\":\"HS256\",\"typ\":\"JWT\"}");
+		appendStringInfo(&hdr, "{\"alg\":\"%s\",\"typ\":\"JWT\"}", alg);
 
 	initStringInfo(&out);
 	saas_b64url_encode((unsigned char *) hdr.data, hdr.len, &out);
 	appendStringInfoChar(&out, '.');
 	saas_b64url_encode((const unsigned char *) claims_json, claims_len, &out);
-	saas_hmac_sha256(secret, secret_len, out.data, out.len, mac);
+	ctx = pg_hmac_create(maclen == 32 ? PG_SHA256 : maclen == 48 ? PG_SHA384 : PG_SHA512);
+	if (ctx == NULL ||
+		pg_hmac_init(ctx, secret, secret_len) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) out.data, out.len) < 0 ||
+		pg_hmac_final(ctx, mac, maclen) < 0)
+	{
+		pg_hmac_free(ctx);
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute the HMAC of a token")));
+	}
+	pg_hmac_free(ctx);
 	appendStringInfoChar(&out, '.');
-	saas_b64url_encode(mac, SAAS_JWT_SIG_LEN, &out);
+	saas_b64url_encode(mac, maclen, &out);
 	return out.data;
 }
 
-/* jwt_check_alg_arg: the helpers support HS256 only; say so clearly. */
-static void
-jwt_check_alg_arg(text *alg)
+/* saas_jwt_encode: an HS256 token, the only kind pg_saas issues. */
+char *
+saas_jwt_encode(const char *kid, const char *claims_json, int claims_len,
+				const unsigned char *secret, int secret_len)
+{
+	return saas_jwt_encode_alg(kid, "HS256", claims_json, claims_len, secret, secret_len);
+}
+
+/*
+ * jwt_alg_arg: the helpers' algorithm argument: HS256, HS384 or HS512
+ * (as pgjwt); anything else, "none" included, is refused.
+ */
+static const char *
+jwt_alg_arg(text *alg)
 {
 	char	   *a = text_to_cstring(alg);
 
-	if (strcmp(a, "HS256") != 0)
+	if (saas_jwt_hs_len(a) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unsupported JWT algorithm \"%s\"", a),
-				 errhint("Only HS256 is supported.")));
+				 errhint("The supported algorithms are HS256, HS384 and HS512.")));
+	return a;
 }
 
 /* jwt_secret_arg: a bytea or text secret (the text overload is cast to bytea). */
@@ -124,7 +155,8 @@ jwt_secret_arg(bytea *secret, const unsigned char **key, int *keylen)
 
 /*
  * SQL: saas.jwt_sign(claims jsonb, secret bytea, alg text DEFAULT 'HS256')
- * RETURNS text. The claims are signed as given (no kid in the header).
+ * RETURNS text. The claims are signed as given (no kid in the header) with
+ * HS256, HS384 or HS512.
  */
 Datum
 saas_jwt_sign(PG_FUNCTION_ARGS)
@@ -134,21 +166,23 @@ saas_jwt_sign(PG_FUNCTION_ARGS)
 	const unsigned char *key;
 	int			keylen;
 	char	   *json;
+	const char *alg;
 
-	jwt_check_alg_arg(PG_GETARG_TEXT_PP(2));
+	alg = jwt_alg_arg(PG_GETARG_TEXT_PP(2));
 	jwt_secret_arg(secret, &key, &keylen);
 	if (!JB_ROOT_IS_OBJECT(claims))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("JWT claims must be a JSON object")));
 	json = JsonbToCString(NULL, &claims->root, VARSIZE(claims));
-	PG_RETURN_TEXT_P(cstring_to_text(saas_jwt_encode(NULL, json, strlen(json),
-													 key, keylen)));
+	PG_RETURN_TEXT_P(cstring_to_text(saas_jwt_encode_alg(NULL, alg, json, strlen(json),
+														 key, keylen)));
 }
 
 /*
  * SQL: saas.jwt_verify(token text, secret bytea, alg text DEFAULT 'HS256')
- * RETURNS jsonb. The claims, or an error that says why the token failed.
+ * RETURNS jsonb. The claims, or an error that says why the token failed;
+ * the token's alg must be the one asked for.
  */
 Datum
 saas_jwt_verify(PG_FUNCTION_ARGS)
@@ -161,13 +195,13 @@ saas_jwt_verify(PG_FUNCTION_ARGS)
 	SaasJwtStatus st;
 	Jsonb	   *claims = NULL;
 	int64		now;
+	const char *alg = jwt_alg_arg(PG_GETARG_TEXT_PP(2));
 
-	jwt_check_alg_arg(PG_GETARG_TEXT_PP(2));
 	jwt_secret_arg(secret, &key, &keylen);
 
 	st = saas_jwt_split(token, &parts);
 	if (st == SAAS_JWT_OK)
-		st = saas_jwt_check_sig(&parts, key, keylen);
+		st = saas_jwt_check_sig_alg(&parts, alg, key, keylen);
 	if (st == SAAS_JWT_OK && !saas_json_valid_strict(parts.payload_json, parts.payload_len, true))
 		st = SAAS_JWT_MALFORMED;
 	if (st == SAAS_JWT_OK)

@@ -2,7 +2,8 @@
  *
  * jwt_parse.c
  *	  The parsing half of jwt.c: the JWS header, splitting a compact token
- *	  into its parts, and the HS256 signature check.
+ *	  into its parts, and the HMAC signature check (HS256 for the tokens
+ *	  pg_saas issues; HS384 and HS512 too for the saas.jwt_* helpers).
  *
  * What a client sends as a token meets this code first (with the strict
  * JSON check, common/json_strict.c, and base64url, common/base64url.c).
@@ -15,6 +16,7 @@
  */
 #include "postgres.h"
 
+#include "common/hmac.h"
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
@@ -191,35 +193,78 @@ saas_jwt_split(const char *token, SaasJwtParts *parts)
 
 	if (pay.len == 0 || pay.data[0] != '{')
 		return SAAS_JWT_MALFORMED;
-	if (sig.len != SAAS_JWT_SIG_LEN)
+	if (sig.len == 0 || sig.len > SAAS_JWT_SIG_MAX)
 	{
 		/* alg "none" has an empty signature: report it as an algorithm problem */
-		return strcmp(parts->alg, "HS256") != 0 ? SAAS_JWT_ALG_MISMATCH : SAAS_JWT_BAD_SIGNATURE;
+		return saas_jwt_hs_len(parts->alg) == 0 ? SAAS_JWT_ALG_MISMATCH : SAAS_JWT_BAD_SIGNATURE;
 	}
 
 	parts->signing_input = token;
 	parts->signing_input_len = dot2 - token;
 	parts->payload_json = pay.data;
 	parts->payload_len = pay.len;
-	memcpy(parts->sig, sig.data, SAAS_JWT_SIG_LEN);
+	memcpy(parts->sig, sig.data, sig.len);
+	parts->sig_len = sig.len;
 	return SAAS_JWT_OK;
 }
 
 /*
- * saas_jwt_check_sig: the token's alg must be HS256 (the only algorithm a
- * key can have) and its signature must match, compared in constant time.
+ * saas_jwt_hs_len: the signature length of an HMAC algorithm (HS256, HS384,
+ * HS512), 0 for any other name.
+ */
+int
+saas_jwt_hs_len(const char *alg)
+{
+	if (strcmp(alg, "HS256") == 0)
+		return 32;
+	if (strcmp(alg, "HS384") == 0)
+		return 48;
+	if (strcmp(alg, "HS512") == 0)
+		return 64;
+	return 0;
+}
+
+/*
+ * saas_jwt_check_sig_alg: the token's alg must be the one the caller pins
+ * (an HMAC algorithm of saas_jwt_hs_len) and its signature must match,
+ * compared in constant time over the whole expected length.
+ */
+SaasJwtStatus
+saas_jwt_check_sig_alg(const SaasJwtParts *parts, const char *alg,
+					   const unsigned char *secret, int secret_len)
+{
+	unsigned char mac[SAAS_JWT_SIG_MAX];
+	int			len = saas_jwt_hs_len(alg);
+	pg_hmac_ctx *ctx;
+
+	if (len == 0 || strcmp(parts->alg, alg) != 0)
+		return SAAS_JWT_ALG_MISMATCH;
+	if (parts->sig_len != len)
+		return SAAS_JWT_BAD_SIGNATURE;
+	ctx = pg_hmac_create(len == 32 ? PG_SHA256 : len == 48 ? PG_SHA384 : PG_SHA512);
+	if (ctx == NULL ||
+		pg_hmac_init(ctx, secret, secret_len) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) parts->signing_input, parts->signing_input_len) < 0 ||
+		pg_hmac_final(ctx, mac, len) < 0)
+	{
+		pg_hmac_free(ctx);
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute the HMAC of a token")));
+	}
+	pg_hmac_free(ctx);
+	if (!saas_timingsafe_eq(mac, parts->sig, len))
+		return SAAS_JWT_BAD_SIGNATURE;
+	return SAAS_JWT_OK;
+}
+
+/*
+ * saas_jwt_check_sig: the check of the tokens pg_saas issues: HS256, the
+ * only algorithm a signing key has (a token saying HS384 or HS512 fails).
  */
 SaasJwtStatus
 saas_jwt_check_sig(const SaasJwtParts *parts, const unsigned char *secret,
 				   int secret_len)
 {
-	unsigned char mac[SAAS_JWT_SIG_LEN];
-
-	if (strcmp(parts->alg, "HS256") != 0)
-		return SAAS_JWT_ALG_MISMATCH;
-	saas_hmac_sha256(secret, secret_len, parts->signing_input,
-					parts->signing_input_len, mac);
-	if (!saas_timingsafe_eq(mac, parts->sig, SAAS_JWT_SIG_LEN))
-		return SAAS_JWT_BAD_SIGNATURE;
-	return SAAS_JWT_OK;
+	return saas_jwt_check_sig_alg(parts, "HS256", secret, secret_len);
 }
