@@ -44,6 +44,7 @@ AS $$
 		('saas._audit_heads', 'distributed', 20),
 		('saas.jobs', 'distributed', 21),
 		('saas._audit_outbox', 'distributed', 22),
+		('saas.sso_connections', 'distributed', 23), ('saas._sso_secrets', 'distributed', 24), ('saas._sso_requests', 'distributed', 25), ('saas._sso_identities', 'distributed', 26),
 		('saas._breaker_events', 'local', 30)
 	  ) AS t(relation, placement, ord)
 	 ORDER BY t.ord

@@ -55,4 +55,7 @@ extern pg_uuid_t route_id(SaasRequest *req, const char *entity);
 extern void router_limit(SaasResponse *r, const char *scope, const char *key, const char *tier);
 extern const char *router_org_tier(const pg_uuid_t *org);
 
+/* routes_<feature>.c: the route groups of route_modules[] */
+extern bool saas_routes_sso(SaasRequest *req, SaasResponse *r);
+
 #endif							/* SAAS_ROUTER_H */
