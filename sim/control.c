@@ -14,6 +14,8 @@
  *	  POST   /_sim/webhooks					change settings (merge)
  *	  POST   /_sim/events/{service}			queue an arbitrary signed event
  *	  GET    /_sim/users|customers|subscriptions|messages[?organization_id=]
+ *	  GET    /_sim/oidc, POST /_sim/oidc/{clients,users,faults,rotate,settings}
+ *												the identity-provider (idp_control.c)
  *
  * Answers are plain JSON objects; errors have the services' error shape.
  *
@@ -56,7 +58,8 @@ ctl_service(const char *name, SimResponse *resp)
 
 	if (svc == NULL)
 		sim_resp_error(resp, 404, "UNKNOWN_SERVICE",
-					   "unknown service \"%s\" (user-service, payment-service, communication-service)", name);
+					   "unknown service \"%s\" (user-service, payment-service, communication-service, "
+					   "identity-provider)", name);
 	return svc;
 }
 
@@ -436,6 +439,8 @@ sim_control_handle(const SimRequest *req, SimResponse *resp)
 		ctl_webhooks(req, resp);
 	else if (strncmp(p, "/_sim/events/", 13) == 0)
 		ctl_event(req, p + 13, resp);
+	else if (strcmp(p, "/_sim/oidc") == 0 || strncmp(p, "/_sim/oidc/", 11) == 0)
+		sim_idp_control(req, p + 10, resp);
 	else if (strncmp(p, "/_sim/", 6) == 0 && strchr(p + 6, '/') == NULL && p[6] != '\0' &&
 			 ctl_dump(req, p + 6, resp))
 		;

@@ -11,6 +11,7 @@
  *-------------------------------------------------------------------------
  */
 #include "sim.h"
+#include "idp.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -39,6 +40,7 @@ main_usage(FILE *out)
 			"  --user-port N            user-service, base /v1 (default 4001)\n"
 			"  --payment-port N         payment-service, base /v2 (default 4002)\n"
 			"  --communication-port N   communication-service, base /v1 (default 4003)\n"
+			"  --oidc-port N            identity-provider, an OpenID Connect provider (default 4004)\n"
 			"  --bind ADDR              IPv4 address to listen on (default 127.0.0.1)\n"
 			"\n"
 			"Webhooks:\n"
@@ -53,6 +55,13 @@ main_usage(FILE *out)
 			"                           backoff_multiplier, capped at its max_backoff_seconds)\n"
 			"  --webhook-max-attempts N attempts before a delivery is given up (default 8)\n"
 			"  --webhook-timeout-ms N   time allowed for one delivery (default 5000)\n"
+			"\n"
+			"Identity provider (OpenID Connect):\n"
+			"  --oidc-issuer URL        its issuer (default http://127.0.0.1:<oidc port>)\n"
+			"  --oidc-client ID:SECRET:REDIRECT_URI  a registered client (repeatable; the same\n"
+			"                           ID again adds a redirect URI)\n"
+			"  --oidc-code-ttl S        lifetime of an authorization code (default 60)\n"
+			"  --oidc-id-token-ttl S    exp - iat of id_tokens (default 300)\n"
 			"\n"
 			"Behaviour:\n"
 			"  --seed N                 seed of every PRNG (ids, faults, shuffles); default: time\n"
@@ -70,7 +79,8 @@ enum
 {
 	OPT_CONTROL = 256, OPT_USER, OPT_PAYMENT, OPT_COMM, OPT_BIND, OPT_WEBHOOK_URL, OPT_SECRET,
 	OPT_SEED, OPT_SEED_DATA, OPT_FAULTS, OPT_DUP, OPT_SHUFFLE, OPT_SHUFFLE_WIN, OPT_RETRY_BASE,
-	OPT_MAX_ATTEMPTS, OPT_TIMEOUT, OPT_MAX_BODY, OPT_QUIET, OPT_HELP, OPT_VERSION
+	OPT_MAX_ATTEMPTS, OPT_TIMEOUT, OPT_MAX_BODY, OPT_QUIET, OPT_HELP, OPT_VERSION,
+	OPT_OIDC_PORT, OPT_OIDC_ISSUER, OPT_OIDC_CLIENT, OPT_OIDC_CODE_TTL, OPT_OIDC_ID_TTL
 };
 
 /* main_int: an integer option value or exit 64 */
@@ -122,6 +132,11 @@ main_parse(int argc, char **argv)
 		{"user-port", required_argument, NULL, OPT_USER},
 		{"payment-port", required_argument, NULL, OPT_PAYMENT},
 		{"communication-port", required_argument, NULL, OPT_COMM},
+		{"oidc-port", required_argument, NULL, OPT_OIDC_PORT},
+		{"oidc-issuer", required_argument, NULL, OPT_OIDC_ISSUER},
+		{"oidc-client", required_argument, NULL, OPT_OIDC_CLIENT},
+		{"oidc-code-ttl", required_argument, NULL, OPT_OIDC_CODE_TTL},
+		{"oidc-id-token-ttl", required_argument, NULL, OPT_OIDC_ID_TTL},
 		{"bind", required_argument, NULL, OPT_BIND},
 		{"webhook-url", required_argument, NULL, OPT_WEBHOOK_URL},
 		{"secret", required_argument, NULL, OPT_SECRET},
@@ -163,6 +178,29 @@ main_parse(int argc, char **argv)
 				break;
 			case OPT_COMM:
 				sim_services[SIM_COMM].port = (int) main_int("--communication-port", optarg, 0, 65535);
+				break;
+			case OPT_OIDC_PORT:
+				sim_services[SIM_IDP].port = (int) main_int("--oidc-port", optarg, 0, 65535);
+				break;
+			case OPT_OIDC_ISSUER:
+				if (!sim_idp_set_issuer(optarg, err, sizeof(err)))
+				{
+					fprintf(stderr, "saas-sim: --oidc-issuer: %s\n", err);
+					exit(64);
+				}
+				break;
+			case OPT_OIDC_CLIENT:
+				if (!sim_idp_add_flag_client(optarg, err, sizeof(err)))
+				{
+					fprintf(stderr, "saas-sim: --oidc-client: %s\n", err);
+					exit(64);
+				}
+				break;
+			case OPT_OIDC_CODE_TTL:
+				sim_idp_config.code_ttl_s = (int) main_int("--oidc-code-ttl", optarg, 1, 86400);
+				break;
+			case OPT_OIDC_ID_TTL:
+				sim_idp_config.id_token_ttl_s = (int) main_int("--oidc-id-token-ttl", optarg, 1, 86400 * 30);
 				break;
 			case OPT_BIND:
 				sim_config.bind_address = optarg;
@@ -311,10 +349,10 @@ main(int argc, char **argv)
 
 		sim_webhook_settings_get(&ws);
 		sim_log("saas-sim %s up: control %s:%d, user-service :%d, payment-service :%d, "
-				"communication-service :%d, webhooks %s, seed %llu",
+				"communication-service :%d, identity-provider :%d, webhooks %s, seed %llu",
 				SIM_VERSION, sim_config.bind_address, sim_config.control_port,
 				sim_services[SIM_USER].port, sim_services[SIM_PAYMENT].port,
-				sim_services[SIM_COMM].port, ws.enabled ? ws.url : "off",
+				sim_services[SIM_COMM].port, sim_services[SIM_IDP].port, ws.enabled ? ws.url : "off",
 				(unsigned long long) sim_config.seed);
 		for (;;)
 		{
@@ -336,6 +374,7 @@ main(int argc, char **argv)
 	sim_server_stop_control();
 	sim_delivery_stop_all();
 	sim_services_free();
+	sim_idp_config_free();
 	sim_seed_free(sim_seed_global());
 	curl_global_cleanup();
 	sim_log("stopped");

@@ -204,8 +204,18 @@ srv_send(struct MHD_Connection *conn, SimResponse *resp, const char *request_id)
 										MHD_RESPMEM_MUST_COPY);
 	if (r == NULL)
 		return MHD_NO;
-	MHD_add_response_header(r, "Content-Type", "application/json");
+	if (resp->body.len > 0)
+		MHD_add_response_header(r, "Content-Type", "application/json");
 	MHD_add_response_header(r, "X-Request-Id", request_id);
+	if (resp->location[0])
+		MHD_add_response_header(r, "Location", resp->location);
+	if (resp->www_authenticate[0])
+		MHD_add_response_header(r, "WWW-Authenticate", resp->www_authenticate);
+	if (resp->no_store)
+	{
+		MHD_add_response_header(r, "Cache-Control", "no-store");
+		MHD_add_response_header(r, "Pragma", "no-cache");
+	}
 	if (resp->retry_after[0])
 		MHD_add_response_header(r, "Retry-After", resp->retry_after);
 	if (resp->allow[0])

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * services.c
- *	  The table of the three simulated services, and their start and end.
+ *	  The table of the simulated services, and their start and end.
  *
  * Names, keys, secret keys and retry policies follow
  * ../shared/reference-data/integration_config.json.  main.c parses the
@@ -25,6 +25,7 @@ static const char *const payment_event_types[] = {
 static const char *const comm_event_types[] = {
 	"message.sent", "message.delivered", "message.bounced", "message.clicked", "message.opened", NULL
 };
+static const char *const idp_event_types[] = {NULL};	/* the OIDC provider sends no webhooks */
 
 /* secret keys and retry policies: ../shared/reference-data/integration_config.json */
 SimService	sim_services[SIM_NSERVICES] = {
@@ -37,6 +38,10 @@ SimService	sim_services[SIM_NSERVICES] = {
 	{.id = SIM_COMM, .name = "communication-service", .key = "communication_service", .base = "/v1",
 		.default_secret_key = "email_webhook_secret_789", .retry_multiplier = 2.0,
 		.max_backoff_s = 120, .event_types = comm_event_types, .ops = &sim_comm_ops, .port = 4003},
+	/* no webhook secret: it emits no events (a --secret for it is accepted and unused) */
+	{.id = SIM_IDP, .name = "identity-provider", .key = "identity_provider", .base = "/",
+		.default_secret_key = NULL, .retry_multiplier = 2.0,
+		.max_backoff_s = 120, .event_types = idp_event_types, .ops = &sim_idp_ops, .port = 4004},
 };
 
 SimConfig	sim_config = {
@@ -47,11 +52,14 @@ SimConfig	sim_config = {
 
 /*
  * sim_service_by_name: "user-service", "user_service" or "user" (and the
- * same for payment and communication); NULL if none.
+ * same for payment and communication; "identity-provider",
+ * "identity_provider", "identity", "idp" or "oidc"); NULL if none.
  */
 SimService *
 sim_service_by_name(const char *name)
 {
+	if (strcmp(name, "idp") == 0 || strcmp(name, "oidc") == 0)
+		return &sim_services[SIM_IDP];
 	for (int i = 0; i < SIM_NSERVICES; i++)
 	{
 		SimService *svc = &sim_services[i];
@@ -85,7 +93,7 @@ sim_services_init(void)
 		pthread_mutex_init(&svc->lock, NULL);
 		pthread_mutex_init(&svc->faults_lock, NULL);
 		pthread_mutex_init(&svc->daemon_lock, NULL);
-		if (svc->secret == NULL)
+		if (svc->secret == NULL && svc->default_secret_key != NULL)
 		{
 			svc->secret = sim_secret_default(svc->default_secret_key);
 			if (!sim_secret_decode(svc->secret, &svc->secret_key, &svc->secret_key_len))

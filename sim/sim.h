@@ -4,8 +4,9 @@
  *	  Shared types of saas-sim, the simulated external services of pg_saas.
  *
  * saas-sim runs three fake SaaS providers (user, payment, communication
- * service), each on its own port, plus a control port for tests.  Every
- * state change is sent as a signed Standard Webhooks delivery.
+ * service) and an OpenID Connect provider (identity-provider), each on its
+ * own port, plus a control port for tests.  Every state change of the three
+ * SaaS providers is sent as a signed Standard Webhooks delivery.
  *
  * Locking, written once here:
  *	- SimService.lock guards the service's data and its idempotency store;
@@ -38,7 +39,8 @@ typedef enum SimServiceId
 	SIM_USER = 0,
 	SIM_PAYMENT = 1,
 	SIM_COMM = 2,
-	SIM_NSERVICES = 3
+	SIM_IDP = 3,				/* identity-provider, the OIDC provider (idp.h) */
+	SIM_NSERVICES = 4
 } SimServiceId;
 
 /* ---- util.c ---- */
@@ -182,6 +184,10 @@ typedef struct SimResponse
 	char		retry_after[16];
 	bool		replayed;
 	const char *note;			/* for the log line: fault, replay ... */
+	/* headers only the identity-provider sets (empty: none) */
+	char		location[4096]; /* a 302's target */
+	char		www_authenticate[160];
+	bool		no_store;		/* Cache-Control: no-store, Pragma: no-cache */
 } SimResponse;
 
 extern const char *sim_req_query(const SimRequest *req, const char *name);
@@ -278,6 +284,7 @@ extern void sim_services_free(void);
 extern const SimServiceOps sim_user_ops;
 extern const SimServiceOps sim_payment_ops;
 extern const SimServiceOps sim_comm_ops;
+extern const SimServiceOps sim_idp_ops;
 
 /* ---- global configuration (main.c) ---- */
 
@@ -412,6 +419,8 @@ extern void sim_sign(const unsigned char *key, size_t keylen, const char *msg_id
 /* ---- control.c ---- */
 
 extern void sim_control_handle(const SimRequest *req, SimResponse *resp);
+/* /_sim/oidc[/...] (idp_control.c) */
+extern void sim_idp_control(const SimRequest *req, const char *sub, SimResponse *resp);
 extern void sim_reset_all(void);
 
 /* ---- emit.c ---- */
