@@ -484,12 +484,12 @@ saas_op_sso_callback(const SaasParams *p, StringInfo out)
 		(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
 	x.leeway_s = saas_jwt_leeway_s;
 	x.max_age_s = SSO_ID_TOKEN_MAX_AGE_S;
-	jwks = saas_oidc_jwks(prov.jwks_uri, false);
+	jwks = saas_oidc_jwks(prov.jwks_uri, NULL);
 	st = saas_oidc_verify(id_token, jwks, &x, &claims);
-	if (st == SAAS_OIDC_UNKNOWN_KID)
+	if (st == SAAS_OIDC_UNKNOWN_KID && saas_oidc_token_kid(id_token) != NULL)
 	{
-		/* The provider may have rotated its keys: one fresh copy. */
-		jwks = saas_oidc_jwks(prov.jwks_uri, true);
+		/* The provider may have rotated its keys: a fresh copy. */
+		jwks = saas_oidc_jwks(prov.jwks_uri, saas_oidc_token_kid(id_token));
 		st = saas_oidc_verify(id_token, jwks, &x, &claims);
 	}
 	if (st != SAAS_OIDC_OK)

@@ -45,6 +45,7 @@ typedef enum SaasOidcStatus
 extern SaasOidcStatus saas_oidc_verify(const char *token, Jsonb *jwks,
 									   const SaasOidcExpect *x, Jsonb **claims);
 extern const char *saas_oidc_message(SaasOidcStatus st);
+extern char *saas_oidc_token_kid(const char *token);
 extern bool saas_oidc_rs256_verify(const unsigned char *n, int nlen,
 								   const unsigned char *e, int elen,
 								   const unsigned char *data, size_t datalen,
@@ -73,7 +74,7 @@ typedef struct SaasOidcAnswer
 
 extern void saas_oidc_fetch(const char *url, const char *form, SaasOidcAnswer *a);
 extern void saas_oidc_discover(const char *issuer, SaasOidcProvider *p);
-extern Jsonb *saas_oidc_jwks(const char *jwks_uri, bool refresh);
+extern Jsonb *saas_oidc_jwks(const char *jwks_uri, const char *unknown_kid);
 extern void saas_oidc_forget(void);
 
 #endif							/* SAAS_OIDC_H */

@@ -15,7 +15,9 @@
  *
  * Caches (TopMemoryContext, a few entries): discovery documents for an
  * hour; a JWKS for an hour, refreshed at once when an id_token names a kid
- * it lacks (key rotation), at most once a second per JWKS.
+ * it lacks (key rotation): once for each new kid, and for the same unknown
+ * kid again only after a minute (a provider that keeps naming a key it does
+ * not publish is not asked again on every sign-in).
  *
  *-------------------------------------------------------------------------
  */
@@ -34,7 +36,7 @@
 
 #define OIDC_CACHE_SIZE		8
 #define OIDC_CACHE_TTL_S	3600
-#define OIDC_REFRESH_MIN_MS	1000
+#define OIDC_REFRESH_SAME_KID_MS	60000
 
 /* A cached document: discovery (by issuer) or JWKS (by its URI). */
 typedef struct OidcCacheEntry
@@ -42,6 +44,8 @@ typedef struct OidcCacheEntry
 	char	   *key;			/* TopMemoryContext */
 	char	   *text;			/* the document as fetched */
 	TimestampTz fetched_at;
+	char		refreshed_for[257]; /* JWKS: the unknown kid of the last refresh */
+	TimestampTz refreshed_at;
 } OidcCacheEntry;
 
 static OidcCacheEntry discovery_cache[OIDC_CACHE_SIZE];
@@ -154,22 +158,26 @@ saas_oidc_fetch(const char *url, const char *form, SaasOidcAnswer *a)
 	a->len = (int) buf.len;
 }
 
-/* oidc_cache_get: a fresh cached text for key, or NULL. */
-static const char *
-oidc_cache_get(OidcCacheEntry *cache, const char *key, TimestampTz *fetched_at)
+/* oidc_cache_find: the entry of key, or NULL. */
+static OidcCacheEntry *
+oidc_cache_find(OidcCacheEntry *cache, const char *key)
 {
-	TimestampTz now = GetCurrentTimestamp();
-
 	for (int i = 0; i < OIDC_CACHE_SIZE; i++)
 		if (cache[i].key && strcmp(cache[i].key, key) == 0)
-		{
-			if (fetched_at)
-				*fetched_at = cache[i].fetched_at;
-			if (TimestampDifferenceExceeds(cache[i].fetched_at, now, OIDC_CACHE_TTL_S * 1000))
-				return NULL;
-			return cache[i].text;
-		}
+			return &cache[i];
 	return NULL;
+}
+
+/* oidc_cache_get: a fresh cached text for key, or NULL. */
+static const char *
+oidc_cache_get(OidcCacheEntry *cache, const char *key)
+{
+	OidcCacheEntry *e = oidc_cache_find(cache, key);
+
+	if (e == NULL ||
+		TimestampDifferenceExceeds(e->fetched_at, GetCurrentTimestamp(), OIDC_CACHE_TTL_S * 1000))
+		return NULL;
+	return e->text;
 }
 
 /* oidc_cache_put: keep text for key, replacing the same key or the oldest entry. */
@@ -195,6 +203,8 @@ oidc_cache_put(OidcCacheEntry *cache, const char *key, const char *text)
 	cache[slot].key = MemoryContextStrdup(TopMemoryContext, key);
 	cache[slot].text = MemoryContextStrdup(TopMemoryContext, text);
 	cache[slot].fetched_at = GetCurrentTimestamp();
+	cache[slot].refreshed_for[0] = '\0';
+	cache[slot].refreshed_at = 0;
 }
 
 /* oidc_get_json: GET a JSON object document (200 only), as text; else SA503. */
@@ -230,7 +240,7 @@ oidc_doc_str(Jsonb *doc, const char *key)
 void
 saas_oidc_discover(const char *issuer, SaasOidcProvider *p)
 {
-	const char *text = oidc_cache_get(discovery_cache, issuer, NULL);
+	const char *text = oidc_cache_get(discovery_cache, issuer);
 	char	   *url;
 	Jsonb	   *doc;
 	size_t		il = strlen(issuer);
@@ -254,32 +264,41 @@ saas_oidc_discover(const char *issuer, SaasOidcProvider *p)
 }
 
 /*
- * saas_oidc_jwks: the provider's keys; refresh asks for a new copy (an
- * unknown kid), which is fetched unless the cached one is under a second old.
+ * saas_oidc_jwks: the provider's keys. unknown_kid (when not NULL) is a kid
+ * an id_token named and the cached copy lacks: a new copy is fetched, unless
+ * one was already fetched for that same kid in the last minute.
  */
 Jsonb *
-saas_oidc_jwks(const char *jwks_uri, bool refresh)
+saas_oidc_jwks(const char *jwks_uri, const char *unknown_kid)
 {
-	TimestampTz fetched_at = 0;
-	const char *text = oidc_cache_get(jwks_cache, jwks_uri, &fetched_at);
+	const char *text = oidc_cache_get(jwks_cache, jwks_uri);
+	OidcCacheEntry *e;
+	Jsonb	   *doc;
+	JsonbValue *keys;
+	TimestampTz now = GetCurrentTimestamp();
 
-	if (text != NULL && refresh &&
-		TimestampDifferenceExceeds(fetched_at, GetCurrentTimestamp(), OIDC_REFRESH_MIN_MS))
-		text = NULL;
-	if (text == NULL)
+	if (text != NULL && unknown_kid != NULL)
 	{
-		Jsonb	   *doc;
-		JsonbValue *keys;
-
-		text = oidc_get_json(jwks_uri);
-		doc = saas_jsonb_from_text(text, strlen(text));
-		keys = saas_jsonb_get(doc, "keys");
-		if (keys == NULL || keys->type != jbvBinary || !JsonContainerIsArray(keys->val.binary.data))
-			oidc_unavailable(jwks_uri, "not a JWK set");
-		oidc_cache_put(jwks_cache, jwks_uri, text);
-		return doc;
+		e = oidc_cache_find(jwks_cache, jwks_uri);
+		if (strcmp(e->refreshed_for, unknown_kid) != 0 ||
+			TimestampDifferenceExceeds(e->refreshed_at, now, OIDC_REFRESH_SAME_KID_MS))
+			text = NULL;
 	}
-	return saas_jsonb_from_text(text, strlen(text));
+	if (text != NULL)
+		return saas_jsonb_from_text(text, strlen(text));
+	text = oidc_get_json(jwks_uri);
+	doc = saas_jsonb_from_text(text, strlen(text));
+	keys = saas_jsonb_get(doc, "keys");
+	if (keys == NULL || keys->type != jbvBinary || !JsonContainerIsArray(keys->val.binary.data))
+		oidc_unavailable(jwks_uri, "not a JWK set");
+	oidc_cache_put(jwks_cache, jwks_uri, text);
+	if (unknown_kid != NULL)
+	{
+		e = oidc_cache_find(jwks_cache, jwks_uri);
+		strlcpy(e->refreshed_for, unknown_kid, sizeof(e->refreshed_for));
+		e->refreshed_at = now;
+	}
+	return doc;
 }
 
 /* saas_oidc_forget: drop every cached document (tests, key compromise). */

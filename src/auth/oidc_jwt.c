@@ -236,6 +236,21 @@ oidc_audience_ok(Jsonb *claims, const char *client_id)
 	return false;
 }
 
+/* saas_oidc_token_kid: the kid a token's header names (up to 256 chars), or NULL. */
+char *
+saas_oidc_token_kid(const char *token)
+{
+	const char *dot = token ? strchr(token, '.') : NULL;
+	Jsonb	   *header;
+	char	   *kid;
+
+	if (dot == NULL || dot - token > OIDC_MAX_TOKEN)
+		return NULL;
+	header = oidc_json_part(token, dot - token);
+	kid = header ? oidc_str(&header->root, "kid") : NULL;
+	return (kid && kid[0] && strlen(kid) <= 256) ? kid : NULL;
+}
+
 /*
  * saas_oidc_verify: check token against the JWKS and what x expects; on
  * SAAS_OIDC_OK *claims is the payload. SAAS_OIDC_UNKNOWN_KID tells the
