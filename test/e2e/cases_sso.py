@@ -400,3 +400,97 @@ def sso_start_route_errors():
     refused_without_session(call("GET", target), 400, "validation_failed", "connection removed")
     expect(start(F["sso_slug"]), 404, "not_found")
     sim_stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# the verifier alone, in SQL (saas._oidc_verify, owner only), with keys made here by openssl
+
+def _openssl(*args, data=None):
+    r = subprocess.run(["openssl"] + list(args), input=data, capture_output=True)
+    check(r.returncode == 0, "openssl %s: %s" % (" ".join(args), r.stderr[-300:]))
+    return r.stdout
+
+
+def _rsa_key(bits, path):
+    _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:%d" % bits, "-out", path)
+    n = bytes.fromhex(_openssl("rsa", "-in", path, "-noout", "-modulus").decode().strip().split("=", 1)[1])
+    pem = _openssl("rsa", "-in", path, "-pubout")
+    return {"path": path, "n": b64url(n), "e": b64url(b"\x01\x00\x01"), "pem": pem}
+
+
+def _rs256(key, header, claims):
+    h = b64url(json.dumps(header, separators=(",", ":")).encode())
+    c = b64url(json.dumps(claims, separators=(",", ":")).encode())
+    sig = _openssl("dgst", "-sha256", "-sign", key["path"], data=(h + "." + c).encode())
+    return h + "." + c + "." + b64url(sig)
+
+
+def _verify(token, jwks, iss="https://idp.example", aud="client-1", nonce="n-1"):
+    q = "SELECT saas._oidc_verify(%s, %s::jsonb, %s, %s, %s)->>'sub'" % tuple(
+        "'" + str(x).replace("'", "''") + "'" for x in (token, json.dumps(jwks), iss, aud, nonce))
+    try:
+        return sql(q), None
+    except RuntimeError as e:
+        return None, str(e)
+
+
+@case
+def sso_id_token_verifier_in_sql_refuses_every_forgery():
+    d = os.path.join(WORK, "sso-keys")
+    os.makedirs(d, exist_ok=True)
+    k1, k2, small = _rsa_key(2048, d + "/k1.pem"), _rsa_key(2048, d + "/k2.pem"), _rsa_key(1024, d + "/s.pem")
+    jwk = lambda k, kid, **x: dict({"kty": "RSA", "kid": kid, "n": k["n"], "e": k["e"]}, **x)
+    jwks = {"keys": [jwk(k1, "one", use="sig", alg="RS256"), jwk(small, "small")]}
+    now = int(time.time())
+    good = {"iss": "https://idp.example", "aud": "client-1", "sub": "user-1", "nonce": "n-1",
+            "iat": now, "exp": now + 300, "email": "u@example.com"}
+    hdr = {"alg": "RS256", "kid": "one", "typ": "JWT"}
+    sub, err = _verify(_rs256(k1, hdr, good), jwks)
+    check(sub == "user-1", "a good token was refused: %s" % err)
+    sub, err = _verify(_rs256(k1, hdr, dict(good, aud=["client-1"])), jwks)
+    check(sub == "user-1", "aud as a one-element list was refused: %s" % err)
+
+    def refused(token, why, **kw):
+        sub, err = _verify(token, kw.pop("keys", jwks), **kw)
+        check(sub is None and err and why in err, "expected a refusal saying %r, got %r / %r" % (why, sub, err))
+
+    h_, c_, s_ = _rs256(k1, hdr, good).split(".")
+    refused(_rs256(k2, hdr, good), "signature")                            # another key, same kid
+    refused(h_ + "." + b64url(json.dumps(dict(good, sub="admin")).encode()) + "." + s_, "signature")
+    refused(h_ + "." + c_ + "." + s_[:-4] + ("AAAA" if s_[-4:] != "AAAA" else "BBBB"), "signature")
+    refused(_rs256(k1, dict(hdr, kid="nope"), good), "does not publish")
+    refused(_rs256(k1, {"alg": "RS256"}, good), "does not publish")       # no kid
+    refused(_rs256(small, dict(hdr, kid="small"), good), "signature")     # under 2048 bits
+    refused(_rs256(k1, dict(hdr, alg="RS512"), good), "RS256")
+    none = b64url(json.dumps({"alg": "none", "kid": "one"}).encode()) + "." + c_ + "."
+    refused(none, "RS256")
+    # HS256 keyed with the provider's public key (algorithm confusion)
+    hh = b64url(json.dumps({"alg": "HS256", "kid": "one"}).encode())
+    for secret in (k1["pem"], k1["n"].encode()):
+        mac = hmac.new(secret, (hh + "." + c_).encode(), hashlib.sha256).digest()
+        refused(hh + "." + c_ + "." + b64url(mac), "RS256")
+    refused(_rs256(k1, hdr, good), "issuer", iss="https://other.example")
+    refused(_rs256(k1, hdr, dict(good, iss="https://idp.example/")), "issuer")
+    refused(_rs256(k1, hdr, good), "client", aud="client-2")
+    refused(_rs256(k1, hdr, dict(good, aud=["client-1", "client-2"])), "client")   # several, no azp
+    sub, err = _verify(_rs256(k1, hdr, dict(good, aud=["client-1", "client-2"], azp="client-1")), jwks)
+    check(sub == "user-1", "aud list with azp refused: %s" % err)
+    refused(_rs256(k1, hdr, dict(good, exp=now - 120)), "expired")
+    refused(_rs256(k1, hdr, dict(good, iat=now + 600, exp=now + 900)), "issue time")
+    refused(_rs256(k1, hdr, dict(good, iat=now - 3600, exp=now + 300)), "issue time")
+    refused(_rs256(k1, hdr, {k: v for k, v in good.items() if k != "exp"}), "lacks")
+    refused(_rs256(k1, hdr, {k: v for k, v in good.items() if k != "nonce"}), "nonce")
+    refused(_rs256(k1, hdr, good), "nonce", nonce="n-2")
+    refused(_rs256(k1, hdr, dict(good, nonce="n-1 ")), "nonce")
+    refused(_rs256(k1, hdr, dict(good, sub="")), "lacks")
+    # a JWK that is not for RS256 signatures
+    refused(_rs256(k1, hdr, good), "usable", keys={"keys": [jwk(k1, "one", use="enc")]})
+    refused(_rs256(k1, hdr, good), "usable", keys={"keys": [jwk(k1, "one", alg="RS384")]})
+    refused(_rs256(k1, hdr, good), "usable", keys={"keys": [dict(jwk(k1, "one"), kty="EC")]})
+    refused(_rs256(k1, hdr, good), "does not publish", keys={"keys": "x"})
+    for junk in ("", "a.b", "a.b.c.d", "..", "x" * 20000, "\u00e9.\u00e9.\u00e9", h_ + ".!!!." + s_):
+        refused(junk, "")
+    # the function is the owner's: saas_api cannot call it
+    out = sql("DO $$ BEGIN SET LOCAL ROLE saas_api; PERFORM saas._oidc_verify('', '{}', '', '', '');"
+              " RAISE EXCEPTION 'called'; EXCEPTION WHEN insufficient_privilege THEN NULL; END $$; SELECT 'refused'")
+    check(out.splitlines()[-1:] == ["refused"], "saas_api may call saas._oidc_verify: %r" % out)
