@@ -118,6 +118,8 @@ COMMENT ON FUNCTION saas.put_sso_connection(jsonb) IS 'Creates or replaces the c
 CREATE FUNCTION saas.delete_sso_connection() RETURNS void
 	AS 'MODULE_PATHNAME', 'saas_sql_delete_sso_connection' LANGUAGE C;
 COMMENT ON FUNCTION saas.delete_sso_connection() IS 'Removes the caller''s organization''s SSO connection and its secret (admin).';
+REVOKE ALL ON FUNCTION saas.get_sso_connection(), saas.put_sso_connection(jsonb),
+	saas.delete_sso_connection() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION saas.get_sso_connection(), saas.put_sso_connection(jsonb),
 	saas.delete_sso_connection() TO saas_api;
 
