@@ -229,6 +229,8 @@ saas_op_put_sso_connection(Jsonb *body, StringInfo out, bool *created)
 	Datum		domains,
 				vals[9];
 	pg_uuid_t	id;
+	SaasElevation wr;
+	bool		welev;
 
 	saas_require_role(ctx, sso_managers, "manage the SSO connection");
 	saas_require_object(body);
@@ -261,6 +263,13 @@ saas_op_put_sso_connection(Jsonb *body, StringInfo out, bool *created)
 	saas_errors_raise(&e);
 
 	saas_spi_connect();
+	/*
+	 * On Citus the whole write goes over the owner's connections (Citus
+	 * refuses a second user on the placements a transaction wrote): the
+	 * role was checked above, and every statement names the context's
+	 * organization.
+	 */
+	welev = saas_elevate_citus(&wr);
 	vals[0] = saas_uuid_datum(&ctx->org_id);
 	if (saas_exec(&plan_conn_lock, vals, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the SSO connection");
@@ -295,10 +304,14 @@ saas_op_put_sso_connection(Jsonb *body, StringInfo out, bool *created)
 
 		/* The connection row passed row-level security: this organization's admin. */
 		vals[2] = CStringGetTextDatum(secret);
-		saas_elevate(&elev);
+		if (!welev)
+			saas_elevate(&elev);
 		saas_exec(&plan_secret_put, vals, NULL, false, 0);
-		saas_unelevate(&elev);
+		if (!welev)
+			saas_unelevate(&elev);
 	}
+	if (welev)
+		saas_unelevate(&wr);
 	SPI_finish();
 }
 
@@ -308,14 +321,19 @@ saas_op_delete_sso_connection(void)
 {
 	const SaasContext *ctx = saas_context_require();
 	Datum		vals[1];
+	SaasElevation wr;
+	bool		welev;
 
 	saas_require_role(ctx, sso_managers, "remove the SSO connection");
 	vals[0] = saas_uuid_datum(&ctx->org_id);
 	saas_spi_connect();
+	welev = saas_elevate_citus(&wr);	/* as in saas_op_put_sso_connection */
 	if (saas_exec(&plan_conn_delete, vals, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 		elog(ERROR, "could not remove the SSO connection");
 	if (SPI_processed == 0)
 		saas_not_found("SSO connection");
+	if (welev)
+		saas_unelevate(&wr);
 	SPI_finish();
 }
 
