@@ -36,7 +36,7 @@ PG_CPPFLAGS = -I. -Isrc -Ibgworker '-DPGDLLEXPORT=__attribute__((visibility("def
 # takes fcinfo whether it uses it or not, and plan/field tables rely on zeroed tails.
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
               -fvisibility=hidden
-SHLIB_LINK  = -lcurl -largon2
+SHLIB_LINK  = -lcurl -largon2 -lcrypto
 
 # The install script is assembled from extension/sql/*.sql in name order (pg_partman style).
 INSTALL_PARTS = $(sort $(wildcard extension/sql/*.sql))

@@ -47,6 +47,10 @@ AS $$
 		('saas._invitations', 'distributed', 23),
 		('saas._password_resets', 'distributed', 24),
 		('saas._refresh_tokens', 'distributed', 25),
+		('saas.sso_connections', 'distributed', 26),
+		('saas._sso_secrets', 'distributed', 27),
+		('saas._sso_requests', 'distributed', 28),
+		('saas._sso_identities', 'distributed', 29),
 		('saas._breaker_events', 'local', 30)
 	  ) AS t(relation, placement, ord)
 	 ORDER BY t.ord

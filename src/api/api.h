@@ -108,6 +108,8 @@ extern void saas_refresh_end_sessions(const pg_uuid_t *org_id, const pg_uuid_t *
 									  const char *jti);
 extern const char *saas_refresh_reuse_message(void);
 extern void saas_op_me(StringInfo out);
+extern void saas_login_answer(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
+							  const char *role, int64 gen, StringInfo out);
 
 /* org_ops.c; the int64 results are the row version (the ETag) */
 extern void saas_op_list_orgs(const SaasParams *p, StringInfo out);
@@ -210,5 +212,14 @@ extern const char *const saas_roles_assignable[];
 extern const char *const saas_user_statuses[];
 extern const char *const saas_tiers[];
 extern const char *const saas_org_statuses[];
+
+/* sso_ops.c, sso_flow.c: single sign-on (OpenID Connect) */
+extern void saas_op_get_sso_connection(StringInfo out);
+extern void saas_op_put_sso_connection(Jsonb *body, StringInfo out, bool *created);
+extern void saas_op_delete_sso_connection(void);
+extern bool saas_sso_password_login_allowed(const pg_uuid_t *org_id);
+extern void saas_op_sso_start(const char *slug, const char *login_hint, StringInfo out,
+							  char **location);
+extern void saas_op_sso_callback(const SaasParams *p, StringInfo out);
 
 #endif							/* SAAS_API_H */

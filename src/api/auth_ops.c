@@ -308,8 +308,6 @@ saas_op_login(Jsonb *body, StringInfo out)
 	int64		gens[LOGIN_CANDIDATES] = {0};
 	char	   *role;
 	int64		gen;
-	int			nest;
-	bool		elevated;
 
 	saas_require_object(body);
 	saas_errors_init(&e);
@@ -381,23 +379,45 @@ saas_op_login(Jsonb *body, StringInfo out)
 				(errcode(ERRCODE_SAAS_FORBIDDEN),
 				 errmsg("this account is not active")));
 
+	if (!saas_sso_password_login_allowed(&org_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_FORBIDDEN),
+				 errmsg("this organization signs in with single sign-on only"),
+				 errhint("Use GET /auth/sso/{organization-slug}/start.")));
+
+	saas_login_answer(&org_id, &user_id, role, gen, out);
+	SPI_finish();
+}
+
+/*
+ * saas_login_answer: the answer of a sign-in that succeeded (password login,
+ * SSO callback): last_login set, a token, the user. SPI must be connected.
+ */
+void
+saas_login_answer(const pg_uuid_t *org_id, const pg_uuid_t *user_id, const char *role,
+				  int64 gen, StringInfo out)
+{
+	Datum		vals[2];
+	SaasElevation elev;
+	int			nest;
+	bool		elevated;
+
 	/* On Citus over the owner's connections (see saas_op_register); by its key. */
 	elevated = saas_elevate_citus(&elev);
-	nest = saas_context_push_trusted(&org_id, &user_id, role);
-	vals[0] = saas_uuid_datum(&org_id);
-	vals[1] = saas_uuid_datum(&user_id);
+	nest = saas_context_push_trusted(org_id, user_id, role);
+	vals[0] = saas_uuid_datum(org_id);
+	vals[1] = saas_uuid_datum(user_id);
 	if (saas_exec(&plan_touch_login, vals, NULL, false, 0) != SPI_OK_UPDATE_RETURNING ||
 		SPI_processed != 1)
 		auth_refuse();
 	appendStringInfoChar(out, '{');
-	auth_token_json(out, &user_id, &org_id, role, gen);
+	auth_token_json(out, user_id, org_id, role, gen);
 	appendStringInfoString(out, ",\"user\":");
 	saas_row_json(out, 0);
 	appendStringInfoChar(out, '}');
 	saas_context_pop(nest);
 	if (elevated)
 		saas_unelevate(&elev);
-	SPI_finish();
 }
 
 /* auth_audit: record a session event of the caller (no secret in it). */

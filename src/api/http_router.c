@@ -158,6 +158,7 @@ route_resource(SaasRequest *req, SaasResponse *r, const SaasResource *res)
 static const SaasRouteFn route_modules[] = {
 	saas_routes_invitations,
 	saas_routes_sessions,
+	saas_routes_sso,
 	NULL
 };
 

@@ -59,5 +59,7 @@ extern const char *router_org_tier(const pg_uuid_t *org);
 extern bool saas_routes_invitations(SaasRequest *req, SaasResponse *r);
 /* routes_sessions.c: POST /auth/refresh, GET /auth/me */
 extern bool saas_routes_sessions(SaasRequest *req, SaasResponse *r);
+/* routes_<feature>.c: the route groups of route_modules[] */
+extern bool saas_routes_sso(SaasRequest *req, SaasResponse *r);
 
 #endif							/* SAAS_ROUTER_H */

@@ -1,0 +1,91 @@
+/*-------------------------------------------------------------------------
+ *
+ * routes_sso.c
+ *	  The single sign-on routes (docs/api.md, "Single sign-on"):
+ *
+ *	  GET  /auth/sso/{org-slug}/start[?login_hint]  302 to the provider
+ *	  GET  /auth/sso/callback?code&state            the session, as login's
+ *	  GET, PUT, DELETE /sso/connection              the organization's
+ *	                                                connection (admin)
+ *
+ * The sign-in routes are anonymous and limited per client address like
+ * /auth/login; the connection routes per user.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "api/api.h"
+#include "api/router.h"
+
+static const char *const start_params[] = {"login_hint", NULL};
+
+/* sso_limit_addr: the per-address budget of the /auth routes (SQL callers have none). */
+static void
+sso_limit_addr(SaasRequest *req, SaasResponse *r)
+{
+	char	   *addr = req_header(req, "x-client-addr");
+
+	if (addr && addr[0])
+		router_limit(r, "auth_ip", addr, NULL);
+}
+
+bool
+saas_routes_sso(SaasRequest *req, SaasResponse *r)
+{
+	bool		is_get = strcmp(req->method, "GET") == 0;
+
+	if (req->nsegs >= 3 && strcmp(req->segs[0], "auth") == 0 && strcmp(req->segs[1], "sso") == 0)
+	{
+		if (req->nsegs == 4 && strcmp(req->segs[3], "start") == 0)
+		{
+			char	   *location = NULL;
+
+			if (!is_get)
+				method_not_allowed(r, "GET");
+			sso_limit_addr(req, r);
+			saas_params_check(&req->params, start_params);
+			saas_op_sso_start(req->segs[2], saas_param(&req->params, "login_hint"),
+							  &r->body, &location);
+			saas_response_header(r, "Location", location);
+			r->status = 302;
+			return true;
+		}
+		if (req->nsegs == 3 && strcmp(req->segs[2], "callback") == 0)
+		{
+			if (!is_get)
+				method_not_allowed(r, "GET");
+			sso_limit_addr(req, r);
+			saas_op_sso_callback(&req->params, &r->body);
+			return true;
+		}
+		return false;
+	}
+	if (req->nsegs == 2 && strcmp(req->segs[0], "sso") == 0 &&
+		strcmp(req->segs[1], "connection") == 0)
+	{
+		const char *m = req->method;
+
+		if (!is_get && strcmp(m, "PUT") != 0 && strcmp(m, "DELETE") != 0)
+			method_not_allowed(r, "GET, PUT, DELETE");
+		req_authenticate_limited(req, r);
+		no_params(req);
+		if (is_get)
+			saas_op_get_sso_connection(&r->body);
+		else if (strcmp(m, "PUT") == 0)
+		{
+			bool		created;
+
+			req_require_json(req);
+			saas_op_put_sso_connection(req->json, &r->body, &created);
+			r->status = created ? 201 : 200;
+		}
+		else
+		{
+			saas_op_delete_sso_connection();
+			r->status = 204;
+		}
+		return true;
+	}
+	return false;
+}
