@@ -10,7 +10,10 @@ CREATE TABLE saas.rate_limits (
 	requests_per_minute	integer	NOT NULL,
 	burst				integer	NOT NULL,
 	CONSTRAINT rate_limits_pkey PRIMARY KEY (tier, scope),
-	CONSTRAINT rate_limits_scope_check CHECK (scope IN ('user', 'auth_ip', 'auth_email', 'webhook')),
+	-- Every scope the router counts, and only those: a row for a misspelt scope would limit
+	-- nothing. A feature that counts a new scope adds it here and seeds its row in its part.
+	CONSTRAINT rate_limits_scope_check CHECK (scope IN ('user', 'auth_ip', 'auth_email', 'webhook',
+		'auth_refresh', 'reset_email', 'reset_ip', 'token_ip', 'token_id', 'invite_org')),
 	CONSTRAINT rate_limits_rate_check CHECK (requests_per_minute BETWEEN 1 AND 100000000),
 	CONSTRAINT rate_limits_burst_check CHECK (burst BETWEEN 1 AND 1000000)
 );

@@ -46,9 +46,6 @@ REVOKE ALL ON saas._refresh_tokens FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('saas._refresh_tokens', '');
 
 -- The refresh route's own rate limit scope (per client address and per token).
-ALTER TABLE saas.rate_limits DROP CONSTRAINT rate_limits_scope_check;
-ALTER TABLE saas.rate_limits ADD CONSTRAINT rate_limits_scope_check
-	CHECK (scope IN ('user', 'auth_ip', 'auth_email', 'webhook', 'auth_refresh'));
 INSERT INTO saas.rate_limits (tier, scope, requests_per_minute, burst) VALUES
 	('*', 'auth_refresh', 30, 10);
 
