@@ -68,6 +68,8 @@ CREATE FUNCTION saas.list_webhook_events(service text, state text, after text, p
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, saas, pg_temp
 AS $$
 DECLARE
+	-- the organization as a value: on Citus the query is then routed to its shard
+	org uuid := saas.current_org_id();
 	a_us numeric;
 	a_ts timestamptz;
 	a_svc text;
@@ -107,7 +109,7 @@ BEGIN
 				   w.apply_result, w.entity_ref,
 				   row_number() OVER (ORDER BY w.received_at DESC, w.service, w.event_id) AS k
 			  FROM saas.webhook_events w
-			 WHERE w.org_id OPERATOR(pg_catalog.=) saas.current_org_id()
+			 WHERE w.org_id OPERATOR(pg_catalog.=) org
 			   AND (list_webhook_events.service IS NULL OR w.service = list_webhook_events.service)
 			   AND (list_webhook_events.state IS NULL
 					OR (list_webhook_events.state = 'pending' AND w.applied_at IS NULL)
@@ -123,7 +125,7 @@ BEGIN
 		rows := rows - page_limit;		-- the extra row only says there is a next page
 		SELECT w.received_at, w.service, w.event_id INTO last
 		  FROM saas.webhook_events w
-		 WHERE w.org_id OPERATOR(pg_catalog.=) saas.current_org_id()
+		 WHERE w.org_id OPERATOR(pg_catalog.=) org
 		   AND w.service = rows -> (page_limit - 1) ->> 'service'
 		   AND w.event_id = rows -> (page_limit - 1) ->> 'event_id';
 		next_key := floor(extract(epoch FROM last.received_at) * 1000000)::bigint::text || ' ' || last.service
