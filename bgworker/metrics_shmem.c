@@ -25,6 +25,7 @@
 #include "utils/timestamp.h"
 
 #include "common/common.h"
+#include "call_history.h"
 #include "metrics_shmem.h"
 #include "worker_shmem.h"
 
@@ -94,6 +95,7 @@ void
 saas_metrics_shmem_register(void)
 {
 	saas_shmem_register(&metrics_shmem);
+	saas_call_history_register();	/* the dashboard's chart, by minute */
 }
 
 /*
@@ -136,6 +138,7 @@ wm_record_call(const WkCall *c)
 
 	if (wm == NULL || c->svc < 0 || c->svc >= SAAS_NSERVICES)
 		return;
+	ch_record_call(c);
 	o = wm_outcome_index(c->outcome);
 	pg_atomic_fetch_add_u64(&wm->calls[c->svc][o], 1);
 	if (c->outcome == WK_UNSENDABLE || c->outcome == WK_LOCAL_ERROR)

@@ -10,6 +10,8 @@ PACKAGES=(
 	libcurl4-openssl-dev libmicrohttpd-dev libargon2-dev libssl-dev libjansson-dev
 	clang libclang-rt-dev
 	curl jq wrk python3 openssl
+	# the dashboard's browser tests (test/suites/75_browser.sh): headless Chromium and its WebDriver
+	chromium chromium-driver
 	# Citus, built from the vendored source by scripts/citus.sh for the suite 80_citus
 	liblz4-dev libzstd-dev libkrb5-dev libselinux1-dev libpam0g-dev autoconf flex bison
 )

@@ -208,6 +208,8 @@ pg_saas is running.
 
   SQL:   psql -h $RUN_DIR -p $PORT -U postgres $DB
   HTTP:  http://127.0.0.1:$HTTP_PORT
+  Admin: http://127.0.0.1:$HTTP_PORT/admin/   (the dashboard: sign in as an admin; docs/dashboard.md)
+  Docs:  http://127.0.0.1:$HTTP_PORT/docs
 
 A walk through, in that psql (as an application role, so row-level security applies):
 

@@ -46,6 +46,7 @@ typedef struct SaasHttpConfig
 	int			header_timeout_s;	/* request line and headers, absolute */
 	int			body_timeout_s; /* body, from the end of the headers, absolute */
 	char	   *openapi_path;	/* file served at GET /openapi.json */
+	char	   *static_dir;		/* files of /admin/ and /docs (static.c) */
 	char	  **cors_origins;	/* origins allowed cross-origin (negotiate.c) */
 	int			n_cors_origins;
 	bool		cors_any;		/* "*": every origin */

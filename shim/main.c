@@ -40,6 +40,7 @@
 #include "openapi.h"
 #include "pool.h"
 #include "relay.h"
+#include "static.h"
 
 #define SAAS_HTTP_VERSION "0.1.0"
 
@@ -73,6 +74,9 @@ static const char usage_text[] =
 "  --openapi FILE         document served at GET /openapi.json (default:\n"
 "                         ../docs/openapi.json from the binary's folder,\n"
 "                         else the installed copy)               SAAS_HTTP_OPENAPI\n"
+"  --static-dir DIR       folder of the dashboard (/admin/) and the API page\n"
+"                         (/docs) (default: ../web from the binary's folder,\n"
+"                         else the installed copy)            SAAS_HTTP_STATIC_DIR\n"
 "  --cors-origins LIST    origins that browsers may call from, comma-separated\n"
 "                         (https://app.example.com,http://localhost:3000),\n"
 "                         or * for any (default: none)      SAAS_HTTP_CORS_ORIGINS\n"
@@ -94,7 +98,7 @@ enum
 {
 	OPT_LISTEN, OPT_DSN, OPT_POOL, OPT_MAX_BODY, OPT_TIMEOUT, OPT_IDLE,
 	OPT_HEADER_TIMEOUT, OPT_BODY_TIMEOUT, OPT_MAXCONN, OPT_MAXCONN_CLIENT,
-	OPT_OPENAPI, OPT_CORS, N_OPTS,
+	OPT_OPENAPI, OPT_CORS, OPT_STATIC, N_OPTS,
 	OPT_HELP, OPT_VERSION		/* not settings: getopt_long's codes only */
 };
 
@@ -188,6 +192,7 @@ main_parse_args(int argc, char **argv, SaasHttpConfig *cfg)
 		"SAAS_HTTP_MAX_CONNECTIONS_PER_CLIENT", "32"},
 		[OPT_OPENAPI] = {"--openapi", "SAAS_HTTP_OPENAPI", NULL},
 		[OPT_CORS] = {"--cors-origins", "SAAS_HTTP_CORS_ORIGINS", ""},
+		[OPT_STATIC] = {"--static-dir", "SAAS_HTTP_STATIC_DIR", NULL},
 	};
 	static const struct option long_opts[] = {
 		{"listen", required_argument, NULL, OPT_LISTEN},
@@ -202,6 +207,7 @@ main_parse_args(int argc, char **argv, SaasHttpConfig *cfg)
 		{"max-connections-per-client", required_argument, NULL, OPT_MAXCONN_CLIENT},
 		{"openapi", required_argument, NULL, OPT_OPENAPI},
 		{"cors-origins", required_argument, NULL, OPT_CORS},
+		{"static-dir", required_argument, NULL, OPT_STATIC},
 		{"help", no_argument, NULL, OPT_HELP},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{NULL, 0, NULL, 0}
@@ -276,6 +282,8 @@ main_parse_args(int argc, char **argv, SaasHttpConfig *cfg)
 	cfg->max_per_client = (int) main_int(&opts[OPT_MAXCONN_CLIENT], 1, 100000);
 	cfg->openapi_path = opts[OPT_OPENAPI].value ? strdup(opts[OPT_OPENAPI].value) :
 		saas_openapi_default_path();
+	cfg->static_dir = opts[OPT_STATIC].value ? strdup(opts[OPT_STATIC].value) :
+		saas_static_default_dir();
 	if (!saas_cors_parse(opts[OPT_CORS].value, cfg, &bad))
 	{
 		char		detail[300];
@@ -452,6 +460,11 @@ main(int argc, char **argv)
 		saas_log("warn", "OpenAPI document not found; GET /openapi.json will answer 404",
 				 cfg.openapi_path);
 
+	relay.static_root = saas_static_resolve(cfg.static_dir);
+	if (relay.static_root == NULL)
+		saas_log("warn", "static folder not found; /admin/ and /docs will answer 404",
+				 cfg.static_dir);
+
 	connected = saas_pool_warm(relay.pool,
 							   saas_now_us() + 1000LL * (cfg.timeout_ms < 5000 ? cfg.timeout_ms : 5000));
 	if (connected < cfg.pool_size)
@@ -482,6 +495,8 @@ main(int argc, char **argv)
 	free(cfg.listen_port);
 	free(cfg.dsn);
 	free(cfg.openapi_path);
+	free(cfg.static_dir);
+	free(relay.static_root);
 	for (int i = 0; i < cfg.n_cors_origins; i++)
 		free(cfg.cors_origins[i]);
 	free(cfg.cors_origins);

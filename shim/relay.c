@@ -10,7 +10,8 @@
  *	1. once the headers are in: the relay decides everything it can decide
  *	   without the body (method, target, declared size, content type) and
  *	   answers at once when the request cannot go on, before the body is
- *	   read; /metrics and /openapi.json are answered here too;
+ *	   read; /metrics, /openapi.json and the pages (/admin/, /docs,
+ *	   static.c) are answered here too;
  *	2. once per chunk of body: collected up to --max-body;
  *	3. once more with no data: the call to saas.http and the answer.
  * A request's state lives in a RelayRequest created by the URI callback,
@@ -42,6 +43,7 @@
 #include "negotiate.h"
 #include "relay.h"
 #include "request_id.h"
+#include "static.h"
 
 /* Methods forwarded to the extension; anything else is 405 here. */
 #define RELAY_ALLOW_API		"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
@@ -420,6 +422,31 @@ relay_serve_local(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *r
 }
 
 /*
+ * relay_serve_static
+ *		The dashboard's and the documentation page's files (static.c).
+ */
+static enum MHD_Result
+relay_serve_static(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *req,
+				   const char *method)
+{
+	int			status = 0;
+	size_t		len = 0;
+	SaasRelayError err;
+	struct MHD_Response *resp = saas_static_answer(relay->static_root, conn, req->target,
+												   method, &status, &len, &err);
+
+	if (resp == NULL)
+	{
+		if (err == SAAS_ERR_INTERNAL)
+			return MHD_NO;		/* out of memory: drop the connection */
+		return relay_fail(relay, conn, req, err,
+						  err == SAAS_ERR_METHOD ? RELAY_ALLOW_READ : NULL);
+	}
+	MHD_add_response_header(resp, "X-Request-Id", req->rid);
+	return relay_queue(relay, conn, req, resp, status, len);
+}
+
+/*
  * relay_headers_in
  *		First call: everything that can be decided from the request line and
  *		headers.  Answering here, before the body is read, is what keeps a
@@ -454,6 +481,8 @@ relay_headers_in(SaasRelay *relay, struct MHD_Connection *conn, RelayRequest *re
 			return relay_fail(relay, conn, req, SAAS_ERR_ORIGIN, NULL);
 		return relay_queue(relay, conn, req, saas_cors_preflight(req->rid), 204, 0);
 	}
+	if (saas_static_claims(req->target))
+		return relay_serve_static(relay, conn, req, method);
 	if (strcmp(saas_route_name(req->route), "/metrics") == 0 ||
 		strcmp(saas_route_name(req->route), "/openapi.json") == 0)
 		return relay_serve_local(relay, conn, req, method);

@@ -26,6 +26,7 @@ typedef struct SaasRelay
 	SaasGuard  *guard;			/* connection limits and deadlines */
 	char	   *openapi;		/* the document, or NULL when not installed */
 	size_t		openapi_len;
+	char	   *static_root;	/* canonical --static-dir, or NULL: pages 404 */
 	atomic_bool draining;		/* shutting down: answer with Connection: close */
 	atomic_int	active;			/* requests begun and not yet completed */
 } SaasRelay;

@@ -136,6 +136,11 @@ extern void saas_user_set_password(const pg_uuid_t *org_id, const pg_uuid_t *use
 /* audit_ops.c */
 extern void saas_op_list_audit_logs(const SaasParams *p, StringInfo out);
 
+/* dashboard_ops.c (routes_dashboard.c): what the admin dashboard reads */
+extern void saas_op_integration_calls(const SaasParams *p, StringInfo out);
+extern void saas_op_list_webhook_events(const SaasParams *p, StringInfo out);
+extern void saas_op_audit_verify(const SaasParams *p, StringInfo out);
+
 
 /* integration_ops.c */
 extern void saas_op_integration_status(StringInfo out);

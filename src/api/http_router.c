@@ -159,6 +159,7 @@ static const SaasRouteFn route_modules[] = {
 	saas_routes_invitations,
 	saas_routes_sessions,
 	saas_routes_sso,
+	saas_routes_dashboard,
 	NULL
 };
 

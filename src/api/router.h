@@ -51,6 +51,9 @@ extern void no_params(SaasRequest *req);
 extern void set_etag(SaasResponse *r, int64 version);
 extern pg_uuid_t route_id(SaasRequest *req, const char *entity);
 
+/* route modules (http_router.c's route_modules[]) */
+extern bool saas_routes_dashboard(SaasRequest *req, SaasResponse *r);
+
 /* router_limits.c: rate limits by scope, with the RateLimit-* headers */
 extern void router_limit(SaasResponse *r, const char *scope, const char *key, const char *tier);
 extern const char *router_org_tier(const pg_uuid_t *org);

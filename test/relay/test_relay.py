@@ -780,6 +780,8 @@ def sigint_stops_cleanly_too():
 import test_limits  # noqa: E402,F401
 # what clients expect of answers (CORS, gzip, 304, WWW-Authenticate, Retry-After, Allow)
 import test_http  # noqa: E402,F401
+# the pages /admin/ and /docs from a folder (shim/static.c)
+import test_static  # noqa: E402,F401
 
 
 @case
