@@ -44,6 +44,8 @@ AS $$
 		('saas._audit_heads', 'distributed', 20),
 		('saas.jobs', 'distributed', 21),
 		('saas._audit_outbox', 'distributed', 22),
+		('saas.api_keys', 'distributed', 23),
+		('saas._api_key_secrets', 'distributed', 24),
 		('saas._breaker_events', 'local', 30)
 	  ) AS t(relation, placement, ord)
 	 ORDER BY t.ord

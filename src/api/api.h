@@ -102,6 +102,12 @@ extern void saas_op_retry_jobs(Jsonb *body, StringInfo out);
 /* health */
 extern void saas_op_health(StringInfo out, int *status);
 
+/* api_key_ops.c: API keys (routes_api_keys.c; SQL functions there too) */
+extern void saas_api_key_route_create(Jsonb *body, StringInfo out);
+extern void saas_api_key_route_list(const SaasParams *p, StringInfo out);
+extern void saas_api_key_route_get(const pg_uuid_t *id, StringInfo out);
+extern void saas_api_key_route_revoke(const pg_uuid_t *id);
+
 /* ops_common.c: helpers shared by the operation files. */
 #define USER_COLUMNS \
 	"id, org_id, email, first_name, last_name, role, status, external_user_ids, " \

@@ -156,6 +156,7 @@ route_resource(SaasRequest *req, SaasResponse *r, const SaasResource *res)
  * routes below. One line per routes_<feature>.c.
  */
 static const SaasRouteFn route_modules[] = {
+	routes_api_keys,
 	NULL
 };
 

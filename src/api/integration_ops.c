@@ -59,7 +59,7 @@ static const SaasField retry_fields[] = {
 void
 saas_op_integration_status(StringInfo out)
 {
-	const SaasContext *ctx = saas_context_require();
+	const SaasContext *ctx = saas_context_require_scope(SAAS_SCOPE_INTEGRATIONS_READ, "read the integration status");
 
 	saas_require_role(ctx, admin_roles, "read integration status");
 	saas_spi_connect();
@@ -77,7 +77,7 @@ void
 saas_op_list_jobs(const SaasParams *p, StringInfo out)
 {
 	static const char *const allowed[] = {"limit", "cursor", "state", NULL};
-	const SaasContext *ctx = saas_context_require();
+	const SaasContext *ctx = saas_context_require_scope(SAAS_SCOPE_INTEGRATIONS_READ, "list jobs");
 	const char *state = saas_param(p, "state");
 	const char *cursor = saas_param(p, "cursor");
 	int			limit;
@@ -112,7 +112,7 @@ saas_op_list_jobs(const SaasParams *p, StringInfo out)
 void
 saas_op_retry_job(const pg_uuid_t *id, StringInfo out)
 {
-	const SaasContext *ctx = saas_context_require();
+	const SaasContext *ctx = saas_context_refuse_api_key("retry jobs");
 	Datum		val = saas_uuid_datum(id);
 
 	saas_require_role(ctx, admin_roles, "retry jobs");
@@ -132,7 +132,7 @@ saas_op_retry_job(const pg_uuid_t *id, StringInfo out)
 void
 saas_op_retry_jobs(Jsonb *body, StringInfo out)
 {
-	const SaasContext *ctx = saas_context_require();
+	const SaasContext *ctx = saas_context_refuse_api_key("retry jobs");
 	SaasErrors	e;
 	Datum		vals[3];
 	char		nulls[4] = "   ";

@@ -55,4 +55,8 @@ extern pg_uuid_t route_id(SaasRequest *req, const char *entity);
 extern void router_limit(SaasResponse *r, const char *scope, const char *key, const char *tier);
 extern const char *router_org_tier(const pg_uuid_t *org);
 
+/* routes_api_keys.c */
+extern bool routes_api_keys(SaasRequest *req, SaasResponse *r);
+extern bool saas_api_key_route_allowed(SaasRequest *req);
+
 #endif							/* SAAS_ROUTER_H */
