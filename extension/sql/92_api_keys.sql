@@ -194,7 +194,8 @@ CREATE TRIGGER organizations_api_key_guard BEFORE INSERT OR UPDATE OR DELETE ON 
 -- Jobs: a key's user changes enqueue them (INSERT); retrying is an admin's.
 CREATE TRIGGER jobs_api_key_guard BEFORE UPDATE OR DELETE ON saas.jobs
 	FOR EACH STATEMENT EXECUTE FUNCTION saas._api_key_write_guard();
-CREATE TRIGGER credentials_api_key_guard BEFORE INSERT OR UPDATE OR DELETE ON saas._credentials
+-- Passwords: never set by a key (a user a key deletes takes its hash along).
+CREATE TRIGGER credentials_api_key_guard BEFORE INSERT OR UPDATE ON saas._credentials
 	FOR EACH STATEMENT EXECUTE FUNCTION saas._api_key_write_guard();
 
 -- A key changes no role: it creates users, and changes them, as "user" only.

@@ -177,7 +177,7 @@ saas_op_create_api_key(Jsonb *body, StringInfo out)
 
 	body = saas_require_object(body);
 	saas_errors_init(&e);
-	saas_validate(body, create_fields, NULL, &e);
+	saas_validate(body, create_fields, "", &e);
 	saas_errors_raise(&e);
 	scopes = ak_scopes(body, &e);
 	expires = saas_get_str(body, "expires_at");
