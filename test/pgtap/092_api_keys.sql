@@ -10,7 +10,7 @@
 -- Needs: pgtap, dblink, pg_saas, and the role app (LOGIN, IN ROLE saas_api).
 \set ON_ERROR_STOP 1
 
-SELECT plan(63);
+SELECT plan(64);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 CREATE FUNCTION pg_temp.conninfo(usr text) RETURNS text LANGUAGE sql STABLE
@@ -186,6 +186,12 @@ SELECT throws_ok(format('SELECT saas.authenticate(%L)', :'minted'), 'SA401', NUL
 RESET ROLE;
 SELECT is((SELECT status FROM saas.http('GET', '/users', jsonb_build_object('authorization', 'Bearer ' || :'minted'))), 401,
 	'nor as a bearer token to saas.http');
+
+-- A key's secret never leaves a backend in a message (nor in a logged statement:
+-- src/common/log_redact.c); another session's error, as its client receives it.
+SELECT throws_ok(format('SELECT public.dblink_exec(%L, %L)', pg_temp.conninfo(current_user),
+		format('DO $x$BEGIN RAISE EXCEPTION %L; END$x$', 'key ' || :'key_read' || ' seen')), 'P0001',
+	'key ' || left(:'key_read', 69) || '[redacted] seen', 'the secret part of a key is cut out of messages');
 
 -- 6. Revocation ends the key at once, in another session too.
 SELECT is(public.dblink_connect('other', pg_temp.conninfo('app')), 'OK', 'another session, as app');
