@@ -32,16 +32,18 @@ PG_FUNCTION_INFO_V1(saas_sql_list_api_keys);
 PG_FUNCTION_INFO_V1(saas_sql_get_api_key);
 PG_FUNCTION_INFO_V1(saas_sql_revoke_api_key);
 
-#define API_KEY_COLUMNS \
-	"id, org_id, name, scopes, created_by, created_at, expires_at, last_used_at, revoked_at," \
+#define API_KEY_BASE_COLUMNS \
+	"id, org_id, name, scopes, created_by, created_at, expires_at, last_used_at, revoked_at"
+#define API_KEY_COLUMNS API_KEY_BASE_COLUMNS "," \
 	" CASE WHEN revoked_at IS NOT NULL THEN 'revoked'" \
 	" WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'expired' ELSE 'active' END AS status"
 
 static const char *const admin_roles[] = {"admin", "super_admin", NULL};
 
+/* A new key is active (its status as a constant: Citus takes no now() in RETURNING). */
 static SaasPlan plan_insert = {
 	"INSERT INTO saas.api_keys (org_id, id, name, scopes, created_by, expires_at)"
-	" VALUES ($1, $2, $3, $4, $5, $6) RETURNING " API_KEY_COLUMNS,
+	" VALUES ($1, $2, $3, $4, $5, $6) RETURNING " API_KEY_BASE_COLUMNS ", 'active'::text AS status",
 	6, {UUIDOID, UUIDOID, TEXTOID, TEXTARRAYOID, UUIDOID, TIMESTAMPTZOID}
 };
 

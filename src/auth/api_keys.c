@@ -21,13 +21,20 @@
  * The key records its use (last_used_at) as the caller, under its own
  * context, at most once per SAAS_API_KEY_TOUCH_S seconds, skipping a row
  * another transaction holds: a busy key neither writes on every request
- * nor waits for another request's lock.
+ * nor waits for another request's lock. It does so when the transaction
+ * commits (a callback before commit), after everything the request did:
+ * on Citus, a placement the caller has written may not be read by another
+ * user later in the transaction, and the key's own checks on the worker
+ * nodes read as the extension owner.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/parallel.h"
 #include "access/xact.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/cryptohash.h"
@@ -222,6 +229,73 @@ static SaasPlan plan_touch = {
 	2, {UUIDOID, UUIDOID}
 };
 
+/* The use to record when this transaction commits (see the top). */
+static struct
+{
+	bool		pending;
+	pg_uuid_t	org_id;
+	pg_uuid_t	key_id;
+	char	   *token;			/* TopMemoryContext: the key's minted context */
+}			ak_touch;
+
+/* ak_touch_clear: nothing to record any more. */
+static void
+ak_touch_clear(void)
+{
+	ak_touch.pending = false;
+	if (ak_touch.token)
+		pfree(ak_touch.token);
+	ak_touch.token = NULL;
+}
+
+/*
+ * ak_touch_now: record the key's use, as the caller under the key's own
+ * context (the only change of a key a key may make), with search_path
+ * pinned.
+ */
+static void
+ak_touch_now(void)
+{
+	Datum		args[2];
+	int			nest;
+
+	args[0] = UUIDPGetDatum(&ak_touch.org_id);
+	args[1] = UUIDPGetDatum(&ak_touch.key_id);
+	/* Before commit there is no snapshot: setting the context on Citus runs SQL too. */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	nest = saas_env_push();
+	saas_context_set_minted(ak_touch.token, GUC_ACTION_SAVE);
+	saas_spi_connect();
+	if (saas_exec(&plan_touch, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record the API key's use");
+	SPI_finish();
+	saas_env_pop(nest);
+	saas_citus_propagate("saas.context");
+	PopActiveSnapshot();
+}
+
+/* ak_xact_callback: record a pending use before commit; forget it otherwise. */
+static void
+ak_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_PRE_COMMIT && ak_touch.pending)
+	{
+		ak_touch.pending = false;
+		ak_touch_now();
+	}
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PARALLEL_ABORT)
+		ak_touch_clear();
+}
+
+/* saas_api_keys_init: from _PG_init. */
+void
+saas_api_keys_init(void)
+{
+	RegisterXactCallback(ak_xact_callback, NULL);
+}
+
 /* ak_read: one lookup of a key's state, as the extension owner. */
 static void
 ak_read(KeyState *s)
@@ -352,6 +426,7 @@ saas_api_key_adopt(const char *key, int action)
 	SaasTokenClaims tc = {0};
 	KeyState   *s;
 	bool		match;
+	char	   *token;
 
 	if (key == NULL || !ak_parse(key, &org_id, &key_id, secret))
 		ak_refuse();
@@ -370,20 +445,17 @@ saas_api_key_adopt(const char *key, int action)
 	tc.role = SAAS_ROLE_ADMIN;
 	tc.ttl_s = saas_jwt_ttl_s;
 	tc.api_key = true;
-	saas_context_set_minted(saas_token_issue(&tc), action);
+	token = saas_token_issue(&tc);
+	saas_context_set_minted(token, action);
 
-	/* The use, recorded as the key (never in a read-only transaction). */
-	if (!s->recent && !XactReadOnly)
+	/* The use, recorded as the key at commit (never in a read-only transaction). */
+	if (!s->recent && !XactReadOnly && !IsParallelWorker())
 	{
-		Datum		args[2];
-
-		args[0] = UUIDPGetDatum(&org_id);
-		args[1] = UUIDPGetDatum(&key_id);
-		saas_spi_connect();
-		if (saas_exec(&plan_touch, args, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not record the API key's use");
-		SPI_finish();
-		s->recent = true;
+		ak_touch_clear();
+		ak_touch.org_id = org_id;
+		ak_touch.key_id = key_id;
+		ak_touch.token = MemoryContextStrdup(TopMemoryContext, token);
+		ak_touch.pending = true;
 	}
 }
 

@@ -207,6 +207,7 @@ extern void saas_api_key_adopt(const char *key, int action);
 extern SaasSessionStatus saas_api_key_check(const pg_uuid_t *org_id, const pg_uuid_t *key_id,
 											uint32 *scopes);
 extern void saas_api_key_forget(void);
+extern void saas_api_keys_init(void);
 extern const SaasContext *saas_context_require_scope(uint32 mask, const char *what);
 extern const SaasContext *saas_context_refuse_api_key(const char *what);
 

@@ -72,11 +72,12 @@ typedef struct CtxCacheEntry
 static CtxCacheEntry ctx_cache[CTX_CACHE_SIZE];
 static int	ctx_cache_next = 0;
 
-/* saas_context_init: from _PG_init; the signing keys' cache invalidation. */
+/* saas_context_init: from _PG_init; the signing keys' cache invalidation, API keys' commit callback. */
 void
 saas_context_init(void)
 {
 	saas_keys_init();
+	saas_api_keys_init();
 }
 
 /*
