@@ -212,3 +212,19 @@ def an_expired_api_key_is_401():
     time.sleep(3.2)
     expect(call("GET", "/users?limit=1", k["key"]), 401, "unauthorized")
     check(expect(call("GET", "/api-keys/" + k["id"], tok), 200).doc["status"] == "expired", "status")
+
+
+@case
+def an_api_key_stops_when_its_creator_is_no_longer_an_admin():
+    tok, org = need("key_admin", "key_org")
+    second = expect(call("POST", "/users", tok, {"email": email("admin2"), "first_name": "Sec", "last_name": "Ond",
+                                                 "role": "admin", "password": PASSWORD}), 201).doc
+    tok2 = expect(login(email("admin2")), 200).doc["token"]
+    k = _new_key(tok2, "by the second admin", ["users:read"])
+    check(k["created_by"] == second["id"], "created_by: %r" % k)
+    expect(call("GET", "/users?limit=1", k["key"]), 200)
+    expect(call("PUT", "/users/" + second["id"], tok, {"role": "user"}), 200)
+    for _ in range(4):
+        expect(call("GET", "/users?limit=1", k["key"]), 401, "unauthorized")
+    expect(call("PUT", "/users/" + second["id"], tok, {"role": "admin"}), 200)
+    expect(call("GET", "/users?limit=1", k["key"]), 200)

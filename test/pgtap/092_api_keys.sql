@@ -10,7 +10,7 @@
 -- Needs: pgtap, dblink, pg_saas, and the role app (LOGIN, IN ROLE saas_api).
 \set ON_ERROR_STOP 1
 
-SELECT plan(64);
+SELECT plan(69);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 CREATE FUNCTION pg_temp.conninfo(usr text) RETURNS text LANGUAGE sql STABLE
@@ -192,6 +192,26 @@ SELECT is((SELECT status FROM saas.http('GET', '/users', jsonb_build_object('aut
 SELECT throws_ok(format('SELECT public.dblink_exec(%L, %L)', pg_temp.conninfo(current_user),
 		format('DO $x$BEGIN RAISE EXCEPTION %L; END$x$', 'key ' || :'key_read' || ' seen')), 'P0001',
 	'key ' || left(:'key_read', 69) || '[redacted] seen', 'the secret part of a key is cut out of messages');
+
+-- A busy key does not wait: another transaction holding the key's row does
+-- not block its use (the use is recorded later, by a transaction that finds it free).
+SELECT is(public.dblink_connect('holder', pg_temp.conninfo(current_user)), 'OK', 'a session that will hold the key''s row');
+UPDATE saas.api_keys SET last_used_at = now() - interval '1 hour' WHERE id = :'id_audit';
+SELECT is(public.dblink_exec('holder', format(
+	'BEGIN; UPDATE saas.api_keys SET name = name WHERE id = %L', :'id_audit')), 'UPDATE 1',
+	'it locks the key''s row, whose last use is an hour old');
+SET lock_timeout = '3s';
+SET ROLE app;
+BEGIN;
+SELECT saas.authenticate_api_key(:'key_audit') IS NOT NULL AS ignore \gset
+COMMIT;
+RESET ROLE;
+RESET lock_timeout;
+SELECT pass('the key was used and its transaction committed while its row was held');
+SELECT is(public.dblink_exec('holder', 'ROLLBACK'), 'ROLLBACK', 'the holder lets go');
+SELECT ok((SELECT last_used_at < now() - interval '59 minutes' FROM saas.api_keys WHERE id = :'id_audit'),
+	'the use was not recorded over the held row (it will be by a later one)');
+SELECT public.dblink_disconnect('holder');
 
 -- 6. Revocation ends the key at once, in another session too.
 SELECT is(public.dblink_connect('other', pg_temp.conninfo('app')), 'OK', 'another session, as app');
