@@ -13,7 +13,7 @@ CREATE TABLE saas.rate_limits (
 	-- Every scope the router counts, and only those: a row for a misspelt scope would limit
 	-- nothing. A feature that counts a new scope adds it here and seeds its row in its part.
 	CONSTRAINT rate_limits_scope_check CHECK (scope IN ('user', 'auth_ip', 'auth_email', 'webhook',
-		'auth_refresh', 'reset_email', 'reset_ip', 'token_ip', 'token_id', 'invite_org')),
+		'auth_refresh', 'reset_email', 'reset_ip', 'token_ip', 'token_id', 'invite_org', 'api_key')),
 	CONSTRAINT rate_limits_rate_check CHECK (requests_per_minute BETWEEN 1 AND 100000000),
 	CONSTRAINT rate_limits_burst_check CHECK (burst BETWEEN 1 AND 1000000)
 );

@@ -87,6 +87,8 @@ BEGIN
 		RAISE EXCEPTION 'authentication required' USING ERRCODE = 'SA401';
 	ELSIF saas.current_role() NOT IN ('admin', 'super_admin') THEN
 		RAISE EXCEPTION 'role "%" may not read integration status', saas.current_role() USING ERRCODE = 'SA403';
+	ELSIF NOT saas._scope_allows('integrations:read') THEN	-- an API key's scopes (92_api_keys.sql)
+		RAISE EXCEPTION 'this API key lacks the scope integrations:read' USING ERRCODE = 'SA403';
 	END IF;
 	scope := CASE WHEN saas.current_role() = 'super_admin' THEN NULL ELSE saas.current_org_id() END;
 	FOR r IN SELECT * FROM saas._integration_status_rows(scope) LOOP

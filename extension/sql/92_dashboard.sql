@@ -28,6 +28,8 @@ BEGIN
 		RAISE EXCEPTION 'authentication required' USING ERRCODE = 'SA401';
 	ELSIF saas.current_role() NOT IN ('admin', 'super_admin') THEN
 		RAISE EXCEPTION 'role "%" may not read integration calls', saas.current_role() USING ERRCODE = 'SA403';
+	ELSIF saas._context_api_key() IS NOT NULL AND NOT saas._scope_allows('integrations:read') THEN
+		RAISE EXCEPTION 'this API key lacks the scope integrations:read' USING ERRCODE = 'SA403';
 	END IF;
 	IF minutes IS NULL OR minutes < 1 OR minutes > 60 THEN
 		RAISE EXCEPTION 'minutes must be from 1 to 60' USING ERRCODE = 'SA400',

@@ -130,3 +130,10 @@ CREATE FUNCTION saas._oidc_verify(token text, jwks jsonb, issuer text, client_id
 COMMENT ON FUNCTION saas._oidc_verify(text, jsonb, text, text, text) IS
 	'Verifies an id_token against a JWK set as the SSO callback does (RS256 only; iss, aud, exp, iat, nonce); the claims, or an error saying why. For tests (private).';
 REVOKE ALL ON FUNCTION saas._oidc_verify(text, jsonb, text, text, text) FROM PUBLIC;
+
+-- API keys (part 92) never read or change the SSO connection: a key acts as an
+-- admin only within its scopes, and no scope covers sign-in settings.
+CREATE TRIGGER sso_connections_api_key_guard BEFORE INSERT OR UPDATE OR DELETE ON saas.sso_connections
+	FOR EACH STATEMENT EXECUTE FUNCTION saas._api_key_write_guard();
+CREATE POLICY sso_connections_api_key_read ON saas.sso_connections AS RESTRICTIVE FOR SELECT TO saas_api
+	USING (saas._context_api_key() IS NULL);

@@ -51,7 +51,9 @@ AS $$
 		('saas._sso_secrets', 'distributed', 27),
 		('saas._sso_requests', 'distributed', 28),
 		('saas._sso_identities', 'distributed', 29),
-		('saas._breaker_events', 'local', 30)
+		('saas.api_keys', 'distributed', 30),
+		('saas._api_key_secrets', 'distributed', 31),
+		('saas._breaker_events', 'local', 40)
 	  ) AS t(relation, placement, ord)
 	 ORDER BY t.ord
 $$;

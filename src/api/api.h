@@ -151,6 +151,12 @@ extern void saas_op_retry_jobs(Jsonb *body, StringInfo out);
 /* health */
 extern void saas_op_health(StringInfo out, int *status);
 
+/* api_key_ops.c: API keys (routes_api_keys.c; SQL functions there too) */
+extern void saas_api_key_route_create(Jsonb *body, StringInfo out);
+extern void saas_api_key_route_list(const SaasParams *p, StringInfo out);
+extern void saas_api_key_route_get(const pg_uuid_t *id, StringInfo out);
+extern void saas_api_key_route_revoke(const pg_uuid_t *id);
+
 /* ops_common.c: helpers shared by the operation files. */
 #define USER_COLUMNS \
 	"id, org_id, email, first_name, last_name, role, status, external_user_ids, " \
@@ -163,6 +169,8 @@ extern int64 saas_row_json(StringInfo out, int rowno);
 extern void saas_page_json(StringInfo out, int limit, const char *sort_col);
 extern void saas_require_role(const SaasContext *ctx, const char *const *roles,
 							  const char *what);
+extern void saas_require_role_scoped(const SaasContext *ctx, const char *const *roles,
+									 const char *what);
 extern void saas_not_found(const char *entity);
 extern Datum saas_uuid_datum(const pg_uuid_t *u);
 extern Datum saas_text_datum_or_null(const char *s, char *nullflag);

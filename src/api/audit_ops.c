@@ -195,7 +195,7 @@ saas_op_list_audit_logs(const SaasParams *p, StringInfo out)
 {
 	static const char *const allowed[] = {"limit", "cursor", "entity", "action", "since", NULL};
 	static const char *const readers[] = {SAAS_ROLE_ADMIN, SAAS_ROLE_SUPER_ADMIN, NULL};
-	const SaasContext *ctx = saas_context_require();
+	const SaasContext *ctx = saas_context_require_scope(SAAS_SCOPE_AUDIT_READ, "read the audit log");
 	const char *cursor = saas_param(p, "cursor");
 	const char *entity = saas_param(p, "entity");
 	const char *action = saas_param(p, "action");
@@ -207,7 +207,7 @@ saas_op_list_audit_logs(const SaasParams *p, StringInfo out)
 	Datum		vals[6];
 	char		nulls[6];
 
-	saas_require_role(ctx, readers, "read the audit log");
+	saas_require_role_scoped(ctx, readers, "read the audit log");
 	saas_params_check(p, allowed);
 	limit = saas_param_limit(p);
 

@@ -440,7 +440,7 @@ auth_audit(const SaasContext *ctx, const char *action)
 void
 saas_op_logout(void)
 {
-	const SaasContext *ctx = saas_context_require();
+	const SaasContext *ctx = saas_context_refuse_api_key("log out; revoke the key instead");
 	char		jti[65];
 	int64		exp;
 	Datum		vals[5];
@@ -477,7 +477,7 @@ saas_op_logout(void)
 void
 saas_op_logout_all(void)
 {
-	const SaasContext *ctx = saas_context_require();
+	const SaasContext *ctx = saas_context_refuse_api_key("log out; revoke the key instead");
 	Datum		vals[2];
 	SaasElevation elev;
 

@@ -207,7 +207,10 @@ req_require_json(SaasRequest *req)
 	req->json = saas_jsonb_from_text(req->body, req->body_len);
 }
 
-/* req_authenticate: Authorization: Bearer <token> becomes the context. */
+/*
+ * req_authenticate: Authorization: Bearer <token> becomes the context; a
+ * bearer starting "sk_" is an API key (api_keys.c).
+ */
 void
 req_authenticate(SaasRequest *req)
 {
@@ -217,10 +220,16 @@ req_authenticate(SaasRequest *req)
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
 				 errmsg("authentication required: send Authorization: Bearer <token>")));
-	(void) saas_context_adopt(h + 7, GUC_ACTION_SAVE, false);
+	if (saas_api_key_looks(h + 7))
+		saas_api_key_adopt(h + 7, GUC_ACTION_SAVE);
+	else
+		(void) saas_context_adopt(h + 7, GUC_ACTION_SAVE, false);
 }
 
-/* req_authenticate_limited: authenticate, then the per-user limit of the org's tier. */
+/*
+ * req_authenticate_limited: authenticate, then the per-user limit of the
+ * org's tier (an API key's: per key, and only on the routes keys may use).
+ */
 void
 req_authenticate_limited(SaasRequest *req, SaasResponse *r)
 {
@@ -230,6 +239,16 @@ req_authenticate_limited(SaasRequest *req, SaasResponse *r)
 	req_authenticate(req);
 	ctx = saas_context_require();
 	saas_uuid_to_cstr(&ctx->user_id, uid);
+	if (ctx->api_key)
+	{
+		/* A key: its own limit, and only the routes keys may use. */
+		router_limit(r, "api_key", uid, router_org_tier(&ctx->org_id));
+		if (!saas_api_key_route_allowed(req))
+			ereport(ERROR,
+					(errcode(ERRCODE_SAAS_FORBIDDEN),
+					 errmsg("an API key cannot use this route")));
+		return;
+	}
 	router_limit(r, "user", uid, router_org_tier(&ctx->org_id));
 }
 

@@ -160,6 +160,7 @@ static const SaasRouteFn route_modules[] = {
 	saas_routes_sessions,
 	saas_routes_sso,
 	saas_routes_dashboard,
+	routes_api_keys,
 	NULL
 };
 

@@ -59,9 +59,9 @@ static const SaasField retry_fields[] = {
 void
 saas_op_integration_status(StringInfo out)
 {
-	const SaasContext *ctx = saas_context_require();
+	const SaasContext *ctx = saas_context_require_scope(SAAS_SCOPE_INTEGRATIONS_READ, "read the integration status");
 
-	saas_require_role(ctx, admin_roles, "read integration status");
+	saas_require_role_scoped(ctx, admin_roles, "read integration status");
 	saas_spi_connect();
 	if (saas_exec(&plan_status, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read integration status");
@@ -77,7 +77,7 @@ void
 saas_op_list_jobs(const SaasParams *p, StringInfo out)
 {
 	static const char *const allowed[] = {"limit", "cursor", "state", NULL};
-	const SaasContext *ctx = saas_context_require();
+	const SaasContext *ctx = saas_context_require_scope(SAAS_SCOPE_INTEGRATIONS_READ, "list jobs");
 	const char *state = saas_param(p, "state");
 	const char *cursor = saas_param(p, "cursor");
 	int			limit;
@@ -93,7 +93,7 @@ saas_op_list_jobs(const SaasParams *p, StringInfo out)
 		saas_raise_field_error("state", "must be one of: available, running, retryable, succeeded, dead");
 	if (cursor && !saas_cursor_uuid(cursor, &after))
 		saas_raise_field_error("cursor", "is not a valid cursor");
-	saas_require_role(ctx, admin_roles, "list jobs");
+	saas_require_role_scoped(ctx, admin_roles, "list jobs");
 	vals[0] = saas_uuid_datum(&ctx->org_id);
 	vals[1] = saas_text_datum_or_null(state, &nulls[1]);
 	if (cursor)
@@ -112,7 +112,7 @@ saas_op_list_jobs(const SaasParams *p, StringInfo out)
 void
 saas_op_retry_job(const pg_uuid_t *id, StringInfo out)
 {
-	const SaasContext *ctx = saas_context_require();
+	const SaasContext *ctx = saas_context_refuse_api_key("retry jobs");
 	Datum		val = saas_uuid_datum(id);
 
 	saas_require_role(ctx, admin_roles, "retry jobs");
@@ -132,7 +132,7 @@ saas_op_retry_job(const pg_uuid_t *id, StringInfo out)
 void
 saas_op_retry_jobs(Jsonb *body, StringInfo out)
 {
-	const SaasContext *ctx = saas_context_require();
+	const SaasContext *ctx = saas_context_refuse_api_key("retry jobs");
 	SaasErrors	e;
 	Datum		vals[3];
 	char		nulls[4] = "   ";

@@ -66,9 +66,29 @@ saas_page_json(StringInfo out, int limit, const char *sort_col)
 	appendStringInfoChar(out, '}');
 }
 
-/* saas_require_role: 403 unless the context's role is one of roles. */
+/*
+ * saas_require_role: 403 unless the context's role is one of roles, and 403
+ * for an API key: a key acts as an admin only where an operation has checked
+ * its scopes (saas_require_role_scoped), so that an operation written without
+ * keys in mind refuses them on every path, SQL included.
+ */
 void
 saas_require_role(const SaasContext *ctx, const char *const *roles, const char *what)
+{
+	if (ctx->api_key)
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_FORBIDDEN),
+				 errmsg("an API key cannot %s", what)));
+	saas_require_role_scoped(ctx, roles, what);
+}
+
+/*
+ * saas_require_role_scoped: 403 unless the context's role is one of roles;
+ * API keys pass on their role. Only for operations that checked the key's
+ * scopes first (saas_context_require_scope).
+ */
+void
+saas_require_role_scoped(const SaasContext *ctx, const char *const *roles, const char *what)
 {
 	int			i;
 

@@ -239,7 +239,7 @@ saas_op_get_org(const pg_uuid_t *id, StringInfo out)
 void
 saas_op_create_org(Jsonb *body, StringInfo out)
 {
-	const SaasContext *ctx = saas_context_require();
+	const SaasContext *ctx = saas_context_refuse_api_key("create organizations");
 	SaasErrors	e;
 	Jsonb	   *admin;
 	Datum		vals[6];
@@ -333,7 +333,7 @@ saas_op_create_org(Jsonb *body, StringInfo out)
 int64
 saas_op_update_org(const pg_uuid_t *id, Jsonb *body, int64 if_version, StringInfo out)
 {
-	const SaasContext *ctx = saas_context_require();
+	const SaasContext *ctx = saas_context_refuse_api_key("change organizations");
 	bool		is_super = strcmp(ctx->role, "super_admin") == 0;
 	SaasErrors	e;
 	Datum		vals[8];
@@ -412,7 +412,7 @@ saas_op_update_org(const pg_uuid_t *id, Jsonb *body, int64 if_version, StringInf
 void
 saas_op_delete_org(const pg_uuid_t *id)
 {
-	const SaasContext *ctx = saas_context_require();
+	const SaasContext *ctx = saas_context_refuse_api_key("delete organizations");
 	Datum		vals[1];
 
 	if (strcmp(ctx->role, "super_admin") != 0)

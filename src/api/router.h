@@ -64,5 +64,8 @@ extern bool saas_routes_invitations(SaasRequest *req, SaasResponse *r);
 extern bool saas_routes_sessions(SaasRequest *req, SaasResponse *r);
 /* routes_<feature>.c: the route groups of route_modules[] */
 extern bool saas_routes_sso(SaasRequest *req, SaasResponse *r);
+/* routes_api_keys.c */
+extern bool routes_api_keys(SaasRequest *req, SaasResponse *r);
+extern bool saas_api_key_route_allowed(SaasRequest *req);
 
 #endif							/* SAAS_ROUTER_H */

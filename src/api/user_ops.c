@@ -121,7 +121,7 @@ void
 saas_user_set_password(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
 					   const char *password, const char *email)
 {
-	const SaasContext *ctx = saas_context_require();
+	const SaasContext *ctx = saas_context_refuse_api_key("set passwords");
 	const char *why = saas_password_policy_error(password, email);
 	char	   *phc;
 	Datum		vals[3];
@@ -229,7 +229,7 @@ saas_op_list_users(const SaasParams *p, StringInfo out)
 {
 	static const char *const allowed[] = {"limit", "cursor", "status", "role", "q", NULL};
 	static const char *const roles[] = {"super_admin", "admin", "user", NULL};
-	const SaasContext *ctx = saas_context_require();
+	const SaasContext *ctx = saas_context_require_scope(SAAS_SCOPE_USERS_READ | SAAS_SCOPE_USERS_WRITE, "list users");
 	int			limit;
 	const char *cursor = saas_param(p, "cursor");
 	const char *status = saas_param(p, "status");
@@ -251,7 +251,7 @@ saas_op_list_users(const SaasParams *p, StringInfo out)
 	if (cursor && !saas_cursor_uuid(cursor, &after))
 		saas_errors_add(&e, "cursor", "is not a valid cursor");
 	saas_errors_raise(&e);
-	saas_require_role(ctx, roles, "list users");
+	saas_require_role_scoped(ctx, roles, "list users");
 
 	vals[0] = saas_uuid_datum(&ctx->org_id);
 	if (cursor)
@@ -274,7 +274,7 @@ saas_op_list_users(const SaasParams *p, StringInfo out)
 int64
 saas_op_get_user(const pg_uuid_t *id, StringInfo out)
 {
-	const SaasContext *ctx = saas_context_require();
+	const SaasContext *ctx = saas_context_require_scope(SAAS_SCOPE_USERS_READ | SAAS_SCOPE_USERS_WRITE, "read users");
 	Datum		vals[2];
 	int64		version;
 
@@ -294,7 +294,7 @@ saas_op_get_user(const pg_uuid_t *id, StringInfo out)
 int64
 saas_op_create_user(Jsonb *body, StringInfo out)
 {
-	const SaasContext *ctx = saas_context_require();
+	const SaasContext *ctx = saas_context_require_scope(SAAS_SCOPE_USERS_WRITE, "create users");
 	SaasErrors	e;
 	Datum		vals[8];
 	char		nulls[9] = "        ";
@@ -307,7 +307,7 @@ saas_op_create_user(Jsonb *body, StringInfo out)
 	bool		elevated;
 
 	saas_require_object(body);
-	saas_require_role(ctx, admin_roles, "create users");
+	saas_require_role_scoped(ctx, admin_roles, "create users");
 	saas_errors_init(&e);
 	saas_validate(body, create_fields, "", &e);
 	saas_errors_raise(&e);
@@ -360,7 +360,7 @@ saas_op_create_user(Jsonb *body, StringInfo out)
 int64
 saas_op_update_user(const pg_uuid_t *id, Jsonb *body, int64 if_version, StringInfo out)
 {
-	const SaasContext *ctx = saas_context_require();
+	const SaasContext *ctx = saas_context_require_scope(SAAS_SCOPE_USERS_WRITE, "change users");
 	bool		is_admin = strcmp(ctx->role, "admin") == 0 || strcmp(ctx->role, "super_admin") == 0;
 	bool		is_self = memcmp(&ctx->user_id, id, sizeof(pg_uuid_t)) == 0;
 	SaasErrors	e;
@@ -475,7 +475,7 @@ saas_op_update_user(const pg_uuid_t *id, Jsonb *body, int64 if_version, StringIn
 void
 saas_op_delete_user(const pg_uuid_t *id)
 {
-	const SaasContext *ctx = saas_context_require();
+	const SaasContext *ctx = saas_context_require_scope(SAAS_SCOPE_USERS_WRITE, "delete users");
 	Datum		vals[2];
 	char	   *cur_role;
 
@@ -484,7 +484,7 @@ saas_op_delete_user(const pg_uuid_t *id)
 	saas_spi_connect();
 	if (saas_exec(&plan_get, vals, NULL, true, 1) != SPI_OK_SELECT || SPI_processed == 0)
 		saas_not_found("user");
-	saas_require_role(ctx, admin_roles, "delete users");
+	saas_require_role_scoped(ctx, admin_roles, "delete users");
 	if (memcmp(&ctx->user_id, id, sizeof(pg_uuid_t)) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_FORBIDDEN),

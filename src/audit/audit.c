@@ -276,6 +276,14 @@ audit_set_actor(SaasAuditEntry *e)
 		e->actor_role = pstrdup(ctx->actor);
 		return;
 	}
+	/* An API key acts: the key's id, and "api_key" for the role. */
+	if (ctx->api_key)
+	{
+		e->has_actor_id = true;
+		e->actor_id = ctx->user_id;
+		e->actor_role = pstrdup("api_key");
+		return;
+	}
 	e->has_actor_id = true;
 	e->actor_id = ctx->user_id;
 	e->actor_role = pstrdup(ctx->role);

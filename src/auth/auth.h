@@ -32,6 +32,8 @@ typedef struct SaasContext
 	pg_uuid_t	user_id;
 	char		role[16];
 	char		actor[40];		/* trusted only: e.g. "service:user-service" */
+	bool		api_key;		/* an API key acts: user_id is the key's id */
+	uint32		scopes;			/* API key only: SAAS_SCOPE_* bits, as stored now */
 } SaasContext;
 
 /* context.c */
@@ -46,6 +48,8 @@ extern Jsonb *saas_context_adopt(const char *token, int action, bool want_claims
 extern void saas_context_clear(void);
 extern int	saas_context_push_service(const pg_uuid_t *org_id, const char *service);
 extern bool saas_context_token(char *jti, int64 *exp);
+extern void saas_context_set_minted(const char *token, int action);
+
 
 /* keys.c: signing keys cached per backend, invalidated when the table changes. */
 typedef struct SaasKey
@@ -67,6 +71,7 @@ typedef struct SaasTokenClaims
 	bool		trusted;		/* the extension's own short token */
 	int64		gen;			/* the user's session generation */
 	const char *actor;			/* trusted only: who acts, or NULL */
+	bool		api_key;		/* a context minted for an API key (api_keys.c) */
 } SaasTokenClaims;
 extern char *saas_token_issue(const SaasTokenClaims *tc);
 
@@ -167,7 +172,8 @@ typedef enum SaasSessionStatus
 	SAAS_SESSION_GONE,
 	SAAS_SESSION_INACTIVE,
 	SAAS_SESSION_ORG_SUSPENDED,
-	SAAS_SESSION_ENDED
+	SAAS_SESSION_ENDED,
+	SAAS_SESSION_KEY_INVALID	/* API key revoked, expired, unknown or its creator without rights */
 } SaasSessionStatus;
 
 extern uint64 saas_jti_hash(const char *jti, size_t len);
@@ -195,5 +201,34 @@ extern const char *saas_password_policy_error(const char *password, const char *
 extern char *saas_password_hash(const char *password);
 extern bool saas_password_verify(const char *password, const char *phc);
 extern void saas_password_burn(const char *password);
+
+/*
+ * api_keys.c: API keys for machine clients. A key is
+ * "sk_" <org id, 32 hex> "_" <key id, 32 hex> "_" <secret, 43 base64url>;
+ * only the SHA-256 of the secret is stored. Scopes are bits.
+ */
+#define SAAS_SCOPE_USERS_READ			0x01
+#define SAAS_SCOPE_USERS_WRITE			0x02
+#define SAAS_SCOPE_AUDIT_READ			0x04
+#define SAAS_SCOPE_INTEGRATIONS_READ	0x08
+#define SAAS_API_KEY_PREFIX				"sk_"
+#define SAAS_API_KEY_SECRET_BYTES		32
+#define SAAS_API_KEY_LEN				(3 + 32 + 1 + 32 + 1 + 43)
+/* last_used_at is written at most once per this many seconds per key. */
+#define SAAS_API_KEY_TOUCH_S			60
+
+extern uint32 saas_scope_bit(const char *name);
+extern const char *saas_scope_name(uint32 bit);
+extern bool saas_api_key_looks(const char *s);
+extern char *saas_api_key_format(const pg_uuid_t *org_id, const pg_uuid_t *key_id,
+								 const unsigned char *secret);
+extern void saas_api_key_hash(const unsigned char *secret, unsigned char *out);
+extern void saas_api_key_adopt(const char *key, int action);
+extern SaasSessionStatus saas_api_key_check(const pg_uuid_t *org_id, const pg_uuid_t *key_id,
+											uint32 *scopes);
+extern void saas_api_key_forget(void);
+extern void saas_api_keys_init(void);
+extern const SaasContext *saas_context_require_scope(uint32 mask, const char *what);
+extern const SaasContext *saas_context_refuse_api_key(const char *what);
 
 #endif							/* SAAS_AUTH_H */

@@ -72,11 +72,12 @@ typedef struct CtxCacheEntry
 static CtxCacheEntry ctx_cache[CTX_CACHE_SIZE];
 static int	ctx_cache_next = 0;
 
-/* saas_context_init: from _PG_init; the signing keys' cache invalidation. */
+/* saas_context_init: from _PG_init; the signing keys' cache invalidation, API keys' commit callback. */
 void
 saas_context_init(void)
 {
 	saas_keys_init();
+	saas_api_keys_init();
 }
 
 /*
@@ -111,6 +112,7 @@ typedef struct CtxClaims
 	bool		iss_ok;
 	bool		aud_ok;
 	bool		trusted;
+	bool		api_key;
 	int64		exp,
 				nbf,
 				iat;
@@ -156,7 +158,7 @@ enum
 {
 	CL_ISS = 1, CL_AUD = 2, CL_SUB = 4, CL_ORG = 8, CL_ROLE = 16,
 	CL_EXP = 32, CL_NBF = 64, CL_IAT = 128, CL_TRUSTED = 256,
-	CL_JTI = 512, CL_GEN = 1024, CL_ACTOR = 2048
+	CL_JTI = 512, CL_GEN = 1024, CL_ACTOR = 2048, CL_API_KEY = 4096
 };
 
 /* cl_bit: the bit of a registered claim name in CtxClaims.seen (0: other). */
@@ -189,6 +191,8 @@ cl_bit(const char *f)
 		return CL_GEN;
 	if (strcmp(f, "actor") == 0)
 		return CL_ACTOR;
+	if (strcmp(f, "api_key") == 0)
+		return CL_API_KEY;
 	return 0;
 }
 
@@ -362,6 +366,9 @@ cl_scalar(void *state, char *token, JsonTokenType type)
 		case CL_TRUSTED:
 			c->trusted = (type == JSON_TOKEN_TRUE);
 			break;
+		case CL_API_KEY:
+			c->api_key = (type == JSON_TOKEN_TRUE);
+			break;
 		default:
 			break;
 	}
@@ -433,6 +440,10 @@ saas_context_verify(const char *token, SaasContext *ctx, SaasJwtTimes *times,
 		return SAAS_JWT_BAD_CLAIMS;
 	strlcpy(ctx->role, c.role, sizeof(ctx->role));
 	ctx->trusted = c.trusted;
+	/* An API key's context: admin of the org, capped by the key's scopes. */
+	if (c.api_key && (c.trusted || strcmp(c.role, SAAS_ROLE_ADMIN) != 0))
+		return SAAS_JWT_BAD_CLAIMS;
+	ctx->api_key = c.api_key;
 	/* Only the extension's own tokens name a non-user actor (the worker's services). */
 	if (c.trusted)
 		strlcpy(ctx->actor, c.actor, sizeof(ctx->actor));
@@ -487,6 +498,8 @@ ctx_fresh(CtxCacheEntry *e)
 	e->eff = e->ctx;
 	if (e->ctx.trusted)
 		return SAAS_SESSION_OK;
+	if (e->ctx.api_key)
+		return saas_api_key_check(&e->ctx.org_id, &e->ctx.user_id, &e->eff.scopes);
 	st = saas_session_check(&e->ctx.org_id, &e->ctx.user_id, e->gen, e->jti_hash, e->eff.role);
 	return st;
 }
@@ -584,7 +597,7 @@ saas_context_token(char *jti /* 65 bytes */ , int64 *exp)
 	if (saas_context_get() == NULL || token == NULL)
 		return false;
 	e = ctx_cache_lookup(token);
-	if (e == NULL || e->ctx.trusted)
+	if (e == NULL || e->ctx.trusted || e->ctx.api_key)
 		return false;
 	strlcpy(jti, e->jti, 65);
 	*exp = e->times.has_exp ? e->times.exp : ctx_now() + saas_jwt_ttl_s;
@@ -695,7 +708,7 @@ saas_context_adopt(const char *token, int action, bool want_claims)
 	CtxCacheEntry *e = ctx_cache_lookup(token);
 
 	/* A token verified before under the same keys: only its times and facts can have changed. */
-	if (e != NULL && (e->claims != NULL || !want_claims) && !e->ctx.trusted)
+	if (e != NULL && (e->claims != NULL || !want_claims) && !e->ctx.trusted && !e->ctx.api_key)
 	{
 		st = saas_jwt_check_time_values(&e->times, ctx_now(), saas_jwt_leeway_s, true);
 		if (st != SAAS_JWT_OK)
@@ -724,6 +737,10 @@ saas_context_adopt(const char *token, int action, bool want_claims)
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
 				 errmsg("invalid token: internal tokens cannot be presented")));
+	if (ctx.api_key)
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
+				 errmsg("invalid token: an API key's context cannot be presented; send the API key")));
 	e = ctx_cache_store(token, &ctx, &times, gen, jti, claims);
 	if ((ss = ctx_fresh(e)) != SAAS_SESSION_OK)
 		ereport(ERROR,
@@ -731,6 +748,17 @@ saas_context_adopt(const char *token, int action, bool want_claims)
 				 errmsg("invalid token: %s", saas_session_message(ss))));
 	ctx_set(token, (GucAction) action);
 	return claims;
+}
+
+/*
+ * saas_context_set_minted: make a context token this extension has just
+ * minted and checked (an API key's, api_keys.c) the context, with the given
+ * GUC action.
+ */
+void
+saas_context_set_minted(const char *token, int action)
+{
+	ctx_set(token, (GucAction) action);
 }
 
 /* saas_context_clear: no context until the enclosing nest level ends. */

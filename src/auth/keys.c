@@ -193,6 +193,8 @@ saas_token_issue(const SaasTokenClaims *tc)
 		appendStringInfo(&claims, ",\"gen\":" INT64_FORMAT, tc->gen);
 	if (tc->trusted)
 		appendStringInfoString(&claims, ",\"trusted\":true");
+	if (tc->api_key && !tc->trusted)
+		appendStringInfoString(&claims, ",\"api_key\":true");
 	if (tc->trusted && tc->actor)
 	{
 		appendStringInfoString(&claims, ",\"actor\":");

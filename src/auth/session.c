@@ -225,6 +225,8 @@ saas_session_message(SaasSessionStatus st)
 			return "the organization is suspended";
 		case SAAS_SESSION_ENDED:
 			return "the session has ended (logout or password change); log in again";
+		case SAAS_SESSION_KEY_INVALID:
+			return "the API key is revoked, expired or not valid";
 	}
 	return "invalid session";
 }

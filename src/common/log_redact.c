@@ -12,7 +12,10 @@
  * tokens that the extension minted for its own work (trusted contexts) in
  * its NOTICEs, and the server log would keep them. Errors raised on a
  * worker node while it runs such a command would also log the command as
- * the failing STATEMENT.
+ * the failing STATEMENT. The secret part of an API key (sk_<org>_<id>_
+ * <secret>, src/auth/api_keys.c) is cut out too: a key passed to
+ * saas.authenticate_api_key() would otherwise be logged with a failing
+ * statement.
  *
  *-------------------------------------------------------------------------
  */
@@ -34,6 +37,36 @@ static const char *const quoted_markers[] = {
 };
 
 /*
+ * api_key_secret: the secret part of the first API key in text at or after
+ * p ("sk_", 32 hex digits, "_", 32 hex digits, "_", then the secret), or
+ * NULL.
+ */
+static const char *
+api_key_secret(const char *p)
+{
+	const char *k;
+
+	for (k = strstr(p, "sk_"); k != NULL; k = strstr(k + 1, "sk_"))
+	{
+		const char *q = k + 3;
+		int			part,
+					i;
+		bool		ok = true;
+
+		for (part = 0; part < 2 && ok; part++)
+		{
+			for (i = 0; i < 32 && ok; i++)
+				ok = saas_hex_value(q[i]) >= 0;
+			ok = ok && q[32] == '_';
+			q += 33;
+		}
+		if (ok)
+			return q;
+	}
+	return NULL;
+}
+
+/*
  * redact_text: TEXT with each secret replaced by [redacted], or NULL when
  * there is none. Quoted markers end at the next quote; a password hash
  * ($argon2...) ends at a quote, a blank or the end.
@@ -45,7 +78,8 @@ redact_text(const char *text)
 	const char *p = text;
 	bool		changed = false;
 
-	if (text == NULL || (strstr(text, "saas.context") == NULL && strstr(text, "$argon2") == NULL))
+	if (text == NULL || (strstr(text, "saas.context") == NULL && strstr(text, "$argon2") == NULL &&
+						 api_key_secret(text) == NULL))
 		return NULL;
 	initStringInfo(&out);
 	while (*p)
@@ -73,6 +107,16 @@ redact_text(const char *text)
 			{
 				hit = h;
 				value = h;
+				quoted = false;
+			}
+		}
+		{
+			const char *k = api_key_secret(p);
+
+			if (k != NULL && (hit == NULL || k < hit))
+			{
+				hit = k;
+				value = k;
 				quoted = false;
 			}
 		}
@@ -121,7 +165,8 @@ saas_emit_log_hook(ErrorData *edata)
 	/* The failing statement is logged as it is: leave it out when it holds one. */
 	if (debug_query_string != NULL &&
 		(strstr(debug_query_string, "saas.context") != NULL ||
-		 strstr(debug_query_string, "$argon2") != NULL))
+		 strstr(debug_query_string, "$argon2") != NULL ||
+		 api_key_secret(debug_query_string) != NULL))
 		edata->hide_stmt = true;
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);

@@ -66,8 +66,9 @@ SELECT is_empty($$
 		   unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'REFERENCES']) p(priv)
 	 WHERE c.relnamespace = 'saas'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 	   AND c.relname LIKE '\_%' AND has_any_column_privilege('saas_api', c.oid, p.priv)
-	EXCEPT VALUES ('_credentials', 'INSERT'), ('_credentials', 'column INSERT')$$,
-	'saas_api has no privilege on any private (_-prefixed) table of saas (but inserting a password hash)');
+	EXCEPT VALUES ('_credentials', 'INSERT'), ('_credentials', 'column INSERT'),
+		('_api_key_secrets', 'INSERT'), ('_api_key_secrets', 'column INSERT')$$,
+	'saas_api has no privilege on any private (_-prefixed) table of saas (but inserting a password or API key hash)');
 SELECT is_empty($$
 	SELECT c.oid::regclass::text FROM pg_class c, aclexplode(c.relacl) a
 	 WHERE c.relnamespace = 'saas'::regnamespace AND a.grantee = 0$$,

@@ -136,8 +136,8 @@ for n in 1 2; do
 done
 
 # ---- saas.distribute()
-t_eq "distribute() places the 27 tables of pg_saas" 0 \
-	"distributed=20 local=1 reference=6" \
+t_eq "distribute() places the 29 tables of pg_saas" 0 \
+	"distributed=22 local=1 reference=6" \
 	-c "SELECT string_agg(placement || '=' || n, ' ' ORDER BY placement) FROM
 		(SELECT placement, count(*) AS n FROM saas.distribute() GROUP BY placement) s"
 t_error "a second distribute() is refused (42710: already distributed)" 42710 \
