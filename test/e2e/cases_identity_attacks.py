@@ -94,8 +94,12 @@ def identity_attack_request_secrets_stay_out_of_the_server_log():
                        "nested": json.dumps({"password": "nested-" + RUN, "token": secrets["invitation token"]})})
     hdrs = json.dumps({"authorization": "Bearer " + at, "content-type": "application/json", "x-marker": marker})
     start = os.path.getsize(PGLOG)
-    sql("SET log_statement = 'all'; SELECT status FROM saas.http('POST', '/auth/refresh', '%s', '%s')"
-        % (hdrs.replace("'", "''"), body.replace("'", "''")))
+    # Two statements sent apart (psql reads them from its input): SET then the logged call.
+    script = ("SET log_statement = 'all';\nSELECT status FROM saas.http('POST', '/auth/refresh', '%s', '%s');\n"
+              % (hdrs.replace("'", "''"), body.replace("'", "''")))
+    r = subprocess.run(["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", PGHOST, "-p", str(PGPORT), "-U", "postgres",
+                        "-d", DB], input=script, capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0 and "400" in r.stdout, "the call failed: %s %s" % (r.stdout, r.stderr))
     log = ""
     for _ in range(20):
         with open(PGLOG, errors="replace") as f:
