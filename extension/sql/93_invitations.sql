@@ -101,6 +101,24 @@ CREATE TRIGGER jobs_scrub_secrets BEFORE UPDATE ON saas.jobs
 	FOR EACH ROW WHEN (NEW.state IN ('succeeded', 'dead') AND NEW.kind IN ('message.invitation', 'message.password_reset'))
 	EXECUTE FUNCTION saas._jobs_scrub_secrets();
 
+-- Until then the job holds the token, and saas_api may read saas.jobs (admins, their
+-- organization's rows, policy jobs_admin_read): an admin reading a pending password reset
+-- of another user of its organization could set that user's password as the user (a
+-- platform admin, a super_admin's). So these jobs are nobody's to read while they carry a
+-- token, but the extension owner's (the worker, the API's C operations): a restrictive
+-- policy, AND-ed with every other one. Once finished (succeeded or dead) the text is gone.
+DO $$
+BEGIN
+	EXECUTE pg_catalog.format(
+		'CREATE POLICY jobs_hide_tokens ON saas.jobs AS RESTRICTIVE FOR SELECT USING ('
+		'kind OPERATOR(pg_catalog.<>) ALL (ARRAY[%L, %L]) OR state OPERATOR(pg_catalog.=) ANY (ARRAY[%L, %L])'
+		' OR current_user OPERATOR(pg_catalog.=) %L)',
+		'message.invitation', 'message.password_reset', 'succeeded', 'dead', current_user);
+END
+$$;
+COMMENT ON POLICY jobs_hide_tokens ON saas.jobs IS
+	'Invitation and password reset messages are read by the extension owner only until they are finished (their token is then removed).';
+
 -- Rate limits of their own: asking for a reset per email and per client
 -- address, using a token (accept, confirm) per client address and per token,
 -- sending invitations per organization (scopes listed in 35_rate_limits.sql's check).
