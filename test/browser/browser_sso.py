@@ -122,7 +122,12 @@ def sso_organization_with_the_dashboard_as_redirect_uri():
 @B.bcase
 def sso_button_signs_in_as_the_providers_user_with_a_clean_address_bar():
     before = users_of_org()
+    # the sign-in page with both forms fits 360 px
+    B.DRIVER.size(360, 740)
     fresh_sign_in_page()
+    w = B.DRIVER.js("return [document.documentElement.scrollWidth, window.innerWidth];")
+    check(w[0] <= w[1] + 1, "sign-in page %dpx wide in a %dpx window" % (w[0], w[1]))
+    B.DRIVER.size(1280, 900)
     sso_click(SSO["slug"])
     B.DRIVER.find("#sign-out", timeout=20)
     who = B.DRIVER.text("#who")
