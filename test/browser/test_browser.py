@@ -282,7 +282,7 @@ def start_relay_sim_and_browser():
     log = open(os.path.join(WORK, "sim.log"), "wb")
     sim = subprocess.Popen([os.environ["BROWSER_SIM_BIN"], "--control-port", str(SIM["control"]),
                             "--user-port", str(SIM["user"]), "--payment-port", str(SIM["payment"]),
-                            "--communication-port", str(SIM["comm"]),
+                            "--communication-port", str(SIM["comm"]), "--oidc-port", "0",
                             "--webhook-url", "http://127.0.0.1:%d/webhooks" % R.port, "--seed", "7"],
                            stdout=log, stderr=subprocess.STDOUT)
     record_child(sim)
@@ -295,6 +295,8 @@ def start_relay_sim_and_browser():
             return False
     wait_for(sim_up, timeout=20, what="saas-sim")
     check(sim.poll() is None, "saas-sim exited")
+    SIM["idp"] = http_json("GET", "http://127.0.0.1:%d/_sim/health" % SIM["control"])[1][
+        "services"]["identity-provider"]["port"]
     sql("UPDATE saas.integrations SET base_url = 'http://127.0.0.1:%d/v1' WHERE service = 'user-service';"
         "UPDATE saas.integrations SET base_url = 'http://127.0.0.1:%d/v2' WHERE service = 'payment-service';"
         "UPDATE saas.integrations SET base_url = 'http://127.0.0.1:%d/v1' WHERE service = 'communication-service'"
@@ -646,6 +648,12 @@ def a_session_that_ends_returns_to_the_sign_in_page():
     DRIVER.find("#login-form")
     check(DRIVER.js("return localStorage.length + sessionStorage.length;") == 0, "something stored")
     check(DRIVER.js("return document.cookie;") == "", "a cookie was set")
+
+
+# ---------------------------------------------------------------------------------------------
+# single sign-on from the sign-in page: test/browser/browser_sso.py (its cases run here, last)
+
+import browser_sso  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------------------------------------

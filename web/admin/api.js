@@ -58,12 +58,23 @@ export async function api(method, path, opts = {}) {
   return {status: resp.status, body: doc, etag: resp.headers.get('ETag')};
 }
 
+// The answer of POST /auth/login (and of the SSO callback, which answers the same) as the session.
+function adopt(body) {
+  session = {token: body.token, user: body.user, expiresAt: Date.now() + 1000 * body.expires_in};
+  return session;
+}
+
 export async function signIn(email, password, organization) {
   const body = {email, password};
   if (organization) body.organization = organization;
   const r = await api('POST', '/auth/login', {body});
-  session = {token: r.body.token, user: r.body.user, expiresAt: Date.now() + 1000 * r.body.expires_in};
-  return session;
+  return adopt(r.body);
+}
+
+// Single sign-on's last step: the provider's code and state (or error) handed to the API.
+export async function signInSso(params) {
+  const r = await api('GET', '/auth/sso/callback', {query: params});
+  return adopt(r.body);
 }
 
 export async function logout() {

@@ -1,7 +1,8 @@
 // The admin dashboard: sign-in, a navigation by role, and one view per hash route.
 // Plain modules, no build step; every datum comes from the API of this origin.
 import {api, signIn, signedIn, logout} from './api.js';
-import {h, clear, errorBox, field} from './dom.js';
+import {h, clear, errorBox, field, notice} from './dom.js';
+import {startSso, takeSsoAnswer, finishSso} from './sso.js';
 import {usersView, orgView} from './views_users.js';
 import {auditView, jobsView, webhooksView} from './views_ops.js';
 import {integrationsView} from './views_integrations.js';
@@ -19,9 +20,22 @@ const VIEWS = [
   {id: 'tenants', title: 'Tenants', roles: ['super_admin'], render: tenantsView},
 ];
 
+// Past a sign-in (password or SSO): admins go in, anyone else is told and signed out again.
+async function enter(out) {
+  const s = signedIn();
+  if (!['admin', 'super_admin'].includes(s.user.role)) {
+    await logout();
+    out.append(errorBox({message: 'The dashboard is for admins; this account is a ' + s.user.role + '.',
+      code: 'forbidden', status: 403}));
+    return;
+  }
+  location.hash = '#/' + (s.user.role === 'super_admin' ? 'tenants' : 'users');
+  route();
+}
+
 function loginView(message) {
   const out = h('div', {id: 'login-error'});
-  const form = h('form', {class: 'card login', id: 'login-form', autocomplete: 'on'},
+  const form = h('form', {class: 'card', id: 'login-form', autocomplete: 'on'},
     h('h1', {}, 'pg_saas admin'),
     message ? h('p', {class: 'notice'}, message) : null,
     field('Email', h('input', {name: 'email', type: 'email', required: true, autocomplete: 'username'})),
@@ -37,20 +51,54 @@ function loginView(message) {
     try {
       await signIn(f.email.value.trim(), f.password.value, f.organization.value.trim());
       f.password.value = '';
-      const s = signedIn();
-      if (!['admin', 'super_admin'].includes(s.user.role)) {
-        await logout();
-        out.append(errorBox({message: 'The dashboard is for admins; this account is a ' + s.user.role + '.',
-          code: 'forbidden', status: 403}));
-        return;
-      }
-      location.hash = '#/' + (s.user.role === 'super_admin' ? 'tenants' : 'users');
-      route();
+      await enter(out);
     } catch (err) {
       out.append(errorBox(err));
     }
   });
-  return h('main', {class: 'center'}, form);
+  return h('main', {class: 'center'}, h('div', {class: 'login'}, form, ssoForm()));
+}
+
+// "Sign in with SSO": the organization's slug (and, if wished, the email as a hint to the provider).
+// Not a form submission to the API (form-action would not allow the provider's redirect): the
+// handler navigates the tab itself.
+function ssoForm() {
+  const out = h('div', {id: 'sso-error'});
+  const form = h('form', {class: 'card', id: 'sso-form', autocomplete: 'on'},
+    h('h2', {}, 'Single sign-on'),
+    field('Organization (slug)', h('input', {name: 'slug', type: 'text', required: true,
+      autocomplete: 'organization', spellcheck: 'false', autocapitalize: 'none'})),
+    field('Email (optional, passed to the provider)', h('input', {name: 'login_hint', type: 'email',
+      autocomplete: 'username'})),
+    h('button', {type: 'submit', id: 'sso-submit'}, 'Sign in with SSO'),
+    out);
+  form.addEventListener('submit', ev => {
+    ev.preventDefault();
+    clear(out);
+    try {
+      startSso(form.elements.slug.value.trim().toLowerCase(), form.elements.login_hint.value.trim());
+    } catch (err) {
+      out.append(errorBox(err));
+    }
+  });
+  return form;
+}
+
+// The page loaded with the provider's answer: finish the sign-in, or show why not.
+async function ssoReturn(answer) {
+  clear(root);
+  root.append(loginView());
+  const out = document.getElementById('sso-error');
+  const wait = notice('Signing in with single sign-on…');
+  out.append(wait);
+  try {
+    await finishSso(answer);
+    wait.remove();
+    await enter(out);
+  } catch (err) {
+    wait.remove();
+    out.append(errorBox(err));
+  }
 }
 
 function shell(current) {
@@ -104,4 +152,6 @@ api('GET', '/healthz').catch(err => {
   const box = document.getElementById('login-error');
   if (box) box.append(errorBox(err));
 });
-route();
+const ssoAnswer = takeSsoAnswer();
+if (ssoAnswer) ssoReturn(ssoAnswer);
+else route();
