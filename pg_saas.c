@@ -21,6 +21,7 @@
 
 #include "src/pg_saas.h"
 #include "src/auth/auth.h"
+#include "src/auth/oidc.h"
 #include "src/common/common.h"
 #include "src/ratelimit/ratelimit.h"
 #include "bgworker/retention.h"
@@ -111,6 +112,10 @@ _PG_init(void)
 	 * shared_preload_libraries: no worker), a postmaster-level setting
 	 * cannot be created any more, so it is then merely informational.
 	 */
+	DefineCustomStringVariable("saas.sso_allowed_origins",
+							   "Origins (scheme://host[:port|:*], comma-separated) of the identity providers the server may call for SSO; empty: none.",
+							   NULL, &saas_sso_allowed_origins, "",
+							   PGC_SUSET, GUC_LIST_INPUT, saas_oidc_origins_check_hook, NULL, NULL);
 	DefineCustomStringVariable("saas.database",
 							   "Database the background worker serves.",
 							   NULL, &saas_database, "postgres",

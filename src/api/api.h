@@ -231,8 +231,10 @@ extern void saas_op_get_sso_connection(StringInfo out);
 extern void saas_op_put_sso_connection(Jsonb *body, StringInfo out, bool *created);
 extern void saas_op_delete_sso_connection(void);
 extern bool saas_sso_password_login_allowed(const pg_uuid_t *org_id);
+/* The cookie that binds an SSO sign-in to the browser that started it. */
+#define SAAS_SSO_COOKIE "saas_sso"
 extern void saas_op_sso_start(const char *slug, const char *login_hint, StringInfo out,
-							  char **location);
-extern void saas_op_sso_callback(const SaasParams *p, StringInfo out);
+							  char **location, char **binding);
+extern void saas_op_sso_callback(const SaasParams *p, const char *binding, StringInfo out);
 
 #endif							/* SAAS_API_H */

@@ -30,6 +30,42 @@ sso_limit_addr(SaasRequest *req, SaasResponse *r)
 		router_limit(r, "auth_ip", addr, NULL);
 }
 
+/*
+ * sso_cookie: the value of the sign-in cookie in the request's Cookie
+ * header ("a=1; saas_sso=...; b=2"), or NULL. Only base64url values count.
+ */
+static char *
+sso_cookie(SaasRequest *req)
+{
+	char	   *h = req_header(req, "cookie");
+	char	   *save = NULL;
+	const size_t nlen = strlen(SAAS_SSO_COOKIE);
+
+	if (h == NULL)
+		return NULL;
+	for (char *c = strtok_r(h, ";", &save); c; c = strtok_r(NULL, ";", &save))
+	{
+		while (*c == ' ')
+			c++;
+		if (strncmp(c, SAAS_SSO_COOKIE, nlen) == 0 && c[nlen] == '=')
+		{
+			char	   *v = c + nlen + 1;
+
+			if (strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == strlen(v))
+				return v;
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The sign-in cookie: HttpOnly (no script reads it), Secure (browsers keep
+ * it over https, and on loopback addresses), SameSite=Lax (sent on the
+ * provider's top-level redirect back), for the 10 minutes a state lives.
+ */
+#define SSO_COOKIE_ATTRS "; Path=/; HttpOnly; Secure; SameSite=Lax"
+
 bool
 saas_routes_sso(SaasRequest *req, SaasResponse *r)
 {
@@ -40,14 +76,17 @@ saas_routes_sso(SaasRequest *req, SaasResponse *r)
 		if (req->nsegs == 4 && strcmp(req->segs[3], "start") == 0)
 		{
 			char	   *location = NULL;
+			char	   *binding = NULL;
 
 			if (!is_get)
 				method_not_allowed(r, "GET");
 			sso_limit_addr(req, r);
 			saas_params_check(&req->params, start_params);
 			saas_op_sso_start(req->segs[2], saas_param(&req->params, "login_hint"),
-							  &r->body, &location);
+							  &r->body, &location, &binding);
 			saas_response_header(r, "Location", location);
+			saas_response_header(r, "Set-Cookie",
+								 psprintf(SAAS_SSO_COOKIE "=%s; Max-Age=600" SSO_COOKIE_ATTRS, binding));
 			r->status = 302;
 			return true;
 		}
@@ -56,7 +95,9 @@ saas_routes_sso(SaasRequest *req, SaasResponse *r)
 			if (!is_get)
 				method_not_allowed(r, "GET");
 			sso_limit_addr(req, r);
-			saas_op_sso_callback(&req->params, &r->body);
+			saas_op_sso_callback(&req->params, sso_cookie(req), &r->body);
+			/* Used up: the browser forgets it. */
+			saas_response_header(r, "Set-Cookie", SAAS_SSO_COOKIE "=; Max-Age=0" SSO_COOKIE_ATTRS);
 			return true;
 		}
 		return false;

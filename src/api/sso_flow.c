@@ -40,6 +40,7 @@
 
 #define SSO_STATE_RANDOM	32
 #define SSO_STATE_LEN		(36 + 1 + 43)
+#define SSO_BINDING_LEN		43
 #define SSO_REQUEST_TTL		"10 minutes"
 #define SSO_ID_TOKEN_MAX_AGE_S	600
 
@@ -132,14 +133,22 @@ sso_sha256(const void *data, size_t len, unsigned char *out)
 		elog(ERROR, "SHA-256 failed");
 }
 
-/* sso_state_hash: SHA-256 of the state, as a bytea Datum. */
+/*
+ * sso_state_hash: SHA-256 of "<state>.<binding>", as a bytea Datum. The
+ * binding is the secret of the cookie the start route set in the browser:
+ * a state is only found again with the cookie of the browser that started
+ * the sign-in, so a callback link is worth nothing in another browser
+ * (login CSRF).
+ */
 static Datum
-sso_state_hash(const char *state)
+sso_state_hash(const char *state, const char *binding)
 {
 	bytea	   *b = palloc(VARHDRSZ + 32);
+	char	   *input = psprintf("%s.%s", state, binding);
 
 	SET_VARSIZE(b, VARHDRSZ + 32);
-	sso_sha256(state, strlen(state), (unsigned char *) VARDATA(b));
+	sso_sha256(input, strlen(input), (unsigned char *) VARDATA(b));
+	pfree(input);
 	return PointerGetDatum(b);
 }
 
@@ -189,7 +198,8 @@ sso_not_found(void)
  * sign-in (the router answers 302 to it). login_hint is passed on.
  */
 void
-saas_op_sso_start(const char *slug, const char *login_hint, StringInfo out, char **location)
+saas_op_sso_start(const char *slug, const char *login_hint, StringInfo out, char **location,
+				  char **binding)
 {
 	SaasElevation elev;
 	Datum		vals[3];
@@ -202,11 +212,13 @@ saas_op_sso_start(const char *slug, const char *login_hint, StringInfo out, char
 			   *nonce,
 			   *verifier;
 	unsigned char rnd[SSO_STATE_RANDOM],
+				bind_rnd[SSO_STATE_RANDOM],
 				challenge[32];
 	char		org_str[37];
 	StringInfoData state,
 				url,
-				ch;
+				ch,
+				bind;
 	SaasOidcProvider prov;
 
 	if (strlen(slug) > 63)
@@ -252,11 +264,14 @@ saas_op_sso_start(const char *slug, const char *login_hint, StringInfo out, char
 	sso_sha256(verifier, strlen(verifier), challenge);
 	initStringInfo(&ch);
 	saas_b64url_encode(challenge, sizeof(challenge), &ch);
+	saas_random_bytes(bind_rnd, sizeof(bind_rnd));
+	initStringInfo(&bind);
+	saas_b64url_encode(bind_rnd, sizeof(bind_rnd), &bind);
 
 	saas_elevate(&elev);
 	vals[0] = saas_uuid_datum(&org_id);
 	saas_exec(&plan_request_purge, vals, NULL, false, 0);
-	vals[1] = sso_state_hash(state.data);
+	vals[1] = sso_state_hash(state.data, bind.data);
 	vals[2] = saas_uuid_datum(&conn_id);
 	if (saas_exec(&plan_request_insert, vals, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record the sign-in");
@@ -276,6 +291,7 @@ saas_op_sso_start(const char *slug, const char *login_hint, StringInfo out, char
 	if (login_hint)
 		sso_query_add(&url, "login_hint", login_hint);
 	*location = url.data;
+	*binding = bind.data;
 	appendStringInfoString(out, "{\"authorization_url\":");
 	saas_json_string(out, url.data);
 	appendStringInfoString(out, ",\"expires_in\":600}");
@@ -401,7 +417,7 @@ sso_name(const char *s, const char *fallback)
  * provider may add iss, session_state, scope...) are ignored.
  */
 void
-saas_op_sso_callback(const SaasParams *p, StringInfo out)
+saas_op_sso_callback(const SaasParams *p, const char *binding, StringInfo out)
 {
 	const char *state = saas_param(p, "state");
 	const char *code = saas_param(p, "code");
@@ -448,8 +464,15 @@ saas_op_sso_callback(const SaasParams *p, StringInfo out)
 				 errmsg("code is required"),
 				 errdetail_internal("[{\"field\":\"code\",\"message\":\"is required\"}]")));
 
+	/* The browser that started it: its cookie, or no sign-in. */
+	if (binding == NULL || strlen(binding) != SSO_BINDING_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_VALIDATION),
+				 errmsg("the sign-in must end in the browser that started it: its cookie " SAAS_SSO_COOKIE " is missing"),
+				 errdetail_internal("[{\"field\":\"state\",\"message\":\"has no sign-in cookie with it\"}]")));
+
 	/* What the sign-in was: read only, no lock, no tenant context. */
-	state_hash = sso_state_hash(state);
+	state_hash = sso_state_hash(state, binding);
 	saas_spi_connect();
 	saas_elevate(&elev);
 	vals[0] = saas_uuid_datum(&org_id);

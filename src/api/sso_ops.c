@@ -250,6 +250,9 @@ saas_op_put_sso_connection(Jsonb *body, StringInfo out, bool *created)
 	role = saas_get_str(body, "default_role");
 	if (issuer && !sso_url_ok(issuer, true))
 		saas_errors_add(&e, "issuer", "must be an http(s) URL without query or fragment");
+	else if (issuer && !saas_oidc_url_allowed(issuer))
+		saas_errors_add(&e, "issuer",
+						"is not among the identity providers this server may call (setting saas.sso_allowed_origins, set by the database's superuser)");
 	if (redirect && !sso_url_ok(redirect, false))
 		saas_errors_add(&e, "redirect_uri", "must be an http(s) URL without fragment");
 	if (client_id)

@@ -12,6 +12,7 @@
 #ifndef SAAS_OIDC_H
 #define SAAS_OIDC_H
 
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 
 /* What an id_token must say (oidc_jwt.c). */
@@ -76,5 +77,10 @@ extern void saas_oidc_fetch(const char *url, const char *form, SaasOidcAnswer *a
 extern void saas_oidc_discover(const char *issuer, SaasOidcProvider *p);
 extern Jsonb *saas_oidc_jwks(const char *jwks_uri, const char *unknown_kid);
 extern void saas_oidc_forget(void);
+
+/* oidc_allow.c: the origins the server may call (saas.sso_allowed_origins) */
+extern char *saas_sso_allowed_origins;
+extern bool saas_oidc_origins_check_hook(char **newval, void **extra, GucSource source);
+extern bool saas_oidc_url_allowed(const char *url);
 
 #endif							/* SAAS_OIDC_H */

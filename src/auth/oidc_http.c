@@ -113,6 +113,9 @@ saas_oidc_fetch(const char *url, const char *form, SaasOidcAnswer *a)
 
 	if (url == NULL || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
 		oidc_unavailable(url ? url : "(none)", "not an http(s) URL");
+	/* Checked at every call: a discovery document names URLs of its own. */
+	if (!saas_oidc_url_allowed(url))
+		oidc_unavailable(url, "its origin is not in saas.sso_allowed_origins");
 	buf.data = palloc(SAAS_OIDC_MAX_ANSWER + 1);
 	buf.len = 0;
 	buf.overflow = false;
@@ -259,6 +262,9 @@ saas_oidc_discover(const char *issuer, SaasOidcProvider *p)
 		oidc_unavailable(url, "the document names another issuer");
 	if (p->authorization_endpoint == NULL || p->token_endpoint == NULL || p->jwks_uri == NULL)
 		oidc_unavailable(url, "the document lacks an endpoint");
+	/* Browsers are sent there: only to an allowed origin (http(s), no credentials). */
+	if (!saas_oidc_url_allowed(p->authorization_endpoint))
+		oidc_unavailable(url, "its authorization_endpoint is not in saas.sso_allowed_origins");
 	if (fetched)
 		oidc_cache_put(discovery_cache, issuer, text);
 }

@@ -48,6 +48,8 @@ def provider_answer(hint=None):
         path += "?" + urllib.parse.urlencode({"login_hint": hint})
     st, h, doc = B.api("GET", path)
     check(st == 302 and h.get("location"), "start %d %r" % (st, doc))
+    cookie = {k.lower(): v for k, v in h.items()}.get("set-cookie", "")
+    check(cookie.startswith("saas_sso="), "start set no sign-in cookie: %r" % cookie)
     u = urllib.parse.urlparse(h["location"])
     check(u.port == B.SIM["idp"], "start redirects elsewhere: %s" % h["location"])
     c = http.client.HTTPConnection("127.0.0.1", u.port, timeout=10)
@@ -58,7 +60,13 @@ def provider_answer(hint=None):
     c.close()
     check(r.status == 302 and back and back.startswith(SSO["redirect"] + "?"),
           "the provider answered %d %r" % (r.status, back))
-    return back[len("http://127.0.0.1:%d" % B.R.port):]
+    target = back[len("http://127.0.0.1:%d" % B.R.port):]
+    # The browser that started this sign-in holds this cookie (the start route's Set-Cookie).
+    COOKIES[target] = cookie.split(";", 1)[0][len("saas_sso="):]
+    return target
+
+
+COOKIES = {}    # provider answer (dashboard address) -> the sign-in cookie of the start that made it
 
 
 def fresh_sign_in_page():
@@ -68,9 +76,13 @@ def fresh_sign_in_page():
     B.DRIVER.js("sessionStorage.clear();")
 
 
-def mark_started():
-    """What the page's button leaves before it navigates away (for answers made outside the browser)."""
+def mark_started(target=None):
+    """What the page's button leaves before it navigates away (for answers made outside the browser):
+    the tab's mark and, for the provider answer target, the start route's cookie in the browser."""
     B.DRIVER.js("sessionStorage.setItem(arguments[0], JSON.stringify({at: Date.now()}));", PENDING)
+    if target is not None:
+        B.DRIVER.cmd("POST", "/cookie", {"cookie": {"name": "saas_sso", "value": COOKIES[target], "path": "/",
+                                                    "httpOnly": True, "secure": True, "sameSite": "Lax"}})
 
 
 def sso_click(slug, hint=""):
@@ -191,9 +203,9 @@ def sso_refusals_are_shown_from_the_apis_error_body():
     target = provider_answer()
     state = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(target).query))["state"]
     B.sql("UPDATE saas._sso_requests SET expires_at = now() - interval '1 second'"
-          " WHERE state_hash = sha256(convert_to('%s', 'UTF8'))" % state)
+          " WHERE state_hash = sha256(convert_to('%s.%s', 'UTF8'))" % (state, COOKIES[target]))
     fresh_sign_in_page()
-    mark_started()
+    mark_started(target)
     B.DRIVER.get(target)
     t = B.DRIVER.wait_text("#sso-error .error", "validation_failed")
     check("400" in t and "state" in t, "expired state %r" % t)
@@ -201,7 +213,7 @@ def sso_refusals_are_shown_from_the_apis_error_body():
     # the provider down when the page hands over the code: 503
     target = provider_answer()
     fresh_sign_in_page()
-    mark_started()
+    mark_started(target)
     try:
         idp_mode("down")
         B.DRIVER.get(target)
@@ -238,7 +250,7 @@ def sso_answer_not_started_from_this_tab_is_not_used():
     # the callbacks were never made: both answers still sign in over plain HTTP
     for tgt in (target, target2):
         q = urllib.parse.urlparse(tgt).query
-        st, _, doc = B.api("GET", "/auth/sso/callback?" + q)
+        st, _, doc = B.api("GET", "/auth/sso/callback?" + q, headers={"Cookie": "saas_sso=" + COOKIES[tgt]})
         check(st == 200 and doc["user"]["email"] == "ivy@" + SSO["domain"], "callback %d %r" % (st, doc))
 
 

@@ -1,7 +1,8 @@
 """Single sign-on with OpenID Connect, end to end over HTTP (docs/api.md, "Single sign-on").
 
 The case file starts its own saas-sim (the AddressSanitizer build) on free ports and plays the
-browser: GET /auth/sso/{slug}/start, the provider's /authorize, the callback. Every id_token
+browser: GET /auth/sso/{slug}/start, the provider's /authorize, the callback, carrying the sign-in
+cookie the start route sets (a browser's cookie jar of one cookie, JAR). Every id_token
 attack the simulator can make is refused, and so are a wrong state, a replayed nonce, a reused
 code; a provider that is down or hangs gives a 503 within the timeouts. The simulator is stopped
 by the last case (and at exit).
@@ -16,6 +17,23 @@ import urllib.parse
 
 from e2e_lib import *
 from saas_test import case, check, Skip
+
+_lib_call = call
+JAR = {}        # the "browser's" cookie: the last saas_sso the start route set
+
+
+def call(method, path, token=None, body=None, headers=None, **kw):
+    """e2e_lib's call, as a browser would make it: the start route's Set-Cookie is kept, and sent back
+    with the callback (unless the case passes its own Cookie header)."""
+    hdrs = dict(headers or {})
+    if path.startswith("/auth/sso/callback") and JAR.get("saas_sso") and "Cookie" not in hdrs:
+        hdrs["Cookie"] = "theme=dark; saas_sso=%s" % JAR["saas_sso"]
+    a = _lib_call(method, path, token, body, hdrs, **kw)
+    sc = a.h("set-cookie") or ""
+    if sc.startswith("saas_sso="):
+        JAR["saas_sso"] = sc.split(";", 1)[0][len("saas_sso="):] or None
+    return a
+
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 SIM_BIN = os.path.join(ROOT, "sim", "saas-sim-asan")
@@ -206,10 +224,16 @@ def sso_full_redirect_flow_provisions_the_user_and_issues_a_session():
           and len(q.get("code_challenge", "")) == 43 and q.get("nonce") and "openid" in q.get("scope", "").split(),
           "authorize parameters %r" % q)
     check(q["state"].startswith(F["sso_org"] + "."), "the state does not carry the organization: %r" % q["state"])
-    check(sql("SELECT count(*) FROM saas._sso_requests WHERE state_hash = sha256('%s'::bytea)" % q["state"]) == "1",
-          "the state is not stored as its SHA-256")
+    cookie = a.h("set-cookie")
+    check(cookie and re.fullmatch(r"saas_sso=[A-Za-z0-9_-]{43}; Max-Age=600; Path=/; HttpOnly; Secure; SameSite=Lax",
+                                  cookie), "the start route's cookie: %r" % cookie)
+    check(sql("SELECT count(*) FROM saas._sso_requests WHERE state_hash = sha256('%s.%s'::bytea)"
+              % (q["state"], JAR["saas_sso"])) == "1",
+          "the state is not stored as the SHA-256 of the state and the browser's cookie")
     target = authorize(loc)
     a = expect(call("GET", target), 200)
+    check(a.h("set-cookie") and a.h("set-cookie").startswith("saas_sso=; Max-Age=0;"),
+          "the callback does not clear the cookie: %r" % a.h("set-cookie"))
     check(a.doc["token_type"] == "Bearer" and a.doc["user"]["email"] == "ann@" + SSO_DOMAIN
           and a.doc["user"]["role"] == "user" and a.doc["user"]["org_id"] == F["sso_org"]
           and a.doc["user"]["first_name"] == "Ann" and a.doc["user"]["last_login"], "session %r" % a.doc)
@@ -284,6 +308,53 @@ def sso_wrong_state_replayed_nonce_and_reused_code_are_refused():
     # a code issued for another PKCE challenge (an injected code) is refused by the provider
     target = authorize(expect(start(slug), 302).h("location"), code_challenge=b64url(hashlib.sha256(b"x").digest()))
     refused_without_session(call("GET", target), 401, "unauthorized", "other challenge")
+
+
+@case
+def sso_callback_only_in_the_browser_that_started_it():
+    """Login CSRF: a callback link (code and state) is worth nothing without the start's cookie."""
+    slug = need("sso_slug")
+    # The attacker starts a sign-in in its own browser and gets as far as the provider's answer.
+    target = authorize(expect(start(slug), 302).h("location"))
+    attacker_cookie = JAR["saas_sso"]
+    # The victim's browser: no cookie, or a cookie of a sign-in of its own.
+    a = call("GET", target, headers={"Cookie": "theme=dark"})
+    refused_without_session(a, 400, "validation_failed", "no cookie")
+    check("browser that started it" in a.doc["error"]["message"], "no cookie: %r" % a.doc)
+    expect(start(slug), 302)
+    victim_cookie = JAR["saas_sso"]
+    check(victim_cookie != attacker_cookie, "two sign-ins got one cookie")
+    for bad in (victim_cookie, attacker_cookie[:-1] + ("A" if attacker_cookie[-1] != "A" else "B"),
+                attacker_cookie + "x", "%s; saas_sso=%s" % (victim_cookie, attacker_cookie)):
+        refused_without_session(call("GET", target, headers={"Cookie": "saas_sso=" + bad}), 400,
+                                "validation_failed", "cookie %r" % bad)
+    # Refusals used nothing up: the browser that started it still signs in, once.
+    expect(call("GET", target, headers={"Cookie": "saas_sso=" + attacker_cookie}), 200)
+    expect(call("GET", target, headers={"Cookie": "saas_sso=" + attacker_cookie}), 400, "validation_failed")
+
+
+@case
+def sso_only_providers_the_operator_allows_are_called():
+    """saas.sso_allowed_origins: the issuer an admin names, and every URL the server calls."""
+    admin, slug = need("sso_admin", "sso_slug")
+    for issuer in ("http://169.254.169.254", "http://127.0.0.1:%d@evil.example" % SIM["idp"],
+                   "https://127.0.0.1:%d" % SIM["idp"], "http://localhost:%d" % SIM["idp"]):
+        a = expect(call("PUT", "/sso/connection", admin, connection(issuer=issuer, client_secret=None)), 400,
+                   "validation_failed", {"issuer"})
+        check("saas.sso_allowed_origins" in json.dumps(a.doc), "the refusal does not name the setting: %r" % a.doc)
+    check(sql("SELECT issuer FROM saas.sso_connections WHERE org_id = '%s'" % F["sso_org"]) == SIM["issuer"],
+          "a refused issuer was stored")
+    # The setting taken away later: the server calls nothing, the sign-in is a 503 at once.
+    out = sql("SET saas.sso_allowed_origins = 'https://idp.example'; SELECT status || ' ' ||"
+              " (body::jsonb->'error'->>'code') FROM saas.http('GET', '/auth/sso/%s/start', '{}', NULL)" % slug)
+    check(out.splitlines()[-1] == "503 service_unavailable", "start with the origin no longer allowed: %r" % out)
+    # The setting's form is checked when it is set.
+    for bad in ("ftp://x.example", "https://x.example/path", "https://u@x.example", "x.example"):
+        out = sql("DO $$ BEGIN SET saas.sso_allowed_origins = '%s'; RAISE EXCEPTION 'accepted'; EXCEPTION"
+                  " WHEN invalid_parameter_value THEN NULL; END $$; SELECT 'refused'" % bad)
+        check(out.splitlines()[-1:] == ["refused"], "the setting accepted %r: %r" % (bad, out))
+    # Still works with the setting as the suite sets it.
+    expect(flow(slug), 200)
 
 
 @case

@@ -9,6 +9,8 @@
 \set ON_ERROR_STOP 1
 
 SELECT plan(16);
+-- The SSO connections below name a loopback issuer (never called here).
+SET saas.sso_allowed_origins = 'http://127.0.0.1:*';
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 SELECT r->>'token' AS tok, r->'organization'->>'id' AS org
@@ -24,7 +26,7 @@ SELECT saas.create_api_key('{"name":"all","scopes":["users:read","users:write","
 SELECT saas.create_api_key('{"name":"users","scopes":["users:read"]}')->>'key' AS k_users \gset
 -- controls: the admin may do what the key below may not
 SELECT lives_ok($$SELECT saas.list_invitations()$$, 'control: the admin lists invitations');
-SELECT lives_ok($$SELECT saas.get_sso_connection()$$, 'control: the admin reads the SSO connection (none yet)');
+SELECT throws_ok($$SELECT saas.get_sso_connection()$$, 'SA404', NULL, 'control: the admin reads the SSO connection (404: none yet)');
 SELECT lives_ok($$SELECT saas.integration_calls_json(5)$$, 'control: the admin reads integration calls');
 COMMIT;
 
@@ -45,7 +47,7 @@ SELECT throws_ok(format($$INSERT INTO saas.sso_connections (org_id, issuer, clie
 SELECT is((SELECT count(*) FROM saas.sso_connections)::int, 0, 'plain SQL: a key sees no SSO connection');
 SELECT lives_ok($$SELECT saas.integration_calls_json(5)$$, 'integrations:read reads integration calls');
 SELECT lives_ok($$SELECT saas.list_users('{}')$$, 'users:read lists users (scoped operations still work)');
-ROLLBACK;
+COMMIT;	-- (not ROLLBACK: pgTAP keeps its results in this transaction)
 
 -- A key without integrations:read.
 BEGIN;
@@ -54,7 +56,7 @@ SELECT throws_ok($$SELECT saas.integration_calls_json(5)$$, 'SA403', NULL,
 	'a key without integrations:read cannot read integration calls');
 SELECT throws_ok($$SELECT saas.integration_status_json()$$, 'SA403', NULL,
 	'a key without integrations:read cannot read the integration status');
-ROLLBACK;
+COMMIT;
 
 -- The admin's SSO connection stays invisible to a key after it exists.
 BEGIN;
@@ -64,7 +66,7 @@ COMMIT;
 BEGIN;
 SELECT saas.authenticate_api_key(:'k_all') IS NOT NULL AS ignore \gset
 SELECT is((SELECT count(*) FROM saas.sso_connections)::int, 0, 'plain SQL: a key does not see the existing SSO connection');
-ROLLBACK;
+COMMIT;
 RESET ROLE;
 
 SELECT * FROM finish();

@@ -49,10 +49,12 @@ trap cleanup EXIT
 
 # The database and its relay role. saas.max_body_bytes is lowered to 64 KiB for this database
 # (below the relay's --max-body of 1 MiB) so that both 413s, the router's and the relay's, are
-# reachable.
+# reachable; SSO may call identity providers on loopback ports (saas.sso_allowed_origins).
 psql_admin -d postgres >/dev/null <<SQL || fail_setup "cannot create $E2E_DB with pg_saas, $E2E_ROLE and a super_admin"
 CREATE DATABASE $E2E_DB;
 ALTER DATABASE $E2E_DB SET saas.max_body_bytes = '64kB';
+-- SSO may call the simulated identity provider the cases start on a loopback port.
+ALTER DATABASE $E2E_DB SET saas.sso_allowed_origins = 'http://127.0.0.1:*';
 \c $E2E_DB
 SET client_min_messages = warning;
 CREATE EXTENSION pg_saas;

@@ -54,6 +54,8 @@ psql_admin -d "$BROWSER_DB" >/dev/null <<SQL || fail_setup "cannot create pg_saa
 SET client_min_messages = warning;
 CREATE EXTENSION pg_saas;
 CREATE ROLE $BROWSER_ROLE LOGIN IN ROLE saas_api;
+-- The relay's sessions may call the simulated identity provider (loopback, any port) for SSO.
+ALTER ROLE $BROWSER_ROLE SET saas.sso_allowed_origins = 'http://127.0.0.1:*';
 SELECT saas.create_super_admin('root@platform.test', 'platform root password');
 SQL
 

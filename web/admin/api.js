@@ -18,7 +18,8 @@ export function signedIn() { return session; }
 
 export function signOut() { session = null; }
 
-// One request. opts: {body, etag (If-Match), query (object)}. Resolves {status, body, etag}.
+// One request. opts: {body, etag (If-Match), query (object), cookies (send this origin's cookies:
+// only the SSO callback, which needs the sign-in cookie of the start)}. Resolves {status, body, etag}.
 export async function api(method, path, opts = {}) {
   let url = path;
   if (opts.query) {
@@ -39,7 +40,8 @@ export async function api(method, path, opts = {}) {
   }
   let resp;
   try {
-    resp = await fetch(url, {method, headers, body, credentials: 'omit', cache: 'no-store'});
+    resp = await fetch(url, {method, headers, body, credentials: opts.cookies ? 'same-origin' : 'omit',
+                              cache: 'no-store'});
   } catch (err) {
     throw new ApiError(0, {error: {code: 'network_error', message: 'The server cannot be reached: ' + err.message}});
   }
@@ -73,7 +75,7 @@ export async function signIn(email, password, organization) {
 
 // Single sign-on's last step: the provider's code and state (or error) handed to the API.
 export async function signInSso(params) {
-  const r = await api('GET', '/auth/sso/callback', {query: params});
+  const r = await api('GET', '/auth/sso/callback', {query: params, cookies: true});
   return adopt(r.body);
 }
 

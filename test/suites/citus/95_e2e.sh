@@ -10,6 +10,7 @@ E2E_CITUS_DB=e2e_citus
 if ! make --no-print-directory -C "$PROJECT_ROOT" shim/saas-http-asan >"$CITUS_WORK/e2e-build.log" 2>&1; then
 	not_ok "the end-to-end suite on the coordinator: cannot build shim/saas-http-asan" "$(tail -5 "$CITUS_WORK/e2e-build.log")"
 elif ! citus_saas_db "$E2E_CITUS_DB" "ALTER DATABASE $E2E_CITUS_DB SET saas.max_body_bytes = '64kB';
+ALTER DATABASE $E2E_CITUS_DB SET saas.sso_allowed_origins = 'http://127.0.0.1:*';
 CREATE ROLE e2e_citus_relay LOGIN IN ROLE saas_api;
 SELECT saas.create_super_admin('root@platform.test', 'platform root password');"; then
 	not_ok "the end-to-end suite on the coordinator: cannot make $E2E_CITUS_DB (Citus, pg_saas, distribute)"
