@@ -62,13 +62,14 @@ sub content
 	return q1($node, q{
 		SELECT string_agg(t || ': ' || n, E'\n' ORDER BY t) FROM (
 			SELECT c.oid::regclass::text AS t,
-				   (xpath('/row/x/text()', query_to_xml(format(
+				   (xpath('//x/text()', query_to_xml(format(
 						'SELECT count(*) || '' '' || coalesce(md5(string_agg(r::text, '','' ORDER BY r::text)), '''') AS x FROM %s r',
 						c.oid::regclass), false, false, '')))[1]::text AS n
 			  FROM pg_extension e, unnest(e.extconfig) AS c(oid)
 			 WHERE e.extname = 'pg_saas' AND c.oid <> 'saas._signing_keys'::regclass) s});
 }
 my $content = content($src);
+like($content, qr/^saas\.users: 3 [0-9a-f]{32}$/m, 'the comparison sees the rows (saas.users: 3 of them)');
 my $kids = q1($src, q{SELECT string_agg(kid, ',' ORDER BY kid) FROM saas._signing_keys});
 my $audit = q1($src, q{SELECT count(*) || ' ' || md5(string_agg(hash::text, ',' ORDER BY org_id, seq)) FROM saas.audit_log});
 note("source content:\n$content");
@@ -88,7 +89,7 @@ sub empty_node
 	$node->init;
 	$node->append_conf('postgresql.conf', join("\n",
 		"shared_preload_libraries = 'pg_saas'", "saas.database = 'postgres'",
-		"log_min_messages = warning", "max_connections = 40", "jit = off", ''));
+		"log_statement = none", "log_min_messages = warning", "max_connections = 40", "jit = off", ''));
 	$node->start;
 	return $node;
 }
