@@ -12,7 +12,8 @@
 #      made to a copy of the upgraded database, is reported.
 #   3. A database filled through the API (test/upgrade/fill.sql) under the previous release
 #      keeps its data, audit chains and tokens across the upgrade, has the same schema as a
-#      fresh install, and then passes the pg_regress suite (sql/, expected/) run against it.
+#      fresh install, and then passes the pg_regress suite (sql/, expected/) run against it;
+#      its dump (taken under the previous release) restores into this version.
 #
 # Environment (from test/run_all.sh): PROJECT_ROOT, TEST_WORK, TEST_SRC, PGHOST, PGPORT.
 # Ends with "passed=N failed=M".
@@ -49,7 +50,7 @@ update_db() {
 	psql_admin -d "$1" -c "SET client_min_messages = error" -c "ALTER EXTENSION pg_saas UPDATE"
 }
 cleanup() {
-	for db in upg_fresh upg_empty upg_data upg_mutant; do
+	for db in upg_fresh upg_empty upg_data upg_mutant upg_restored; do
 		psql_admin -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
 	done
 }
@@ -125,6 +126,8 @@ state_sql="SELECT (SELECT count(*) FROM saas.organizations) || ' orgs, ' || (SEL
 	|| (SELECT count(*) FROM saas.jobs) || ' jobs, ' || (SELECT count(*) FROM saas._signing_keys) || ' keys, '
 	|| (SELECT md5(string_agg(hash::text, ',' ORDER BY org_id, seq)) FROM saas.audit_log)"
 before=$(q upg_data -c "$state_sql")
+pg_dump -h "$PGHOST" -p "$PGPORT" -U postgres -d upg_data -f "$out/upg_data_$PREV.sql" ||
+	not_ok "pg_dump of the filled $PREV database"
 update_db upg_data >>"$out/setup.log" 2>&1 || not_ok "ALTER EXTENSION pg_saas UPDATE of the filled database"
 after=$(q upg_data -c "$state_sql")
 echo "# before: $before"
@@ -149,6 +152,21 @@ if diff -u "$out/fresh_schema.snap" "$out/data.snap" >"$out/data.diff"; then
 else
 	not_ok "the filled database, upgraded, has the schema of a fresh install"
 	head -40 "$out/data.diff" | sed 's/^/#   /'
+fi
+
+# A dump made under the previous release restores into this version (docs/operations.md).
+psql_admin -d postgres -c "DROP DATABASE IF EXISTS upg_restored" -c "CREATE DATABASE upg_restored" >/dev/null
+if PGOPTIONS='-c session_replication_role=replica' psql_admin -d upg_restored -f "$out/upg_data_$PREV.sql" \
+	>"$out/restore.log" 2>&1; then
+	restored=$(q upg_restored -c "$state_sql")
+	check "a dump of $PREV restores into $THIS with every row (keys: one more, made by CREATE EXTENSION)" \
+		test "$(echo "$restored" | sed -E 's/ [0-9]+ keys,//')" = "$(echo "$before" | sed -E 's/ [0-9]+ keys,//')"
+	check "...as version $THIS, every audit chain verifying" \
+		test "$(q upg_restored -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_saas'") $(q upg_restored -c "SELECT bool_and(v.ok)
+			FROM saas._audit_heads h, LATERAL saas.audit_verify(h.org_id) v")" = "$THIS t"
+else
+	not_ok "a dump of $PREV restores into $THIS"
+	tail -5 "$out/restore.log" | sed 's/^/#   /'
 fi
 
 # The regress suite against the upgraded, filled database (each of its tests one result).
