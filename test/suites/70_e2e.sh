@@ -55,7 +55,7 @@ CREATE DATABASE $E2E_DB;
 ALTER DATABASE $E2E_DB SET saas.max_body_bytes = '64kB';
 \c $E2E_DB
 SET client_min_messages = warning;
-CREATE EXTENSION pg_saas;
+$(saas_create_sql)
 CREATE ROLE $E2E_ROLE LOGIN IN ROLE saas_api;
 SELECT saas.create_super_admin('root@platform.test', 'platform root password');
 SQL
