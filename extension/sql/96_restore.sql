@@ -60,10 +60,49 @@ COMMENT ON TRIGGER integrations_restore_merge ON saas.integrations IS
 	'A restore merges the dumped integrations into the seeded ones (docs/operations.md).';
 
 -- pg_dump's scripts (plain, and pg_restore's) start with SET row_security = off, which no
--- path of the API uses. CREATE EXTENSION under it without session_replication_role = replica
--- is a restore whose rows would fire the triggers: refuse, before any row is loaded. (psql
--- and pg_restore go on after an error; the extension's tables then do not exist, and their
--- rows are refused too: nothing is audited or sent twice.)
+-- path of the API uses (it relies on row-level security). A data-only restore (pg_restore
+-- --data-only, into a database that has the extension) loads rows without CREATE EXTENSION:
+-- there every table pg_dump dumps refuses the rows instead, before any trigger of the
+-- extension sees them. Ordinary statement triggers, so they do not fire in replica mode; the
+-- WHEN clause keeps every other insert from calling the function at all.
+CREATE FUNCTION saas._restore_guard() RETURNS trigger LANGUAGE plpgsql
+	SET search_path = pg_catalog, saas, pg_temp
+AS $$
+BEGIN
+	RAISE EXCEPTION 'pg_saas cannot be restored with its triggers firing'
+		USING ERRCODE = '55000',
+			  DETAIL = pg_catalog.format('Rows of %I.%I with row_security = off: every restored organization and user would be audited and pushed to the services again.',
+										 TG_TABLE_SCHEMA, TG_TABLE_NAME),
+			  HINT = 'Restore as a superuser with PGOPTIONS=''-c session_replication_role=replica'' (docs/operations.md).';
+END
+$$;
+COMMENT ON FUNCTION saas._restore_guard() IS
+	'BEFORE INSERT statement trigger of the tables pg_dump dumps, under row_security = off: refuses a data-only restore that would fire the extension''s triggers (private).';
+REVOKE ALL ON FUNCTION saas._restore_guard() FROM PUBLIC;
+
+-- Every table registered with pg_extension_config_dump, the parts before this one included.
+DO $$
+DECLARE
+	t regclass;
+BEGIN
+	FOR t IN SELECT c.oid::regclass
+			   FROM pg_catalog.pg_extension e, pg_catalog.unnest(e.extconfig) AS c(oid)
+			  WHERE e.extname OPERATOR(pg_catalog.=) 'pg_saas'
+			  ORDER BY 1
+	LOOP
+		EXECUTE pg_catalog.format('CREATE TRIGGER restore_guard BEFORE INSERT ON %s FOR EACH STATEMENT '
+			'WHEN (pg_catalog.current_setting(''row_security'') OPERATOR(pg_catalog.=) ''off'') '
+			'EXECUTE FUNCTION saas._restore_guard()', t);
+		EXECUTE pg_catalog.format('COMMENT ON TRIGGER restore_guard ON %s IS %L', t,
+			'A restore that would fire the extension''s triggers is refused (docs/operations.md).');
+	END LOOP;
+END
+$$;
+
+-- A full restore begins with CREATE EXTENSION: under row_security = off without
+-- session_replication_role = replica, it is refused before any row is loaded. (psql and
+-- pg_restore go on after an error; the extension's tables then do not exist, and their rows
+-- are refused too: nothing is audited or sent twice.)
 DO $$
 BEGIN
 	IF pg_catalog.current_setting('row_security') OPERATOR(pg_catalog.=) 'off'

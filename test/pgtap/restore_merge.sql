@@ -1,12 +1,13 @@
 -- Restores (extension/sql/96_restore.sql, docs/operations.md): the seeded configuration rows
 -- merge with dumped ones only under session_replication_role = replica, which only a
 -- superuser can set; otherwise an insert of an existing key fails as before, and the
--- application role can neither skip the triggers nor call the merge trigger function.
+-- application role can neither skip the triggers nor call the merge trigger function. A
+-- data-only restore without the setting is refused at the first organization or user.
 --
 -- Needs: pgtap, pg_saas, and the role app (LOGIN, IN ROLE saas_api).
 \set ON_ERROR_STOP 1
 BEGIN;
-SELECT plan(12);
+SELECT plan(17);
 
 SELECT is((SELECT tgenabled::text FROM pg_trigger WHERE tgname = 'rate_limits_restore_merge'), 'A',
 	'the rate limits'' merge trigger fires in every session_replication_role (ENABLE ALWAYS)');
@@ -49,6 +50,28 @@ SELECT results_eq($$SELECT base_url, enabled, (SELECT count(*) FROM saas.integra
 	$$VALUES ('http://10.0.0.1:9/v1'::text, false, 3::bigint)$$,
 	'...with its values, and still three integrations');
 RESET session_replication_role;
+
+-- A data-only restore without the setting (row_security off, triggers firing) is refused at
+-- the first organization or user; with the setting the guard does not fire.
+SET LOCAL row_security = off;
+SELECT throws_ok($$INSERT INTO saas.organizations (name, slug) VALUES ('Restored', 'restored-guard')$$, '55000',
+	'pg_saas cannot be restored with its triggers firing',
+	'with row_security off and the triggers firing, inserting an organization is refused');
+SELECT throws_ok($$INSERT INTO saas.users (org_id, email, first_name, last_name)
+	VALUES (saas.platform_org_id(), 'guard@platform.test', 'G', 'R')$$, '55000', NULL,
+	'...and so is inserting a user');
+SELECT throws_ok($$INSERT INTO saas.jobs (org_id, service, kind, payload) SELECT id, 'user-service', 'x', '{}'
+	FROM saas.organizations LIMIT 1$$, '55000', NULL,
+	'...and so is inserting into any table pg_dump dumps (the job queue)');
+SELECT is((SELECT count(*) FROM pg_trigger t JOIN pg_extension e ON t.tgrelid = ANY (e.extconfig)
+	WHERE e.extname = 'pg_saas' AND t.tgname = 'restore_guard'),
+	(SELECT count(*) FROM pg_extension e, unnest(e.extconfig) WHERE e.extname = 'pg_saas'),
+	'every table pg_dump dumps has the guard');
+SET LOCAL session_replication_role = replica;
+SELECT lives_ok($$INSERT INTO saas.organizations (name, slug) VALUES ('Restored', 'restored-guard')$$,
+	'in replica mode the guard does not fire');
+RESET session_replication_role;
+RESET row_security;
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -103,6 +103,15 @@ is(q1($refuse, q{SELECT count(*) FROM pg_extension WHERE extname = 'pg_saas'}), 
 $refuse->safe_psql('postgres', 'CREATE DATABASE custom_try');
 $rc = IPC::Run::run([ 'pg_restore', '-d', $refuse->connstr('custom_try'), "$dir/saas.dump" ], '>', \$out, '2>', \$err);
 like($err, qr/pg_saas cannot be restored with its triggers firing/, 'pg_restore without the setting: refused the same way');
+# A data-only restore into a database that has the extension: refused at the first tenant row.
+$refuse->safe_psql('postgres', 'CREATE DATABASE data_only_try');
+$refuse->safe_psql('data_only_try', 'SET client_min_messages = error; CREATE EXTENSION pg_saas');
+$rc = IPC::Run::run([ 'pg_restore', '--data-only', '-d', $refuse->connstr('data_only_try'), "$dir/saas.dump" ], '>', \$out, '2>', \$err);
+like($err, qr/pg_saas cannot be restored with its triggers firing/, 'a data-only restore without the setting: refused too');
+is($refuse->safe_psql('data_only_try', q{SELECT (SELECT count(*) FROM saas.organizations) || ' ' || (SELECT count(*) FROM saas.users)
+	|| ' ' || (SELECT count(*) FROM saas.audit_log WHERE actor_id IS NULL AND action = 'create') || ' ' || (SELECT count(*) FROM saas.jobs)}),
+	'0 0 0 0', '...no organization, user, audit entry or job came in');
+is($refuse->safe_psql('data_only_try', q{SELECT count(*) FROM saas.audit_log}), '0', '...nor any row of the dumped audit log');
 $refuse->stop;
 
 # 4. The restores, as docs/operations.md says.
