@@ -7,9 +7,13 @@
 -- load rows without firing ordinary triggers; the dump is consistent, its derived rows come
 -- with it.
 --
--- Two pieces here: the configuration rows CREATE EXTENSION seeds (integrations, rate limits)
--- are merged with the dumped ones instead of colliding, and CREATE EXTENSION refuses to run
--- inside a restore that would fire the triggers.
+-- Here: the configuration rows CREATE EXTENSION seeds (integrations, rate limits) are merged
+-- with the dumped ones instead of colliding; a restore that would fire the triggers is refused,
+-- at CREATE EXTENSION (a full restore) or at the first row (a data-only one).
+--
+-- This part runs after every other part numbered below it, and guards every table they
+-- registered with pg_extension_config_dump; a part numbered above it that registers a table
+-- adds the guard itself (pgTAP restore_merge checks that every such table has it).
 
 -- The dumped row of a seeded key replaces the seeded one; other rows are inserted. Only in a
 -- restore (session_replication_role = replica, where this trigger alone fires: ENABLE ALWAYS);
