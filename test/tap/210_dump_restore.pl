@@ -165,6 +165,11 @@ for my $format (qw(plain custom))
 		"$format: ...audited on the restored chain, once, which still verifies");
 	ok(wait_for($node, qq{SELECT count(*) > $jobs AND count(*) FILTER (WHERE state <> 'succeeded') = 0 FROM saas.jobs}, 't', 30),
 		"$format: ...and pushed by the restored worker");
+	# Now that the worker has surely worked on the restored database: the services received
+	# the new jobs' calls and nothing else.
+	sleep 2;
+	is(sim_requests($sim) - $requests, q1($node, q{SELECT count(*) FROM saas.jobs}) - $jobs,
+		"$format: the services received one write per new job, none for a restored one");
 	$requests = sim_requests($sim);
 	stop_child($r->{harness});
 	$node->stop;
