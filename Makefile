@@ -48,7 +48,7 @@ INSTALL_PARTS = $(sort $(wildcard extension/sql/*.sql))
 # release already had (extension/upgrade/<prev>--<this>.sql), then the part files new since
 # then, in name order, one line each (UPGRADE_NEW_PARTS += NN_name.sql), then
 # extension/upgrade/<prev>--<this>.post.sql if there is one, for changes that need the new
-# parts' objects. Suite 12_upgrade fails on anything it misses (docs/operations.md).
+# parts' objects. Suite 68_upgrade fails on anything it misses (docs/operations.md).
 UPGRADE_NEW_PARTS  = 96_restore.sql
 UPGRADE_PARTS = extension/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql \
 	$(addprefix extension/sql/,$(sort $(UPGRADE_NEW_PARTS))) \

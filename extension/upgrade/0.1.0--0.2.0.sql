@@ -7,7 +7,7 @@
 -- column last in the part file's CREATE TABLE too, so a fresh install has the same column
 -- order), DROP/CREATE POLICY, CREATE TRIGGER, GRANT/REVOKE, pg_extension_config_dump, and the
 -- seeded configuration rows a part now inserts (INSERT ... ON CONFLICT DO NOTHING: an
--- operator's own change of a row stays). Suite 12_upgrade compares a database upgraded
+-- operator's own change of a row stays). Suite 68_upgrade compares a database upgraded
 -- from 0.1.0 with a fresh 0.2.0 install and fails on any difference (docs/operations.md).
 --
 -- 0.2.0 changes no object of 0.1.0: it adds part 96 (restore).

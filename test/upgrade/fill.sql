@@ -1,6 +1,6 @@
 -- fill.sql: tenant data made through the API (saas.http, as an application role), the same
 -- calls in every version since 0.1.0: two organizations, users created, changed and deleted,
--- a password change, a logout, a webhook. Suite 12_upgrade runs it before the upgrade; the
+-- a password change, a logout. Suite 68_upgrade runs it before the upgrade; the
 -- dump/restore TAP test (test/tap/210_dump_restore.pl) does the same over its own calls.
 -- psql variables: none. Leaves the tokens in the table upgrade_fill.tokens (owner only).
 \set ON_ERROR_STOP 1

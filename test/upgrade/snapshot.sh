@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # snapshot.sh DB [content]: everything of the pg_saas extension in DB that an upgrade must
-# make equal to a fresh install, as normalized text on stdout (suite 12_upgrade diffs two).
+# make equal to a fresh install, as normalized text on stdout (suite 68_upgrade diffs two).
 #
 #   - pg_dump --binary-upgrade --schema-only: in that mode pg_dump writes out every member
 #     object of the extension (a plain dump writes only CREATE EXTENSION): tables with their
