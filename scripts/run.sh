@@ -125,6 +125,19 @@ fi
 
 psql -X -q -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 ||
 	psql -X -q -d postgres -c "CREATE DATABASE $DB"
+
+# The extension: created, or upgraded to the version this tree installs (ALTER EXTENSION
+# pg_saas UPDATE runs the upgrade scripts from the version the database has, docs/operations.md).
+# A database whose version this tree has no upgrade from (made by a newer branch) is refused.
+installed=$(psql -X -q -d "$DB" -tAc "SELECT extversion FROM pg_extension WHERE extname = 'pg_saas'")
+target=$(psql -X -q -d "$DB" -tAc "SELECT default_version FROM pg_available_extensions WHERE name = 'pg_saas'")
+if [ -n "$installed" ] && [ "$installed" != "$target" ] &&
+	! psql -X -q -d "$DB" -tAc "SELECT 1 FROM pg_extension_update_paths('pg_saas')
+		WHERE source = '$installed' AND target = '$target' AND path IS NOT NULL" | grep -q 1; then
+	complain "run: database \"$DB\" has pg_saas $installed, and this tree (pg_saas $target) has no upgrade from it."
+	complain "run: Start afresh with:  make run SAAS_RUN_RESET=1   (drops the local cluster's data)"
+	stop_all 1
+fi
 # The integrations follow the simulator's ports (rows that point elsewhere are left alone).
 psql -X -q -v ON_ERROR_STOP=1 -d "$DB" <<SQL || { complain "run: cannot set up database $DB"; stop_all 1; }
 SET client_min_messages = warning;
@@ -146,14 +159,21 @@ FROM (SELECT service, regexp_replace(base_url, '^http://127\.0\.0\.1:[0-9]+/',
 		AND base_url ~ '^http://127\.0\.0\.1:[0-9]+/') u
 WHERE i.service = u.service AND i.base_url <> u.url;
 SQL
+if [ -z "$installed" ]; then
+	say "run: created pg_saas $target in database \"$DB\""
+elif [ "$installed" != "$target" ]; then
+	say "run: upgraded pg_saas in database \"$DB\" from $installed to $target (ALTER EXTENSION pg_saas UPDATE)"
+fi
 say "run: integrations call saas-sim on 127.0.0.1:$((SIM_PORT + 1))-$((SIM_PORT + 3))"
 
-# Before the first release the install script changes under one version number: a database
-# made from an older script lacks objects the new library uses. Say so, rather than serve 500s.
-script="$(pg_config --sharedir)/extension/pg_saas--0.1.0.sql"
-sum=$(md5sum "$script" | cut -d' ' -f1)
-if [ -f "$RUN_DIR/install_script.md5" ] && [ "$(cat "$RUN_DIR/install_script.md5")" != "$sum" ]; then
-	say "run: WARNING: database \"$DB\" was created by an older pg_saas install script."
+# Between releases the install script of the version under development changes under one
+# version number, and no upgrade script covers a database made from an earlier build of it:
+# say so, rather than serve 500s. (A database of an earlier release is upgraded above.)
+script="$(pg_config --sharedir)/extension/pg_saas--$target.sql"
+sum="$target $(md5sum "$script" | cut -d' ' -f1)"
+recorded=$(cat "$RUN_DIR/install_script.md5" 2>/dev/null)
+if [ "$installed" = "$target" ] && [ "${recorded%% *}" = "$target" ] && [ "$recorded" != "$sum" ]; then
+	say "run: WARNING: database \"$DB\" was created by an earlier build of pg_saas $target's install script."
 	say "run:          Start afresh with:  make run SAAS_RUN_RESET=1   (drops the local cluster's data)"
 else
 	echo "$sum" >"$RUN_DIR/install_script.md5"

@@ -267,6 +267,54 @@ def the_leftovers_of_a_killed_run_are_stopped_and_said():
     check(r2.all_stopped(), "second run left something")
 
 
+
+def versions():
+    """(previous release, this tree's version): Makefile PREV_VERSION, the control file's default."""
+    mk = open(os.path.join(ROOT, "Makefile"), encoding="utf-8").read()
+    ctl = open(os.path.join(ROOT, "extension", "pg_saas.control"), encoding="utf-8").read()
+    return (re.search(r"^PREV_VERSION = (\S+)$", mk, re.M).group(1),
+            re.search(r"^default_version = '([^']+)'$", ctl, re.M).group(1))
+
+
+@case
+def a_database_of_the_previous_release_is_upgraded_by_make_run():
+    prev, this = versions()
+    r = Run()
+    check(r.read_until(BANNER_END), "first run: %s" % r.err()[-800:])
+    p = r.psql("SET client_min_messages = error; DROP EXTENSION pg_saas CASCADE; "
+               "CREATE EXTENSION pg_saas VERSION '%s'; "
+               "SELECT saas.create_super_admin('keeper@platform.test', 'keeper password long');" % prev)
+    eq(p.returncode, 0, "the database made with %s: %s" % (prev, p.stderr))
+    r.interrupt_piped()
+    check(r.all_stopped(), "first run left something")
+    r2 = Run()
+    out = r2.read_until(BANNER_END)
+    check(out, "second run: %s" % r2.err()[-800:])
+    check('run: upgraded pg_saas in database "saas" from %s to %s' % (prev, this) in out, "no word: %s" % out[:800])
+    check("WARNING" not in out, "a warning: %s" % out[:800])
+    eq(r2.psql("SELECT extversion FROM pg_extension WHERE extname = 'pg_saas'").stdout.strip(), this, "version")
+    eq(r2.psql("SELECT count(*) FROM saas.users WHERE email = 'keeper@platform.test'").stdout.strip(), "1",
+       "the data of the old version")
+    with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % r2.http, timeout=10) as resp:
+        eq(resp.status, 200, "/healthz after the upgrade")
+    # A version this tree has no upgrade from (a newer branch's): refused, with the way out.
+    p = r2.psql("UPDATE pg_extension SET extversion = '99.0.0' WHERE extname = 'pg_saas'")
+    eq(p.returncode, 0, "pretend a newer version: %s" % p.stderr)
+    r2.interrupt_piped()
+    r3 = Run()
+    rc = r3.finish()
+    eq(rc, 1, "exit code of a run on a database it cannot upgrade")
+    check('has pg_saas 99.0.0, and this tree (pg_saas %s) has no upgrade from it' % this in r3.err()
+          and "SAAS_RUN_RESET=1" in r3.err(), "message: %s" % r3.err())
+    check(r3.all_stopped(), "left something running")
+    # Leave the database as this tree made it, for whatever runs next in this folder.
+    r4 = Run(env={"SAAS_RUN_RESET": "1"})
+    check(r4.read_until(BANNER_END), "a reset run: %s" % r4.err()[-800:])
+    check('run: created pg_saas %s in database "saas"' % this in r4.out, "no word: %s" % r4.out[:800])
+    r4.interrupt_piped()
+    check(r4.all_stopped(), "the reset run left something")
+
+
 def main():
     os.makedirs(RUN_DIR, exist_ok=True)
     passed, failed, _, _ = run_cases(CASES)

@@ -23,14 +23,15 @@ stray=$(echo "$syms" | grep -vE '^(saas_[A-Za-z0-9_]+|pg_finfo_saas_[A-Za-z0-9_]
 check "only saas_*, pg_finfo_saas_*, Pg_magic_func and _PG_init are exported" \
 	"$([ -z "$stray" ] && echo 1 || echo 0)" "$stray"
 
-# Every C function the install script names is exported with its pg_finfo_ record.
-script=$(ls "$(pg_config --sharedir)"/extension/pg_saas--*.sql | head -1)
+# Every C function an install or upgrade script names is exported with its pg_finfo_ record:
+# this version's and every kept release's (one pg_saas.so serves them all, docs/operations.md).
+scripts=$(ls "$(pg_config --sharedir)"/extension/pg_saas--*.sql)
 missing=""
-for f in $(grep -oE "'MODULE_PATHNAME', *'[a-z_0-9]+'" "$script" | sed -E "s/.*'([a-z_0-9]+)'$/\1/" | sort -u); do
+for f in $(cat $scripts | grep -oE "'MODULE_PATHNAME', *'[a-z_0-9]+'" | sed -E "s/.*'([a-z_0-9]+)'$/\1/" | sort -u); do
 	echo "$syms" | grep -qx "$f" || missing="$missing $f"
 	echo "$syms" | grep -qx "pg_finfo_$f" || missing="$missing pg_finfo_$f"
 done
-check "every function of the install script is exported with its pg_finfo_ record" \
+check "every C function of the install and upgrade scripts ($(echo $scripts | wc -w) of them) is exported with its pg_finfo_ record" \
 	"$([ -z "$missing" ] && echo 1 || echo 0)" "$missing"
 check "the worker's entry point saas_worker_main is exported" \
 	"$(echo "$syms" | grep -qx saas_worker_main && echo 1 || echo 0)"

@@ -57,7 +57,7 @@ ALTER DATABASE $E2E_DB SET saas.max_body_bytes = '64kB';
 ALTER DATABASE $E2E_DB SET saas.sso_allowed_origins = 'http://127.0.0.1:*';
 \c $E2E_DB
 SET client_min_messages = warning;
-CREATE EXTENSION pg_saas;
+$(saas_create_sql)
 CREATE ROLE $E2E_ROLE LOGIN IN ROLE saas_api;
 SELECT saas.create_super_admin('root@platform.test', 'platform root password');
 SQL

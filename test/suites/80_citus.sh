@@ -98,8 +98,9 @@ UPDATE saas.integrations SET base_url = 'parked:' || base_url;
 CREATE ROLE app LOGIN;
 GRANT saas_api TO app;
 SQL
+saas_version=$(sed -nE "s/^default_version = '(.*)'$/\1/p" "$PROJECT_ROOT/extension/pg_saas.control")
 for n in 1 2; do
-	t_eq "CREATE EXTENSION pg_saas reached worker $n" "$n" "0.1.0" \
+	t_eq "CREATE EXTENSION pg_saas reached worker $n" "$n" "$saas_version" \
 		-c "SELECT extversion FROM pg_extension WHERE extname = 'pg_saas'"
 done
 t_error "distribute() on a worker node is refused" 55000 \

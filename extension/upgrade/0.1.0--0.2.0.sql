@@ -1,0 +1,13 @@
+-- pg_saas 0.1.0 -> 0.2.0, hand-written part: the changes to objects that 0.1.0 already had.
+-- make appends the part files new in 0.2.0 (Makefile UPGRADE_NEW_PARTS), then
+-- 0.1.0--0.2.0.post.sql if there is one (changes that need the new parts' objects).
+--
+-- Write here, for every change to an existing part file: CREATE OR REPLACE FUNCTION with the
+-- new body (and ALTER FUNCTION for its settings), ALTER TABLE ... ADD COLUMN (and put the new
+-- column last in the part file's CREATE TABLE too, so a fresh install has the same column
+-- order), DROP/CREATE POLICY, CREATE TRIGGER, GRANT/REVOKE, pg_extension_config_dump, and the
+-- seeded configuration rows a part now inserts (INSERT ... ON CONFLICT DO NOTHING: an
+-- operator's own change of a row stays). Suite 68_upgrade compares a database upgraded
+-- from 0.1.0 with a fresh 0.2.0 install and fails on any difference (docs/operations.md).
+--
+-- 0.2.0 changes no object of 0.1.0: it adds part 96 (restore).
