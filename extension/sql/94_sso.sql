@@ -137,3 +137,9 @@ CREATE TRIGGER sso_connections_api_key_guard BEFORE INSERT OR UPDATE OR DELETE O
 	FOR EACH STATEMENT EXECUTE FUNCTION saas._api_key_write_guard();
 CREATE POLICY sso_connections_api_key_read ON saas.sso_connections AS RESTRICTIVE FOR SELECT TO saas_api
 	USING (saas._context_api_key() IS NULL);
+
+-- Backup and restore (docs/operations.md): the connections, their secrets and the provider
+-- accounts' links are dumped with the database; sign-ins under way (_sso_requests) are not.
+SELECT pg_catalog.pg_extension_config_dump('saas.sso_connections', '');
+SELECT pg_catalog.pg_extension_config_dump('saas._sso_secrets', '');
+SELECT pg_catalog.pg_extension_config_dump('saas._sso_identities', '');

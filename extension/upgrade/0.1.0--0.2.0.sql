@@ -10,4 +10,10 @@
 -- operator's own change of a row stays). Suite 68_upgrade compares a database upgraded
 -- from 0.1.0 with a fresh 0.2.0 install and fails on any difference (docs/operations.md).
 --
--- 0.2.0 changes no object of 0.1.0: it adds part 96 (restore).
+-- 0.2.0 adds parts 91 (sessions), 92 (API keys, the dashboard's functions), 93 (invitations and
+-- password reset), 94 (single sign-on) and 96 (restore), and changes these objects of 0.1.0:
+
+-- Part 35: the rate-limit scopes the new routes count (before the new parts seed their rows).
+ALTER TABLE saas.rate_limits DROP CONSTRAINT rate_limits_scope_check;
+ALTER TABLE saas.rate_limits ADD CONSTRAINT rate_limits_scope_check CHECK (scope IN ('user', 'auth_ip', 'auth_email', 'webhook',
+		'auth_refresh', 'reset_email', 'reset_ip', 'token_ip', 'token_id', 'invite_org', 'api_key'));

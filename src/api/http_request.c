@@ -220,7 +220,8 @@ req_authenticate(SaasRequest *req)
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_UNAUTHORIZED),
 				 errmsg("authentication required: send Authorization: Bearer <token>")));
-	if (saas_api_key_looks(h + 7))
+	/* API keys exist from 0.2.0 on; before, "sk_..." is just a token that fails. */
+	if (saas_api_key_looks(h + 7) && saas_schema_at_least(SAAS_RELEASE_0_2))
 		saas_api_key_adopt(h + 7, GUC_ACTION_SAVE);
 	else
 		(void) saas_context_adopt(h + 7, GUC_ACTION_SAVE, false);

@@ -306,6 +306,12 @@ router_dispatch(SaasRequest *req, SaasResponse *r)
 		saas_op_list_audit_logs(&req->params, &r->body);
 		return;
 	}
+	/* The route groups need 0.2.0's objects (a newer library may serve an older database). */
+	if (!saas_schema_at_least(SAAS_RELEASE_0_2))
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_NOT_FOUND),
+				 errmsg("no such resource in pg_saas %s here; ALTER EXTENSION pg_saas UPDATE adds the routes of %s",
+						saas_schema_version_text(), SAAS_RELEASE_0_2)));
 	for (int i = 0; route_modules[i] != NULL; i++)
 		if (route_modules[i] (req, r))
 			return;

@@ -223,6 +223,9 @@ void
 saas_refresh_token_json(StringInfo out, const pg_uuid_t *user_id, const pg_uuid_t *org_id,
 						int64 gen, const char *access_token)
 {
+	/* A database still at 0.1.0 (library upgraded first) has no refresh tokens. */
+	if (!saas_schema_at_least(SAAS_RELEASE_0_2))
+		return;
 	rt_tokens_json(out, rt_store(org_id, user_id, gen, NULL, NULL, access_token));
 }
 
@@ -397,6 +400,9 @@ void
 saas_refresh_end_sessions(const pg_uuid_t *org_id, const pg_uuid_t *user_id, const char *jti)
 {
 	Datum		vals[3];
+
+	if (!saas_schema_at_least(SAAS_RELEASE_0_2))
+		return;					/* no refresh tokens before 0.2.0 */
 
 	vals[0] = saas_uuid_datum(org_id);
 	vals[1] = saas_uuid_datum(user_id);

@@ -351,6 +351,8 @@ saas_sso_password_login_allowed(const pg_uuid_t *org_id)
 	Datum		vals[1];
 	bool		allowed = true;
 
+	if (!saas_schema_at_least(SAAS_RELEASE_0_2))
+		return true;			/* no SSO connections before 0.2.0 */
 	vals[0] = saas_uuid_datum(org_id);
 	saas_elevate(&elev);
 	if (saas_exec(&plan_password_allowed, vals, NULL, true, 1) != SPI_OK_SELECT)

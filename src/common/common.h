@@ -123,6 +123,12 @@ typedef struct SaasShmemModule
 extern void saas_shmem_register(const SaasShmemModule *module);
 extern void saas_shmem_install_hooks(void);
 
+/* schema_version.c: the release of this database's pg_saas objects (the library may be newer). */
+extern bool saas_schema_at_least(const char *version);
+/* The release whose objects sessions, API keys, invitations, SSO and the dashboard need. */
+#define SAAS_RELEASE_0_2 "0.2.0"
+extern char *saas_schema_version_text(void);
+
 /* citus_env.c: what pg_saas does differently where Citus is loaded (docs/scale-out.md). */
 extern bool saas_citus_loaded(void);
 extern void saas_citus_guard_gucs(bool citus_loaded);

@@ -121,6 +121,22 @@ fi
 make_db upg_data "$PREV" >>"$out/setup.log" 2>&1 &&
 	psql_admin -d upg_data -f "$PROJECT_ROOT/test/upgrade/fill.sql" >>"$out/setup.log" 2>&1 ||
 	{ tail -20 "$out/setup.log"; fail_setup "filling upg_data under $PREV"; }
+# Before the upgrade, this library serves the previous release's objects: a login answers
+# without what the new release adds, the new routes are a 404 that says how to get them, and
+# an API key is a token that fails.
+check "before ALTER EXTENSION UPDATE, a login on $PREV answers without a refresh token" \
+	test "$(q upg_data -c "SET ROLE upgrade_app" -c "SELECT status || ' ' || (body::jsonb ? 'refresh_token')
+		FROM saas.http('POST', '/auth/login', '{\"content-type\":\"application/json\"}',
+		'{\"email\":\"cy@alpha.test\",\"password\":\"cy password two\"}')")" = "200 false"
+new_route_is_404_naming_the_upgrade() {
+	q upg_data -c "SET ROLE upgrade_app" -c "SELECT 1 FROM saas.http('GET', '/auth/me',
+		jsonb_build_object('authorization', 'Bearer ' || (SELECT token FROM upgrade_fill.tokens WHERE name = 'ada')))
+		WHERE status = 404 AND body LIKE '%ALTER EXTENSION pg_saas UPDATE%'" | grep -qx 1
+}
+check "before ALTER EXTENSION UPDATE, a route of $THIS is a 404 naming the upgrade" new_route_is_404_naming_the_upgrade
+check "before ALTER EXTENSION UPDATE, an API key is refused as a token (401)" \
+	test "$(q upg_data -c "SET ROLE upgrade_app" -c "SELECT status FROM saas.http('GET', '/users',
+		jsonb_build_object('authorization', 'Bearer sk_' || repeat('0', 32) || '_' || repeat('1', 32) || '_' || repeat('A', 43)))")" = 401
 state_sql="SELECT (SELECT count(*) FROM saas.organizations) || ' orgs, ' || (SELECT count(*) FROM saas.users) || ' users, '
 	|| (SELECT count(*) FROM saas._credentials) || ' passwords, ' || (SELECT count(*) FROM saas.audit_log) || ' audit entries, '
 	|| (SELECT count(*) FROM saas.jobs) || ' jobs, ' || (SELECT count(*) FROM saas._signing_keys) || ' keys, '
