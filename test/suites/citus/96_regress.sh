@@ -16,6 +16,10 @@ else
 	mkdir -p "$rdir"
 	chown postgres "$rdir" 2>/dev/null || true
 	rtests=$(cd "$PROJECT_ROOT/sql" && ls *.sql | sed 's/\.sql$//' | sort | tr '\n' ' ')
+	# CITUS_REGRESS=auth,users runs 00_setup and those files only (while working on them).
+	if [ -n "${CITUS_REGRESS:-}" ]; then
+		rtests="00_setup $(echo "$CITUS_REGRESS" | tr ',' ' ')"
+	fi
 	(cd "$rdir" && "$(dirname "$(pg_config --pgxs)")/../test/regress/pg_regress" --use-existing \
 		--host="$CITUS_DIR" --port="${CITUS_PORTS[0]}" --user=postgres \
 		--inputdir="$PROJECT_ROOT" --outputdir="$rdir" --dbname="$REGRESS_CITUS_DB" \
