@@ -9,10 +9,14 @@
 -- entries, whether and where it is broken): now 403 like saas.list_audit_logs.
 -- The rest are guards that held and must keep holding.
 --
--- Needs: pgtap, pg_saas, and the role app (LOGIN, IN ROLE saas_api).
+-- Found as well: a transaction kept open went on acting with a key revoked
+-- in another session (the key was read once per transaction); now a
+-- statement starting 4 s or more after the read reads the key again.
+--
+-- Needs: pgtap, dblink, pg_saas, and the role app (LOGIN, IN ROLE saas_api).
 \set ON_ERROR_STOP 1
 
-SELECT plan(37);
+SELECT plan(40);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 
@@ -133,6 +137,33 @@ SELECT is(saas.update_user(:'admin2', '{"role":"user"}')->>'role', 'user', 'the 
 COMMIT;
 SELECT throws_ok(format('SELECT saas.authenticate_api_key(%L)', :'k2'), 'SA401', NULL,
 	'the demoted creator''s key no longer authenticates');
+
+-- 6. A revoked key in a transaction another session keeps open: it acts no
+-- more from the first statement 4 s after its last read.
+BEGIN;
+SELECT saas.authenticate(:'tok_a') IS NOT NULL AS ignore \gset
+SELECT saas.create_api_key('{"name":"long","scopes":["users:read"]}') AS k_long \gset
+COMMIT;
 RESET ROLE;
+SELECT :'k_long'::jsonb->>'key' AS key_long, :'k_long'::jsonb->>'id' AS id_long \gset
+SELECT public.dblink_connect('other', format('dbname=%s host=%s port=%s user=app', current_database(),
+	split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'))) AS ignore \gset
+SELECT public.dblink_exec('other', 'BEGIN') AS ignore \gset
+SELECT x IS NOT NULL AS ignore FROM public.dblink('other', format('SELECT saas.authenticate_api_key(%L)::text', :'key_long')) AS t(x text) \gset
+SELECT ok((SELECT n FROM public.dblink('other', 'SELECT count(*) FROM saas.users') AS t(n bigint)) > 0,
+	'the other session''s open transaction reads users with the key');
+SET ROLE app;
+BEGIN;
+SELECT saas.authenticate(:'tok_a') IS NOT NULL AS ignore \gset
+SELECT saas.revoke_api_key(:'id_long');
+COMMIT;
+RESET ROLE;
+SELECT pg_sleep(4.2);
+SELECT is((SELECT n FROM public.dblink('other', 'SELECT count(*) FROM saas.users') AS t(n bigint)), 0::bigint,
+	'after the revocation, the same open transaction sees no user');
+SELECT throws_ok($$SELECT * FROM public.dblink('other', 'SELECT saas.list_users()') AS t(x jsonb)$$, NULL, NULL,
+	'and the API functions refuse it');
+SELECT public.dblink_exec('other', 'ROLLBACK') AS ignore \gset
+SELECT public.dblink_disconnect('other') AS ignore \gset
 
 SELECT * FROM finish();
