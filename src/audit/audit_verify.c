@@ -52,7 +52,9 @@ typedef struct AuditVerdict
  * audit_verify_authorize: who may verify which chain. A superuser or the
  * extension owner, any; a super_admin, any; an admin, its own
  * organization's only (another organization is "not found", so that its
- * existence does not leak); a plain user, none.
+ * existence does not leak); a plain user, none. An API key needs the scope
+ * audit:read, as for reading the log: the verdict tells how many entries
+ * there are and where the chain breaks.
  */
 static void
 audit_verify_authorize(const pg_uuid_t *org_id)
@@ -61,7 +63,7 @@ audit_verify_authorize(const pg_uuid_t *org_id)
 
 	if (superuser() || has_privs_of_role(GetUserId(), saas_extension_owner()))
 		return;
-	ctx = saas_context_require();
+	ctx = saas_context_require_scope(SAAS_SCOPE_AUDIT_READ, "verify the audit log");
 	if (strcmp(ctx->role, SAAS_ROLE_SUPER_ADMIN) == 0)
 		return;
 	if (strcmp(ctx->role, SAAS_ROLE_ADMIN) != 0)

@@ -184,7 +184,11 @@ saas_api_key_hash(const unsigned char *secret, unsigned char *out)
 
 /*
  * The key states read in this transaction, per backend. A slot is good only
- * in the (local) transaction that read it.
+ * in the (local) transaction that read it, and for statements that start
+ * within SAAS_SESSION_TTL_S of the read: a transaction kept open does not
+ * keep a revoked or expired key alive (under READ COMMITTED the next
+ * statement after that sees the revocation; a REPEATABLE READ snapshot
+ * cannot, docs/security.md "Known limits").
  */
 #define KEY_SLOTS 16
 
@@ -192,6 +196,7 @@ typedef struct KeyState
 {
 	bool		used;
 	LocalTransactionId lxid;
+	TimestampTz read_at;		/* start of the statement that read it */
 	pg_uuid_t	org_id;
 	pg_uuid_t	key_id;
 	bool		found;
@@ -351,13 +356,18 @@ ak_read(KeyState *s)
 	PG_END_TRY();
 }
 
-/* ak_state: the key's state in this transaction, read once. */
+/*
+ * ak_state: the key's state in this transaction, read once, and again for a
+ * statement that starts SAAS_SESSION_TTL_S or more after that read.
+ */
 static KeyState *
 ak_state(const pg_uuid_t *org_id, const pg_uuid_t *key_id)
 {
 	KeyState   *s = &key_states[key_id->data[15] % KEY_SLOTS];
+	TimestampTz stmt = GetCurrentStatementStartTimestamp();
 
 	if (!s->used || s->lxid != MyProc->lxid ||
+		stmt - s->read_at >= (int64) SAAS_SESSION_TTL_S * USECS_PER_SEC ||
 		memcmp(&s->key_id, key_id, sizeof(pg_uuid_t)) != 0 ||
 		memcmp(&s->org_id, org_id, sizeof(pg_uuid_t)) != 0)
 	{
@@ -366,6 +376,7 @@ ak_state(const pg_uuid_t *org_id, const pg_uuid_t *key_id)
 		s->key_id = *key_id;
 		ak_read(s);
 		s->lxid = MyProc->lxid;
+		s->read_at = stmt;
 		s->used = true;
 	}
 	return s;
