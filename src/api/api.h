@@ -37,6 +37,7 @@ typedef struct SaasResponse
 	StringInfoData headers;		/* "Name":"value" pairs, comma-separated */
 	StringInfoData body;
 	bool		has_body;
+	bool		rate_counted;	/* a budget was counted (router_limit) */
 } SaasResponse;
 
 extern void saas_response_header(SaasResponse *r, const char *name, const char *value);

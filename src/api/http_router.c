@@ -441,6 +441,8 @@ saas_http(PG_FUNCTION_ARGS)
 		else
 			router_run(&req, &r);
 	}
+	/* An answer refused before its route counted a budget: the address's. */
+	router_limit_refused(&req, &r);
 	saas_env_pop(nest);
 
 	/* Response headers: the router's, plus the ones every answer carries. */

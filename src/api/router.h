@@ -57,6 +57,7 @@ extern bool saas_routes_dashboard(SaasRequest *req, SaasResponse *r);
 /* router_limits.c: rate limits by scope, with the RateLimit-* headers */
 extern void router_limit(SaasResponse *r, const char *scope, const char *key, const char *tier);
 extern const char *router_org_tier(const pg_uuid_t *org);
+extern void router_limit_refused(SaasRequest *req, SaasResponse *r);
 
 /* The route groups (one line each; http_router.c lists them). */
 extern bool saas_routes_invitations(SaasRequest *req, SaasResponse *r);

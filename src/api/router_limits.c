@@ -12,12 +12,26 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "pg_saas.h"
 #include "common/common.h"
 #include "ratelimit/ratelimit.h"
 #include "api/router.h"
+
+/* limit_headers: the RateLimit-* headers of a count, appended to the answer's. */
+static void
+limit_headers(SaasResponse *r, const SaasRateResult *rr)
+{
+	saas_response_header(r, "RateLimit-Limit", psprintf("%d", rr->limit));
+	saas_response_header(r, "RateLimit-Remaining", psprintf("%d", rr->remaining));
+	saas_response_header(r, "RateLimit-Reset", psprintf("%d", rr->reset_s));
+	if (!rr->allowed)
+		saas_response_header(r, "Retry-After", psprintf("%d", Max(rr->retry_after_s, 1)));
+}
 
 /*
  * router_limit: count the request against scope:key; adds the RateLimit-*
@@ -33,17 +47,81 @@ router_limit(SaasResponse *r, const char *scope, const char *key, const char *ti
 	saas_rate_limits_for(tier, scope, &per_minute, &burst);
 	if (!saas_rate_check(scope, key, per_minute, burst, &rr))
 		return;					/* not preloaded: no shared limiter */
+	r->rate_counted = true;
 	resetStringInfo(&r->headers);
-	saas_response_header(r, "RateLimit-Limit", psprintf("%d", rr.limit));
-	saas_response_header(r, "RateLimit-Remaining", psprintf("%d", rr.remaining));
-	saas_response_header(r, "RateLimit-Reset", psprintf("%d", rr.reset_s));
+	limit_headers(r, &rr);
 	if (!rr.allowed)
-	{
-		saas_response_header(r, "Retry-After", psprintf("%d", Max(rr.retry_after_s, 1)));
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_RATE_LIMITED),
 				 errmsg("rate limit exceeded; retry after %d s", Max(rr.retry_after_s, 1))));
+}
+
+/*
+ * router_limit_refused: an answer refused before its route counted a budget
+ * (401 of a bearer route or a webhook's signature, 413, 415, 405, 400 or
+ * 404 before the route's limit; not a 5xx, the server's) counts against the client address's sign-in
+ * budget, auth_ip, shared with /auth/login: guessing tokens or signatures,
+ * or flooding with bodies too large, is throttled like guessing passwords.
+ * The answer keeps its status and headers and gains the RateLimit-* ones;
+ * once over, it becomes 429 with Retry-After. Called after the request's
+ * subtransaction is gone, in a subtransaction of its own. /healthz is not a
+ * limited route; SQL callers without x-client-addr have no address budget.
+ */
+void
+router_limit_refused(SaasRequest *req, SaasResponse *r)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	char	   *addr;
+	SaasRateResult rr;
+	bool		counted = false;
+
+	if (r->rate_counted || r->status < 400 || r->status >= 500)
+		return;					/* counted, not refused, or the server's failure */
+	if (req->nsegs == 1 && strcmp(req->segs[0], "healthz") == 0)
+		return;
+	addr = req_header(req, "x-client-addr");
+	if (addr == NULL || addr[0] == '\0')
+		return;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		int			per_minute,
+					burst;
+
+		saas_rate_limits_for(NULL, "auth_ip", &per_minute, &burst);
+		counted = saas_rate_check("auth_ip", addr, per_minute, burst, &rr);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
 	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && QueryCancelPending)
+			ReThrowError(edata);
+		saas_http_error_response(r, edata, req->request_id);
+		FreeErrorData(edata);
+		return;
+	}
+	PG_END_TRY();
+	if (!counted)
+		return;					/* not preloaded: no shared limiter */
+	r->rate_counted = true;
+	limit_headers(r, &rr);
+	if (!rr.allowed)
+		saas_http_simple_error(r, 429,
+							   psprintf("rate limit exceeded; retry after %d s", Max(rr.retry_after_s, 1)),
+							   NULL, req->request_id);
 }
 
 /* Organization tiers, cached briefly per backend: one lookup per org per 30 s. */
