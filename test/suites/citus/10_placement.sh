@@ -4,13 +4,24 @@
 # Every table of the saas schema with an org_id column (but _user_refs and _user_emails, the
 # platform-wide directories of external user ids and emails) is hash-distributed by it, colocated with saas.users; the platform-wide
 # tables are reference tables.
-t_eq "every tenant table (13, the job queue and the audit outbox too) is distributed by org_id, colocated with saas.users" 0 "13|0" \
+t_eq "every tenant table (22, the job queue, the audit outbox and the identity tables too) is distributed by org_id, colocated with saas.users" 0 "22|0" \
 	-c "SELECT count(*), count(*) FILTER (WHERE d.partmethod IS DISTINCT FROM 'h'
 			OR column_to_column_name(d.logicalrelid, d.partkey) <> 'org_id'
 			OR d.colocationid <> (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'saas.users'::regclass))
 		  FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'org_id'
 		  LEFT JOIN pg_dist_partition d ON d.logicalrelid = c.oid
 		 WHERE c.relnamespace = 'saas'::regnamespace AND c.relkind = 'r' AND c.oid NOT IN ('saas._user_refs'::regclass, 'saas._user_emails'::regclass)"
+# Citus 12.1 copies a table's policies to its shards without AS RESTRICTIVE; part 97 makes them
+# restrictive again on every node (a permissive copy would OR the API-key scope policies with the
+# tenant policies: every tenant's rows to anyone).
+t_eq "every restrictive policy stays restrictive on every shard placement, on both workers" 0 \
+	"0 0 (of more than 100 shard policies each)" \
+	-c "SELECT string_agg(result, ' ' ORDER BY nodeport) || ' (of more than 100 shard policies each)' FROM run_command_on_workers(\$q\$
+		SELECT count(*) FILTER (WHERE sp.polpermissive) || CASE WHEN count(*) > 100 THEN '' ELSE ' too few' END
+		  FROM pg_policy sp JOIN pg_class sc ON sc.oid = sp.polrelid
+		  JOIN pg_class bc ON bc.relnamespace = sc.relnamespace AND sc.relname ~ ('^' || bc.relname || '_[0-9]+\$')
+		  JOIN pg_policy bp ON bp.polrelid = bc.oid AND bp.polname = sp.polname AND NOT bp.polpermissive
+		 WHERE sc.relnamespace = 'saas'::regnamespace\$q\$)"
 t_eq "organizations, _user_refs, _user_emails, _signing_keys, integrations and rate_limits are reference tables" 0 \
 	"_signing_keys,_user_emails,_user_refs,integrations,organizations,rate_limits" \
 	-c "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_dist_partition d JOIN pg_class c ON c.oid = d.logicalrelid
