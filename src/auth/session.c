@@ -176,9 +176,18 @@ saas_session_check(const pg_uuid_t *org_id, const pg_uuid_t *user_id, int64 gen,
 	/* A policy evaluated while we read the facts: no context (fail closed). */
 	if (state_reading)
 		return SAAS_SESSION_GONE;
+	/*
+	 * Read again when the cache is not this user's or too old, and when the
+	 * token is newer than the cache: a token carries the generation current
+	 * when it was issued, so a larger one than cached means the facts moved
+	 * on since they were read (a logout-all or password change, then a new
+	 * login, seen by a backend that read them before, as a Citus worker's
+	 * pooled connection does).
+	 */
 	if (!s->used || memcmp(&s->user_id, user_id, sizeof(pg_uuid_t)) != 0 ||
 		memcmp(&s->org_id, org_id, sizeof(pg_uuid_t)) != 0 ||
-		now - s->checked >= STATE_TTL_US || now < s->checked)
+		now - s->checked >= STATE_TTL_US || now < s->checked ||
+		(s->status == SAAS_SESSION_OK && gen > s->generation))
 	{
 		s->used = false;
 		s->org_id = *org_id;
