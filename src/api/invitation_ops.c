@@ -360,6 +360,15 @@ saas_op_accept_invitation(Jsonb *body, StringInfo out)
 	usable = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
 	if (!usable)
 		saas_ott_refuse("invitation");
+
+	/*
+	 * An organization that signs in with SSO only takes no password: the
+	 * invited person signs in through its provider (the user is created
+	 * there at first sign-in); the invitation stays pending, usable again
+	 * if password login is turned back on.
+	 */
+	if (!saas_sso_password_login_allowed(&t.org_id))
+		saas_raise_sso_only();
 	email = SPI_getvalue(tup, desc, 3);
 	role = SPI_getvalue(tup, desc, 4);
 	first = saas_get_str(body, "first_name");
@@ -390,14 +399,6 @@ saas_op_accept_invitation(Jsonb *body, StringInfo out)
 		saas_ott_refuse("invitation");
 	inviter_role = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 
-	/*
-	 * An organization that signs in with SSO only takes no password: the
-	 * invited person signs in through its provider (the user is created
-	 * there at first sign-in); the invitation stays pending, usable again
-	 * if password login is turned back on.
-	 */
-	if (!saas_sso_password_login_allowed(&t.org_id))
-		saas_raise_sso_only();
 	vals[1] = CStringGetTextDatum(email);
 	if (saas_exec(&plan_user_exists, vals, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not look up user");

@@ -118,6 +118,31 @@ def sso_only_organization_takes_no_password_by_invitation_or_reset():
 
 
 @case
+def password_reset_for_an_unknown_email_leaves_nothing_behind():
+    """The unknown email's request does a token's work for a decoy account and rolls it back
+    (docs/security.md, "Password reset timing"): no token, message or audit entry is left, on
+    Citus too (the decoy's rows are on a worker)."""
+    _open_token_limits()
+    try:
+        q = ("SELECT (SELECT count(*) FROM saas._password_resets) || ' ' ||"
+             " (SELECT count(*) FROM saas.jobs WHERE kind = 'message.password_reset') || ' ' ||"
+             " (SELECT count(*) FROM saas.audit_log WHERE action = 'password_reset_requested')")
+        before = sql(q)
+        for i in range(3):
+            expect(call("POST", "/auth/password-reset", body={"email": email("le-nobody-%d" % i)}), 202)
+        check(sql(q) == before, "an unknown email left something: %s -> %s" % (before, sql(q)))
+        # a known one still issues its token (the same request, the work kept; its used token is
+        # replaced, so the number of tokens stays)
+        expect(call("POST", "/auth/password-reset", body={"email": email("le-sso")}), 202)
+        b, j, a = (int(x) for x in before.split())
+        check(sql(q) == "%d %d %d" % (b, j + 1, a + 1), "a known email: %s -> %s" % (before, sql(q)))
+        check(sql("SELECT count(*) FROM saas._password_resets WHERE used_at IS NULL AND org_id = '%s'"
+                  % need("le_org")) == "1", "no new token for the known email")
+    finally:
+        restore_limits()
+
+
+@case
 def nobody_invites_into_the_platform_organization():
     root = need("root")
     addr = email("le-platform-invitee")
@@ -140,10 +165,11 @@ def nobody_invites_into_the_platform_organization():
     _open_token_limits()
     secret, iid = os.urandom(32), uuid.uuid4()
     token = "inv_" + b64url(uuid.UUID(PLATFORM).bytes + iid.bytes + secret)
+    operator = sql("SELECT id FROM saas.users WHERE org_id = saas.platform_org_id() AND role = 'super_admin'"
+                   " ORDER BY id LIMIT 1")
     sql("INSERT INTO saas._invitations (org_id, id, email, role, first_name, last_name, token_hash, invited_by,"
-        " expires_at) VALUES (saas.platform_org_id(), '%s', '%s', 'admin', 'Pla', 'Tform', '\\x%s',"
-        " (SELECT id FROM saas.users WHERE org_id = saas.platform_org_id() AND role = 'super_admin' ORDER BY id LIMIT 1),"
-        " now() + interval '1 day')" % (iid, addr, hashlib.sha256(secret).hexdigest()))
+        " expires_at) VALUES ('%s', '%s', '%s', 'admin', 'Pla', 'Tform', '\\x%s', '%s', now() + interval '1 day')"
+        % (PLATFORM, iid, addr, hashlib.sha256(secret).hexdigest(), operator))
     try:
         expect(call("POST", "/auth/accept-invite", body={"token": token, "password": "platform invitee password"}),
                400, "validation_failed", {"token"})
