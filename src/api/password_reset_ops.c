@@ -22,10 +22,10 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
-#include "access/xact.h"
 #include "utils/jsonb.h"
 #include "utils/resowner.h"
 
