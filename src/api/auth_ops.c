@@ -380,10 +380,7 @@ saas_op_login(Jsonb *body, StringInfo out)
 				 errmsg("this account is not active")));
 
 	if (!saas_sso_password_login_allowed(&org_id))
-		ereport(ERROR,
-				(errcode(ERRCODE_SAAS_FORBIDDEN),
-				 errmsg("this organization signs in with single sign-on only"),
-				 errhint("Use GET /auth/sso/{organization-slug}/start.")));
+		saas_raise_sso_only();
 
 	saas_login_answer(&org_id, &user_id, role, gen, out);
 	SPI_finish();

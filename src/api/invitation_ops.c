@@ -137,6 +137,20 @@ inv_key(const pg_uuid_t *id)
 }
 
 /*
+ * invite_into_platform: whether org_id is the platform organization (the
+ * operators', fixed id saas.platform_org_id()). Its members are operators;
+ * nobody joins it by an emailed token.
+ */
+static bool
+invite_into_platform(const pg_uuid_t *org_id)
+{
+	static const unsigned char platform[UUID_LEN] = {0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 1};
+
+	return memcmp(org_id->data, platform, UUID_LEN) == 0;
+}
+
+/*
  * saas_op_create_invitation: POST /invitations (admins). The token is in
  * the delivered message only, never in the answer.
  */
@@ -156,6 +170,11 @@ saas_op_create_invitation(Jsonb *body, StringInfo out)
 
 	saas_require_object(body);
 	saas_require_role(ctx, admin_roles, "invite users");
+	if (invite_into_platform(&ctx->org_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_FORBIDDEN),
+				 errmsg("the platform organization takes no invitations"),
+				 errhint("Create the platform's users with POST /users.")));
 	saas_errors_init(&e);
 	saas_validate(body, create_fields, "", &e);
 	saas_errors_raise(&e);
@@ -321,7 +340,8 @@ saas_op_accept_invitation(Jsonb *body, StringInfo out)
 	saas_errors_init(&e);
 	saas_validate(body, accept_fields, "", &e);
 	saas_errors_raise(&e);
-	if (!saas_ott_parse("inv_", saas_get_str(body, "token"), &t))
+	if (!saas_ott_parse("inv_", saas_get_str(body, "token"), &t) ||
+		invite_into_platform(&t.org_id))
 		saas_ott_refuse("invitation");
 	password = saas_get_str(body, "password");
 
@@ -340,6 +360,15 @@ saas_op_accept_invitation(Jsonb *body, StringInfo out)
 	usable = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
 	if (!usable)
 		saas_ott_refuse("invitation");
+
+	/*
+	 * An organization that signs in with SSO only takes no password: the
+	 * invited person signs in through its provider (the user is created
+	 * there at first sign-in); the invitation stays pending, usable again
+	 * if password login is turned back on.
+	 */
+	if (!saas_sso_password_login_allowed(&t.org_id))
+		saas_raise_sso_only();
 	email = SPI_getvalue(tup, desc, 3);
 	role = SPI_getvalue(tup, desc, 4);
 	first = saas_get_str(body, "first_name");
@@ -369,6 +398,7 @@ saas_op_accept_invitation(Jsonb *body, StringInfo out)
 	if (SPI_processed == 0)
 		saas_ott_refuse("invitation");
 	inviter_role = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
 	vals[1] = CStringGetTextDatum(email);
 	if (saas_exec(&plan_user_exists, vals, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not look up user");

@@ -8,9 +8,12 @@
  * A request answers the same whatever the email: for each active account
  * with it (the login candidates: the oldest LOGIN_CANDIDATES accounts in the
  * email directory), a token valid 30 minutes goes out through the worker and
- * the communication service, and the account's earlier tokens are void. The
- * work that differs is a few inserts, no argon2: the time an answer takes
- * does not tell whether the email exists beyond that (docs/security.md).
+ * the communication service, and the account's earlier tokens are void.
+ * When no account gets a token (unknown email, inactive account), the same
+ * work is done for a decoy (the platform organization's first account) in a
+ * subtransaction that is then rolled back: the same statements on the same
+ * tables, nothing kept. So the time an answer takes does not tell whether
+ * the email has an account (docs/security.md, test/bench/40_reset_timing.sh).
  * Confirming sets the password as the user itself under the extension's
  * trusted context: the policy, the credentials rules, the audit entry and
  * the end of every session of the user follow as for a password change.
@@ -19,10 +22,12 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/resowner.h"
 
 #include "common/common.h"
 #include "auth/auth.h"
@@ -43,6 +48,18 @@ static SaasPlan plan_account = {
 	" WHERE u.org_id = $1 AND u.id = $2 AND u.email = lower($3)"
 	" AND u.status = 'active' AND o.status = 'active'",
 	3, {UUIDOID, UUIDOID, TEXTOID}
+};
+
+/*
+ * The decoy: the platform organization's first account, else (no operator
+ * yet) the directory's first; both read by an index.
+ */
+static SaasPlan plan_decoy = {
+	"(SELECT d.org_id, d.user_id, d.email FROM saas._user_emails d"
+	"  WHERE d.org_id = saas.platform_org_id() ORDER BY d.org_id, d.user_id LIMIT 1)"
+	" UNION ALL (SELECT d.org_id, d.user_id, d.email FROM saas._user_emails d"
+	"  ORDER BY d.email, d.org_id LIMIT 1) LIMIT 1",
+	0, {InvalidOid}
 };
 
 /* A new token voids the user's earlier ones. */
@@ -158,8 +175,66 @@ reset_issue(const pg_uuid_t *org_id, const pg_uuid_t *user_id, const char *email
 }
 
 /*
+ * reset_account_issue: a token for the account if it may log in (the email
+ * still its own, user and organization active). Whether one was issued.
+ */
+static bool
+reset_account_issue(const pg_uuid_t *org_id, const pg_uuid_t *user_id, const char *email)
+{
+	Datum		vals[3];
+
+	vals[0] = saas_uuid_datum(org_id);
+	vals[1] = saas_uuid_datum(user_id);
+	vals[2] = CStringGetTextDatum(email);
+	if (saas_exec(&plan_account, vals, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up the account");
+	if (SPI_processed != 1)
+		return false;
+	reset_issue(org_id, user_id, email);
+	return true;
+}
+
+/*
+ * reset_decoy: the work of one issue for the decoy account, undone. An
+ * error in it (say, the decoy's row locked and a lock timeout) is dropped
+ * with the subtransaction: the answer stays the same.
+ */
+static void
+reset_decoy(const pg_uuid_t *org_id, const pg_uuid_t *user_id, const char *email)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		(void) reset_account_issue(org_id, user_id, email);
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		/* A cancel or shutdown still stops the request. */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
+/*
  * saas_op_request_password_reset: POST /auth/password-reset. The answer is
- * the same for every well-formed email.
+ * the same for every well-formed email, and so is the work (above).
  */
 void
 saas_op_request_password_reset(Jsonb *body, StringInfo out)
@@ -171,7 +246,11 @@ saas_op_request_password_reset(Jsonb *body, StringInfo out)
 	uint64		i,
 				n;
 	pg_uuid_t	orgs[RESET_CANDIDATES],
-				users[RESET_CANDIDATES];
+				users[RESET_CANDIDATES],
+				decoy_org,
+				decoy_user;
+	char	   *decoy_email = NULL;
+	bool		issued = false;
 
 	saas_require_object(body);
 	saas_errors_init(&e);
@@ -181,6 +260,17 @@ saas_op_request_password_reset(Jsonb *body, StringInfo out)
 
 	saas_spi_connect();
 	saas_elevate(&elev);
+	/* Read on every request, used or not: the same statements either way. */
+	if (saas_exec(&plan_decoy, NULL, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up the decoy");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		decoy_org = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		decoy_user = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		decoy_email = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	}
 	vals[0] = CStringGetTextDatum(email);
 	if (saas_exec(&plan_lookup, vals, NULL, true, RESET_CANDIDATES) != SPI_OK_SELECT)
 		elog(ERROR, "could not look up the email");
@@ -193,15 +283,9 @@ saas_op_request_password_reset(Jsonb *body, StringInfo out)
 		users[i] = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
 	}
 	for (i = 0; i < n; i++)
-	{
-		vals[0] = saas_uuid_datum(&orgs[i]);
-		vals[1] = saas_uuid_datum(&users[i]);
-		vals[2] = CStringGetTextDatum(email);
-		if (saas_exec(&plan_account, vals, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not look up the account");
-		if (SPI_processed == 1)
-			reset_issue(&orgs[i], &users[i], email);
-	}
+		issued |= reset_account_issue(&orgs[i], &users[i], email);
+	if (!issued && decoy_email != NULL)
+		reset_decoy(&decoy_org, &decoy_user, decoy_email);
 	saas_unelevate(&elev);
 	SPI_finish();
 	appendStringInfoString(out, "{\"message\":\"if an account uses this email, a message to reset"
@@ -253,6 +337,9 @@ saas_op_confirm_password_reset(Jsonb *body)
 		!DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull)))
 		saas_ott_refuse("token");
 	user_id = *DatumGetUUIDP(SPI_getbinval(tup, desc, 3, &isnull));
+	/* No password to set where login refuses passwords (as login's 403). */
+	if (!saas_sso_password_login_allowed(&t.org_id))
+		saas_raise_sso_only();
 	email = SPI_getvalue(tup, desc, 4);
 	role = SPI_getvalue(tup, desc, 5);
 	vals[1] = saas_uuid_datum(&user_id);

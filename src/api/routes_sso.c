@@ -4,6 +4,7 @@
  *	  The single sign-on routes (docs/api.md, "Single sign-on"):
  *
  *	  GET  /auth/sso/{org-slug}/start[?login_hint]  302 to the provider
+ *	       (?format=json: 200 {authorization_url, expires_in}, same cookie)
  *	  GET  /auth/sso/callback?code&state            the session, as login's
  *	  GET, PUT, DELETE /sso/connection              the organization's
  *	                                                connection (admin)
@@ -18,7 +19,7 @@
 #include "api/api.h"
 #include "api/router.h"
 
-static const char *const start_params[] = {"login_hint", NULL};
+static const char *const start_params[] = {"login_hint", "format", NULL};
 
 /* sso_limit_addr: the per-address budget of the /auth routes (SQL callers have none). */
 static void
@@ -77,17 +78,32 @@ saas_routes_sso(SaasRequest *req, SaasResponse *r)
 		{
 			char	   *location = NULL;
 			char	   *binding = NULL;
+			const char *format;
+			bool		as_json = false;
 
 			if (!is_get)
 				method_not_allowed(r, "GET");
 			sso_limit_addr(req, r);
 			saas_params_check(&req->params, start_params);
+			format = saas_param(&req->params, "format");
+			if (format != NULL)
+			{
+				if (strcmp(format, "json") != 0)
+					saas_raise_field_error("format", "must be json (or absent for the redirect)");
+				as_json = true;
+			}
 			saas_op_sso_start(req->segs[2], saas_param(&req->params, "login_hint"),
 							  &r->body, &location, &binding);
-			saas_response_header(r, "Location", location);
+			/*
+			 * ?format=json: a page's fetch gets 200 and the same body and
+			 * cookie, so that it can show an error rather than navigate to
+			 * it (the dashboard); otherwise the browser is redirected.
+			 */
+			if (!as_json)
+				saas_response_header(r, "Location", location);
 			saas_response_header(r, "Set-Cookie",
 								 psprintf(SAAS_SSO_COOKIE "=%s; Max-Age=600" SSO_COOKIE_ATTRS, binding));
-			r->status = 302;
+			r->status = as_json ? 200 : 302;
 			return true;
 		}
 		if (req->nsegs == 3 && strcmp(req->segs[2], "callback") == 0)

@@ -367,6 +367,20 @@ saas_sso_password_login_allowed(const pg_uuid_t *org_id)
 	return allowed;
 }
 
+/*
+ * saas_raise_sso_only: the 403 of every password path (login, accepting an
+ * invitation, confirming a reset) in an organization whose SSO connection
+ * turns password login off.
+ */
+void
+saas_raise_sso_only(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_SAAS_FORBIDDEN),
+			 errmsg("this organization signs in with single sign-on only"),
+			 errhint("Use GET /auth/sso/{organization-slug}/start.")));
+}
+
 /* The SQL API: pin the environment, run the operation, return its JSON. */
 Datum
 saas_sql_get_sso_connection(PG_FUNCTION_ARGS)

@@ -19,7 +19,7 @@ export function signedIn() { return session; }
 export function signOut() { session = null; }
 
 // One request. opts: {body, etag (If-Match), query (object), cookies (send this origin's cookies:
-// only the SSO callback, which needs the sign-in cookie of the start)}. Resolves {status, body, etag}.
+// only the SSO start and callback: the sign-in cookie)}. Resolves {status, body, etag}.
 export async function api(method, path, opts = {}) {
   let url = path;
   if (opts.query) {
@@ -71,6 +71,14 @@ export async function signIn(email, password, organization) {
   if (organization) body.organization = organization;
   const r = await api('POST', '/auth/login', {body});
   return adopt(r.body);
+}
+
+// Single sign-on's first step, as JSON (not the redirect): the provider's authorization URL. The
+// answer sets the sign-in cookie, which the callback needs: hence same-origin credentials.
+export async function startSsoJson(slug, hint) {
+  const r = await api('GET', '/auth/sso/' + encodeURIComponent(slug) + '/start',
+    {query: {format: 'json', login_hint: hint}, cookies: true});
+  return r.body ? r.body.authorization_url : null;
 }
 
 // Single sign-on's last step: the provider's code and state (or error) handed to the API.

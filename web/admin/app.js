@@ -72,11 +72,11 @@ function ssoForm() {
       autocomplete: 'username'})),
     h('button', {type: 'submit', id: 'sso-submit'}, 'Sign in with SSO'),
     out);
-  form.addEventListener('submit', ev => {
+  form.addEventListener('submit', async ev => {
     ev.preventDefault();
     clear(out);
     try {
-      startSso(form.elements.slug.value.trim().toLowerCase(), form.elements.login_hint.value.trim());
+      await startSso(form.elements.slug.value.trim().toLowerCase(), form.elements.login_hint.value.trim());
     } catch (err) {
       out.append(errorBox(err));
     }

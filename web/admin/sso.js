@@ -1,7 +1,10 @@
 // Single sign-on from the dashboard (docs/dashboard.md, "Signing in with SSO").
 //
-// "Sign in with SSO" navigates this tab to /auth/sso/{slug}/start: the API answers 302 to the
-// organization's identity provider, which sends the browser back to the connection's redirect_uri.
+// "Sign in with SSO" first asks GET /auth/sso/{slug}/start?format=json with fetch (same origin, so
+// the sign-in cookie saas_sso it sets is kept): an error (unknown slug 404, suspended organization
+// 403, provider down 503, too many tries 429) is shown in the page. Otherwise the tab navigates to
+// the answer's authorization_url, the organization's identity provider, which sends the browser
+// back to the connection's redirect_uri.
 // When that is this page (/admin/), it loads with ?code=&state= (or ?error=&state=); the page
 // takes them out of the address bar at once and hands them to GET /auth/sso/callback, whose
 // answer is login's: the token is then held in memory like a password sign-in's.
@@ -10,22 +13,26 @@
 // just the time; removed when the answer comes back) tells. A link with someone else's code and
 // state (login CSRF: being signed in, unawares, as the attacker's account) is refused here,
 // without calling the API, so the state is not used up either.
-import {signInSso} from './api.js';
+import {signInSso, startSsoJson} from './api.js';
 
 const PENDING = 'saas.sso.pending';
 const MAX_AGE_MS = 10 * 60 * 1000;		// the API's sign-in state lives 10 minutes
 const SLUG = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
-// Leaves the page for the organization's provider. Throws (nothing stored) for a slug that cannot be one.
-export function startSso(slug, hint) {
+// Leaves the page for the organization's provider. Throws (nothing stored) for a slug that cannot be
+// one, and the API's error (an ApiError) when the sign-in cannot start: the page shows it.
+export async function startSso(slug, hint) {
   if (!SLUG.test(slug)) {
     throw {status: 0, code: 'validation_failed',
       message: 'An organization slug is lower-case letters, digits and inner hyphens.',
       details: [{field: 'slug', message: 'is not a slug'}]};
   }
-  const q = hint ? '?' + new URLSearchParams({login_hint: hint}).toString() : '';
+  const url = await startSsoJson(slug, hint);
+  if (typeof url !== 'string' || !/^https?:\/\//.test(url)) {
+    throw {status: 0, code: 'bad_answer', message: 'The server answered no provider address to go to.'};
+  }
   sessionStorage.setItem(PENDING, JSON.stringify({at: Date.now()}));
-  location.assign('/auth/sso/' + slug + '/start' + q);
+  location.assign(url);
 }
 
 // The provider's answer in the address bar, if the page was loaded with one: removed from the
