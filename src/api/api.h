@@ -234,7 +234,7 @@ extern void saas_op_delete_sso_connection(void);
 extern bool saas_sso_password_login_allowed(const pg_uuid_t *org_id);
 extern void saas_raise_sso_only(void) pg_attribute_noreturn();
 /* The cookie that binds an SSO sign-in to the browser that started it. */
-#define SAAS_SSO_COOKIE "saas_sso"
+#define SAAS_SSO_COOKIE "__Host-saas_sso"
 extern void saas_op_sso_start(const char *slug, const char *login_hint, StringInfo out,
 							  char **location, char **binding);
 extern void saas_op_sso_callback(const SaasParams *p, const char *binding, StringInfo out);

@@ -33,7 +33,7 @@ sso_limit_addr(SaasRequest *req, SaasResponse *r)
 
 /*
  * sso_cookie: the value of the sign-in cookie in the request's Cookie
- * header ("a=1; saas_sso=...; b=2"), or NULL. Only base64url values count.
+ * header ("a=1; __Host-saas_sso=...; b=2"), or NULL. Only base64url values count.
  */
 static char *
 sso_cookie(SaasRequest *req)

@@ -50,7 +50,7 @@ def provider_answer(hint=None):
     st, h, doc = B.api("GET", path)
     check(st == 302 and h.get("location"), "start %d %r" % (st, doc))
     cookie = {k.lower(): v for k, v in h.items()}.get("set-cookie", "")
-    check(cookie.startswith("saas_sso="), "start set no sign-in cookie: %r" % cookie)
+    check(cookie.startswith("__Host-saas_sso="), "start set no sign-in cookie: %r" % cookie)
     u = urllib.parse.urlparse(h["location"])
     check(u.port == B.SIM["idp"], "start redirects elsewhere: %s" % h["location"])
     c = http.client.HTTPConnection("127.0.0.1", u.port, timeout=10)
@@ -63,7 +63,7 @@ def provider_answer(hint=None):
           "the provider answered %d %r" % (r.status, back))
     target = back[len("http://127.0.0.1:%d" % B.R.port):]
     # The browser that started this sign-in holds this cookie (the start route's Set-Cookie).
-    COOKIES[target] = cookie.split(";", 1)[0][len("saas_sso="):]
+    COOKIES[target] = cookie.split(";", 1)[0][len("__Host-saas_sso="):]
     return target
 
 
@@ -82,7 +82,7 @@ def mark_started(target=None):
     the tab's mark and, for the provider answer target, the start route's cookie in the browser."""
     B.DRIVER.js("sessionStorage.setItem(arguments[0], JSON.stringify({at: Date.now()}));", PENDING)
     if target is not None:
-        B.DRIVER.cmd("POST", "/cookie", {"cookie": {"name": "saas_sso", "value": COOKIES[target], "path": "/",
+        B.DRIVER.cmd("POST", "/cookie", {"cookie": {"name": "__Host-saas_sso", "value": COOKIES[target], "path": "/",
                                                     "httpOnly": True, "secure": True, "sameSite": "Lax"}})
 
 
@@ -278,7 +278,7 @@ def sso_answer_not_started_from_this_tab_is_not_used():
     # the callbacks were never made: both answers still sign in over plain HTTP
     for tgt in (target, target2):
         q = urllib.parse.urlparse(tgt).query
-        st, _, doc = B.api("GET", "/auth/sso/callback?" + q, headers={"Cookie": "saas_sso=" + COOKIES[tgt]})
+        st, _, doc = B.api("GET", "/auth/sso/callback?" + q, headers={"Cookie": "__Host-saas_sso=" + COOKIES[tgt]})
         check(st == 200 and doc["user"]["email"] == "ivy@" + SSO["domain"], "callback %d %r" % (st, doc))
 
 

@@ -26,12 +26,12 @@ def call(method, path, token=None, body=None, headers=None, **kw):
     """e2e_lib's call, as a browser would make it: the start route's Set-Cookie is kept, and sent back
     with the callback (unless the case passes its own Cookie header)."""
     hdrs = dict(headers or {})
-    if path.startswith("/auth/sso/callback") and JAR.get("saas_sso") and "Cookie" not in hdrs:
-        hdrs["Cookie"] = "theme=dark; saas_sso=%s" % JAR["saas_sso"]
+    if path.startswith("/auth/sso/callback") and JAR.get("__Host-saas_sso") and "Cookie" not in hdrs:
+        hdrs["Cookie"] = "theme=dark; __Host-saas_sso=%s" % JAR["__Host-saas_sso"]
     a = _lib_call(method, path, token, body, hdrs, **kw)
     sc = a.h("set-cookie") or ""
-    if sc.startswith("saas_sso="):
-        JAR["saas_sso"] = sc.split(";", 1)[0][len("saas_sso="):] or None
+    if sc.startswith("__Host-saas_sso="):
+        JAR["__Host-saas_sso"] = sc.split(";", 1)[0][len("__Host-saas_sso="):] or None
     return a
 
 
@@ -225,14 +225,14 @@ def sso_full_redirect_flow_provisions_the_user_and_issues_a_session():
           "authorize parameters %r" % q)
     check(q["state"].startswith(F["sso_org"] + "."), "the state does not carry the organization: %r" % q["state"])
     cookie = a.h("set-cookie")
-    check(cookie and re.fullmatch(r"saas_sso=[A-Za-z0-9_-]{43}; Max-Age=600; Path=/; HttpOnly; Secure; SameSite=Lax",
+    check(cookie and re.fullmatch(r"__Host-saas_sso=[A-Za-z0-9_-]{43}; Max-Age=600; Path=/; HttpOnly; Secure; SameSite=Lax",
                                   cookie), "the start route's cookie: %r" % cookie)
     check(sql("SELECT count(*) FROM saas._sso_requests WHERE state_hash = sha256('%s.%s'::bytea)"
-              % (q["state"], JAR["saas_sso"])) == "1",
+              % (q["state"], JAR["__Host-saas_sso"])) == "1",
           "the state is not stored as the SHA-256 of the state and the browser's cookie")
     target = authorize(loc)
     a = expect(call("GET", target), 200)
-    check(a.h("set-cookie") and a.h("set-cookie").startswith("saas_sso=; Max-Age=0;"),
+    check(a.h("set-cookie") and a.h("set-cookie").startswith("__Host-saas_sso=; Max-Age=0;"),
           "the callback does not clear the cookie: %r" % a.h("set-cookie"))
     check(a.doc["token_type"] == "Bearer" and a.doc["user"]["email"] == "ann@" + SSO_DOMAIN
           and a.doc["user"]["role"] == "user" and a.doc["user"]["org_id"] == F["sso_org"]
@@ -316,21 +316,21 @@ def sso_callback_only_in_the_browser_that_started_it():
     slug = need("sso_slug")
     # The attacker starts a sign-in in its own browser and gets as far as the provider's answer.
     target = authorize(expect(start(slug), 302).h("location"))
-    attacker_cookie = JAR["saas_sso"]
+    attacker_cookie = JAR["__Host-saas_sso"]
     # The victim's browser: no cookie, or a cookie of a sign-in of its own.
     a = call("GET", target, headers={"Cookie": "theme=dark"})
     refused_without_session(a, 400, "validation_failed", "no cookie")
     check("browser that started it" in a.doc["error"]["message"], "no cookie: %r" % a.doc)
     expect(start(slug), 302)
-    victim_cookie = JAR["saas_sso"]
+    victim_cookie = JAR["__Host-saas_sso"]
     check(victim_cookie != attacker_cookie, "two sign-ins got one cookie")
     for bad in (victim_cookie, attacker_cookie[:-1] + ("A" if attacker_cookie[-1] != "A" else "B"),
-                attacker_cookie + "x", "%s; saas_sso=%s" % (victim_cookie, attacker_cookie)):
-        refused_without_session(call("GET", target, headers={"Cookie": "saas_sso=" + bad}), 400,
+                attacker_cookie + "x", "%s; __Host-saas_sso=%s" % (victim_cookie, attacker_cookie)):
+        refused_without_session(call("GET", target, headers={"Cookie": "__Host-saas_sso=" + bad}), 400,
                                 "validation_failed", "cookie %r" % bad)
     # Refusals used nothing up: the browser that started it still signs in, once.
-    expect(call("GET", target, headers={"Cookie": "saas_sso=" + attacker_cookie}), 200)
-    expect(call("GET", target, headers={"Cookie": "saas_sso=" + attacker_cookie}), 400, "validation_failed")
+    expect(call("GET", target, headers={"Cookie": "__Host-saas_sso=" + attacker_cookie}), 200)
+    expect(call("GET", target, headers={"Cookie": "__Host-saas_sso=" + attacker_cookie}), 400, "validation_failed")
 
 
 @case

@@ -208,7 +208,7 @@ def sso_start_as_json_gives_the_providers_address_and_the_cookie():
         a = expect(S.call("GET", "/auth/sso/%s/start?format=json&login_hint=%s" % (slug, "ann%40" + S.SSO_DOMAIN)), 200)
         check(not a.h("location"), "a redirect with the JSON form: %r" % a.h("location"))
         cookie = a.h("set-cookie") or ""
-        check(cookie.startswith("saas_sso=") and "HttpOnly" in cookie and "Max-Age=600" in cookie,
+        check(cookie.startswith("__Host-saas_sso=") and "HttpOnly" in cookie and "Max-Age=600" in cookie,
               "no sign-in cookie: %r" % cookie)
         url = a.doc["authorization_url"]
         check(url.startswith(S.SIM["issuer"] + "/") and a.doc["expires_in"] == 600, "answer %r" % a.doc)
@@ -221,6 +221,6 @@ def sso_start_as_json_gives_the_providers_address_and_the_cookie():
         # Without the cookie of the start, the JSON form's sign-in is refused like the redirect's.
         a = expect(S.call("GET", "/auth/sso/%s/start?format=json" % slug), 200)
         target = S.authorize(a.doc["authorization_url"])
-        expect(S.call("GET", target, headers={"Cookie": "saas_sso=" + "A" * 43}), 400, "validation_failed")
+        expect(S.call("GET", target, headers={"Cookie": "__Host-saas_sso=" + "A" * 43}), 400, "validation_failed")
     finally:
         S.sim_stop()

@@ -1,7 +1,7 @@
 // Single sign-on from the dashboard (docs/dashboard.md, "Signing in with SSO").
 //
 // "Sign in with SSO" first asks GET /auth/sso/{slug}/start?format=json with fetch (same origin, so
-// the sign-in cookie saas_sso it sets is kept): an error (unknown slug 404, suspended organization
+// the sign-in cookie __Host-saas_sso it sets is kept): an error (unknown slug 404, suspended organization
 // 403, provider down 503, too many tries 429) is shown in the page. Otherwise the tab navigates to
 // the answer's authorization_url, the organization's identity provider, which sends the browser
 // back to the connection's redirect_uri.
