@@ -98,8 +98,9 @@ t_api "POST /users: a second user while the communication service answers 503" "
 qu2=$(cpsql 0 -c "SELECT id FROM saas.users WHERE email = 'queue2@tenant-1.test'")
 q_wait "a 503 makes the welcome job retryable (status recorded, routed by org_id)" "retryable|503" \
 	"SELECT state || '|' || last_status FROM saas.jobs WHERE idempotency_key = 'welcome:$qu2'"
-q_wait_api "GET /integrations/status: tenant 1's communication service is RETRYING with the job counted" "200|RETRYING 1" \
-	GET /integrations/status "$a1" "" "(b->'communicationService'->>'status') || ' ' || (b->'communicationService'->>'retrying')"
+# At least this job: another tenant-1 message can be retrying at the same moment (seen in CI runs).
+q_wait_api "GET /integrations/status: tenant 1's communication service is RETRYING with the job counted" "200|RETRYING true" \
+	GET /integrations/status "$a1" "" "(b->'communicationService'->>'status') || ' ' || ((b->'communicationService'->>'retrying')::int >= 1)"
 q_fault '{"error_rate":1,"status":429,"retry_after":1}'
 q_wait "a 429 keeps it retryable" "retryable|429" \
 	"SELECT state || '|' || last_status FROM saas.jobs WHERE idempotency_key = 'welcome:$qu2'"
