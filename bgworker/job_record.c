@@ -278,42 +278,35 @@ rec_write_done(RecJob *recs, int n)
  * rec_in_subxact: run the writes of recs[0..n) in a subtransaction; false
  * (rolled back, the error's message in err) when any of them failed.
  */
+/* A batch for rec_in_subxact through saas_subxact_run. */
+typedef struct RecBatch
+{
+	RecJob	   *recs;
+	int			n;
+} RecBatch;
+
+static void
+rec_write_batch(void *arg)
+{
+	RecBatch   *b = arg;
+	int			i;
+
+	rec_write_done(b->recs, b->n);
+	for (i = 0; i < b->n; i++)
+		rec_write_one(&b->recs[i]);
+}
+
 static bool
 rec_in_subxact(RecJob *recs, int n, char *err, size_t errlen)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool ok = true;
+	RecBatch	b = {recs, n};
+	ErrorData  *ed = saas_subxact_run(rec_write_batch, &b, true);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		int			i;
-
-		rec_write_done(recs, n);
-		for (i = 0; i < n; i++)
-			rec_write_one(&recs[i]);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *ed;
-
-		MemoryContextSwitchTo(cxt);
-		ed = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		strlcpy(err, ed->message, errlen);
-		FreeErrorData(ed);
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
+	if (ed == NULL)
+		return true;
+	strlcpy(err, ed->message, errlen);
+	FreeErrorData(ed);
+	return false;
 }
 
 /*

@@ -20,50 +20,20 @@
 #include <unistd.h>
 
 #include "openapi.h"
-
-#ifndef SAAS_HTTP_DOCDIR
-#define SAAS_HTTP_DOCDIR "/usr/share/doc/pg_saas"
-#endif
+#include "paths.h"
 
 /* A document larger than this is not an API description. */
 #define OPENAPI_MAX_BYTES (8 * 1024 * 1024)
 
 /*
  * saas_openapi_default_path
- *		The document's path when --openapi is not given (malloc'd).  Returns
- *		the install path when the source-tree one does not exist, so that an
- *		error message names a sensible place.
+ *		The document's path when --openapi is not given (malloc'd), see
+ *		paths.c.
  */
 char *
 saas_openapi_default_path(void)
 {
-	char		exe[PATH_MAX];
-	char		path[PATH_MAX + 64];
-	ssize_t		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	struct stat st;
-
-	if (n > 0)
-	{
-		char	   *slash;
-		int			up;
-
-		exe[n] = '\0';
-		/* strip the file name, then its folder: .../shim/saas-http -> ... */
-		for (up = 0; up < 2; up++)
-		{
-			slash = strrchr(exe, '/');
-			if (slash == NULL)
-				break;
-			*slash = '\0';
-		}
-		if (up == 2)
-		{
-			snprintf(path, sizeof(path), "%s/docs/openapi.json", exe);
-			if (stat(path, &st) == 0)
-				return strdup(path);
-		}
-	}
-	return strdup(SAAS_HTTP_DOCDIR "/openapi.json");
+	return saas_path_default("docs/openapi.json", false);
 }
 
 /*

@@ -37,10 +37,8 @@
 
 #include "negotiate.h"
 #include "static.h"
+#include "paths.h"
 
-#ifndef SAAS_HTTP_DOCDIR
-#define SAAS_HTTP_DOCDIR "/usr/share/doc/pg_saas"
-#endif
 
 /* No file of the dashboard comes near this. */
 #define STATIC_MAX_BYTES	(4 * 1024 * 1024)
@@ -73,38 +71,13 @@ static const StaticType static_types[] = {
 
 /*
  * saas_static_default_dir
- *		The folder when --static-dir is not given (malloc'd): ../web from the
- *		binary's folder when it exists, else the installed copy.
+ *		The folder when --static-dir is not given (malloc'd): web/ of the
+ *		source tree when it exists, else the installed copy (paths.c).
  */
 char *
 saas_static_default_dir(void)
 {
-	char		exe[PATH_MAX];
-	char		path[PATH_MAX + 16];
-	ssize_t		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	struct stat st;
-
-	if (n > 0)
-	{
-		char	   *slash;
-		int			up;
-
-		exe[n] = '\0';
-		for (up = 0; up < 2; up++)
-		{
-			slash = strrchr(exe, '/');
-			if (slash == NULL)
-				break;
-			*slash = '\0';
-		}
-		if (up == 2)
-		{
-			snprintf(path, sizeof(path), "%s/web", exe);
-			if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-				return strdup(path);
-		}
-	}
-	return strdup(SAAS_HTTP_DOCDIR "/web");
+	return saas_path_default("web", true);
 }
 
 /*

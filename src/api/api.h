@@ -19,6 +19,7 @@
 #ifndef SAAS_API_H
 #define SAAS_API_H
 
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/elog.h"
 #include "utils/jsonb.h"
@@ -62,6 +63,27 @@ extern void saas_params_from_jsonb(Jsonb *jb, SaasParams *p);
 extern void saas_params_check(const SaasParams *p, const char *const *allowed);
 extern int	saas_param_limit(const SaasParams *p);
 
+/*
+ * sql_api.c: what every SQL API wrapper does (the wrappers of a feature live
+ * beside its operations). SAAS_SQL_OP(call) is a wrapper's body: pin the
+ * environment, run the operation (which writes its JSON into out), return
+ * it as jsonb; an error unwinds the pinned settings with the
+ * (sub)transaction.
+ */
+extern Datum saas_sql_result(StringInfo out);
+extern Jsonb *saas_sql_arg_jsonb(FunctionCallInfo fcinfo, int n);
+extern pg_uuid_t *saas_sql_arg_id(FunctionCallInfo fcinfo, int n);
+#define SAAS_SQL_OP(call) \
+	do { \
+		StringInfoData out; \
+		int			nest; \
+		initStringInfo(&out); \
+		nest = saas_env_push(); \
+		call; \
+		saas_env_pop(nest); \
+		PG_RETURN_DATUM(saas_sql_result(&out)); \
+	} while (0)
+
 /* auth_ops.c */
 extern void saas_op_register(Jsonb *body, StringInfo out);
 extern void saas_op_login(Jsonb *body, StringInfo out);
@@ -90,6 +112,7 @@ extern void saas_ott_send(const pg_uuid_t *org_id, const char *kind, const char 
 						  const char *key);
 extern void saas_ott_drop_message(const pg_uuid_t *org_id, const char *key);
 extern void saas_ott_refuse(const char *what) pg_attribute_noreturn();
+extern HeapTuple saas_ott_claim(SaasPlan *plan, const SaasOtt *t, const char *what);
 
 /* invitation_ops.c */
 extern void saas_op_create_invitation(Jsonb *body, StringInfo out);

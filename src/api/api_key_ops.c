@@ -321,37 +321,11 @@ saas_api_key_route_revoke(const pg_uuid_t *id)
 	saas_op_revoke_api_key(id);
 }
 
-/*
- * The SQL functions: pin the environment, run the operation, return its
- * JSON (errors are raised, as by the other SQL functions of the API).
- */
-#define AK_SQL(call) \
-	do { \
-		StringInfoData out; \
-		int			nest; \
-		initStringInfo(&out); \
-		nest = saas_env_push(); \
-		call; \
-		saas_env_pop(nest); \
-		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data))); \
-	} while (0)
-
-/* ak_sql_id: argument 0, an id that must be given (400 for NULL). */
-static pg_uuid_t *
-ak_sql_id(FunctionCallInfo fcinfo)
-{
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_SAAS_VALIDATION),
-				 errmsg("id must not be null")));
-	return PG_GETARG_UUID_P(0);
-}
-
 /* SQL: saas.create_api_key(body jsonb) RETURNS jsonb */
 Datum
 saas_sql_create_api_key(PG_FUNCTION_ARGS)
 {
-	AK_SQL(saas_op_create_api_key(PG_ARGISNULL(0) ? NULL : PG_GETARG_JSONB_P(0), &out));
+	SAAS_SQL_OP(saas_op_create_api_key(saas_sql_arg_jsonb(fcinfo, 0), &out));
 }
 
 /* SQL: saas.list_api_keys(params jsonb DEFAULT '{}') RETURNS jsonb */
@@ -360,22 +334,22 @@ saas_sql_list_api_keys(PG_FUNCTION_ARGS)
 {
 	SaasParams	p;
 
-	saas_params_from_jsonb(PG_ARGISNULL(0) ? NULL : PG_GETARG_JSONB_P(0), &p);
-	AK_SQL(saas_op_list_api_keys(&p, &out));
+	saas_params_from_jsonb(saas_sql_arg_jsonb(fcinfo, 0), &p);
+	SAAS_SQL_OP(saas_op_list_api_keys(&p, &out));
 }
 
 /* SQL: saas.get_api_key(id uuid) RETURNS jsonb */
 Datum
 saas_sql_get_api_key(PG_FUNCTION_ARGS)
 {
-	AK_SQL(saas_op_get_api_key(ak_sql_id(fcinfo), &out));
+	SAAS_SQL_OP(saas_op_get_api_key(saas_sql_arg_id(fcinfo, 0), &out));
 }
 
 /* SQL: saas.revoke_api_key(id uuid) RETURNS void */
 Datum
 saas_sql_revoke_api_key(PG_FUNCTION_ARGS)
 {
-	pg_uuid_t  *id = ak_sql_id(fcinfo);
+	pg_uuid_t  *id = saas_sql_arg_id(fcinfo, 0);
 	int			nest = saas_env_push();
 
 	saas_op_revoke_api_key(id);

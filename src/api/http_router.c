@@ -320,41 +320,38 @@ router_dispatch(SaasRequest *req, SaasResponse *r)
 			 errmsg("no such resource")));
 }
 
+/* A request for router_dispatch through saas_subxact_run. */
+typedef struct RouterCall
+{
+	SaasRequest *req;
+	SaasResponse *r;
+} RouterCall;
+
+static void
+router_dispatch_call(void *arg)
+{
+	RouterCall *c = arg;
+
+	router_dispatch(c->req, c->r);
+}
+
 /* router_run: dispatch in a subtransaction; errors become answers. */
 static void
 router_run(SaasRequest *req, SaasResponse *r)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
+	RouterCall	call = {req, r};
+	ErrorData  *edata = saas_subxact_run(router_dispatch_call, &call, true);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
+	if (edata == NULL)
 	{
-		router_dispatch(req, r);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
 		r->has_body = (r->status != 204);
+		return;
 	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-
-		/* A cancel or shutdown must still stop the session. */
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && QueryCancelPending)
-			ReThrowError(edata);
-		saas_http_error_response(r, edata, req->request_id);
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
+	/* A cancel or shutdown must still stop the session. */
+	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && QueryCancelPending)
+		ReThrowError(edata);
+	saas_http_error_response(r, edata, req->request_id);
+	FreeErrorData(edata);
 }
 
 /* guc_save: set a setting until the enclosing nest level ends. */

@@ -321,7 +321,6 @@ saas_op_accept_invitation(Jsonb *body, StringInfo out)
 	SaasElevation elev,
 				write_elev;
 	bool		isnull,
-				usable,
 				elevated;
 	HeapTuple	tup;
 	TupleDesc	desc;
@@ -347,19 +346,9 @@ saas_op_accept_invitation(Jsonb *body, StringInfo out)
 
 	saas_spi_connect();
 	saas_elevate(&elev);
-	vals[0] = saas_uuid_datum(&t.org_id);
-	vals[1] = saas_uuid_datum(&t.id);
-	if (saas_exec(&plan_claim, vals, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read invitation");
-	if (SPI_processed == 0)
-		saas_ott_refuse("invitation");
-	tup = SPI_tuptable->vals[0];
+	tup = saas_ott_claim(&plan_claim, &t, "invitation");
 	desc = SPI_tuptable->tupdesc;
-	if (!saas_ott_matches(&t, SPI_getbinval(tup, desc, 1, &isnull)))
-		saas_ott_refuse("invitation");
-	usable = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
-	if (!usable)
-		saas_ott_refuse("invitation");
+	vals[0] = saas_uuid_datum(&t.org_id);	/* the organization, for what follows */
 
 	/*
 	 * An organization that signs in with SSO only takes no password: the

@@ -17,8 +17,6 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "common/cryptohash.h"
-#include "common/sha2.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 
@@ -44,24 +42,6 @@ static SaasPlan plan_drop_message = {
 	2, {UUIDOID, TEXTOID}
 };
 
-/* ott_sha256: SHA-256 of the token's secret. */
-static void
-ott_sha256(const unsigned char *secret, unsigned char *out)
-{
-	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
-
-	if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
-		pg_cryptohash_update(ctx, secret, SAAS_OTT_SECRET_LEN) < 0 ||
-		pg_cryptohash_final(ctx, out, PG_SHA256_DIGEST_LENGTH) < 0)
-	{
-		pg_cryptohash_free(ctx);
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not compute SHA-256")));
-	}
-	pg_cryptohash_free(ctx);
-}
-
 /*
  * saas_ott_make: a new token with prefix for (org_id, id); hash gets the
  * SHA-256 of its secret (SAAS_OTT_HASH_LEN bytes), the one thing stored.
@@ -76,7 +56,7 @@ saas_ott_make(const char *prefix, const pg_uuid_t *org_id, const pg_uuid_t *id,
 	memcpy(raw, org_id->data, 16);
 	memcpy(raw + 16, id->data, 16);
 	saas_random_bytes(raw + 32, SAAS_OTT_SECRET_LEN);
-	ott_sha256(raw + 32, hash);
+	saas_sha256(raw + 32, SAAS_OTT_SECRET_LEN, hash);
 	initStringInfo(&out);
 	appendStringInfoString(&out, prefix);
 	saas_b64url_encode(raw, OTT_RAW_LEN, &out);
@@ -107,7 +87,7 @@ saas_ott_parse(const char *prefix, const char *token, SaasOtt *t)
 	{
 		memcpy(t->org_id.data, raw.data, 16);
 		memcpy(t->id.data, raw.data + 16, 16);
-		ott_sha256((unsigned char *) raw.data + 32, t->hash);
+		saas_sha256(raw.data + 32, SAAS_OTT_SECRET_LEN, t->hash);
 	}
 	explicit_bzero(raw.data, raw.len);
 	return ok;
@@ -178,6 +158,33 @@ saas_ott_drop_message(const pg_uuid_t *org_id, const char *key)
 	if (saas_exec(&plan_drop_message, vals, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not drop the message");
 	saas_unelevate(&elev);
+}
+
+/*
+ * saas_ott_claim: the token's row, locked, through plan (arguments: org id,
+ * row id; columns 1 and 2: the stored hash and whether the row is still
+ * usable), or the one refusal (saas_ott_refuse) when it is absent, the
+ * secret does not match or the row is used up. The row stays in
+ * SPI_tuptable. In an open SPI connection.
+ */
+HeapTuple
+saas_ott_claim(SaasPlan *plan, const SaasOtt *t, const char *what)
+{
+	Datum		vals[2];
+	HeapTuple	tup;
+	bool		isnull;
+
+	vals[0] = saas_uuid_datum(&t->org_id);
+	vals[1] = saas_uuid_datum(&t->id);
+	if (saas_exec(plan, vals, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the %s", what);
+	if (SPI_processed == 0)
+		saas_ott_refuse(what);
+	tup = SPI_tuptable->vals[0];
+	if (!saas_ott_matches(t, SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull)) ||
+		!DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull)))
+		saas_ott_refuse(what);
+	return tup;
 }
 
 /*

@@ -199,37 +199,34 @@ reset_account_issue(const pg_uuid_t *org_id, const pg_uuid_t *user_id, const cha
  * error in it (say, the decoy's row locked and a lock timeout) is dropped
  * with the subtransaction: the answer stays the same.
  */
+/* The decoy's account, for reset_decoy through saas_subxact_run. */
+typedef struct DecoyCall
+{
+	const pg_uuid_t *org_id;
+	const pg_uuid_t *user_id;
+	const char *email;
+} DecoyCall;
+
+static void
+reset_decoy_issue(void *arg)
+{
+	DecoyCall  *d = arg;
+
+	(void) reset_account_issue(d->org_id, d->user_id, d->email);
+}
+
 static void
 reset_decoy(const pg_uuid_t *org_id, const pg_uuid_t *user_id, const char *email)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
+	DecoyCall	d = {org_id, user_id, email};
+	ErrorData  *edata = saas_subxact_run(reset_decoy_issue, &d, false);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		(void) reset_account_issue(org_id, user_id, email);
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		/* A cancel or shutdown still stops the request. */
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			ReThrowError(edata);
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
+	if (edata == NULL)
+		return;
+	/* A cancel or shutdown still stops the request. */
+	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		ReThrowError(edata);
+	FreeErrorData(edata);
 }
 
 /*
@@ -325,17 +322,9 @@ saas_op_confirm_password_reset(Jsonb *body)
 
 	saas_spi_connect();
 	saas_elevate(&elev);
-	vals[0] = saas_uuid_datum(&t.org_id);
-	vals[1] = saas_uuid_datum(&t.id);
-	if (saas_exec(&plan_claim, vals, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the reset token");
-	if (SPI_processed == 0)
-		saas_ott_refuse("token");
-	tup = SPI_tuptable->vals[0];
+	tup = saas_ott_claim(&plan_claim, &t, "token");
 	desc = SPI_tuptable->tupdesc;
-	if (!saas_ott_matches(&t, SPI_getbinval(tup, desc, 1, &isnull)) ||
-		!DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull)))
-		saas_ott_refuse("token");
+	vals[0] = saas_uuid_datum(&t.org_id);	/* the organization, for what follows */
 	user_id = *DatumGetUUIDP(SPI_getbinval(tup, desc, 3, &isnull));
 	/* No password to set where login refuses passwords (as login's 403). */
 	if (!saas_sso_password_login_allowed(&t.org_id))

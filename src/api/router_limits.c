@@ -67,60 +67,55 @@ router_limit(SaasResponse *r, const char *scope, const char *key, const char *ti
  * subtransaction is gone, in a subtransaction of its own. /healthz is not a
  * limited route; SQL callers without x-client-addr have no address budget.
  */
+/* The address's count, for router_limit_refused through saas_subxact_run. */
+typedef struct AddrCount
+{
+	const char *addr;
+	SaasRateResult rr;
+	bool		counted;
+} AddrCount;
+
+static void
+count_addr(void *arg)
+{
+	AddrCount  *c = arg;
+	int			per_minute,
+				burst;
+
+	saas_rate_limits_for(NULL, "auth_ip", &per_minute, &burst);
+	c->counted = saas_rate_check("auth_ip", c->addr, per_minute, burst, &c->rr);
+}
+
 void
 router_limit_refused(SaasRequest *req, SaasResponse *r)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	char	   *addr;
-	SaasRateResult rr;
-	bool		counted = false;
+	AddrCount	c = {0};
+	ErrorData  *edata;
 
 	if (r->rate_counted || r->status < 400 || r->status >= 500)
 		return;					/* counted, not refused, or the server's failure */
 	if (req->nsegs == 1 && strcmp(req->segs[0], "healthz") == 0)
 		return;
-	addr = req_header(req, "x-client-addr");
-	if (addr == NULL || addr[0] == '\0')
+	c.addr = req_header(req, "x-client-addr");
+	if (c.addr == NULL || c.addr[0] == '\0')
 		return;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
+	edata = saas_subxact_run(count_addr, &c, true);
+	if (edata != NULL)
 	{
-		int			per_minute,
-					burst;
-
-		saas_rate_limits_for(NULL, "auth_ip", &per_minute, &burst);
-		counted = saas_rate_check("auth_ip", addr, per_minute, burst, &rr);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && QueryCancelPending)
 			ReThrowError(edata);
 		saas_http_error_response(r, edata, req->request_id);
 		FreeErrorData(edata);
 		return;
 	}
-	PG_END_TRY();
-	if (!counted)
+	if (!c.counted)
 		return;					/* not preloaded: no shared limiter */
 	r->rate_counted = true;
-	limit_headers(r, &rr);
-	if (!rr.allowed)
+	limit_headers(r, &c.rr);
+	if (!c.rr.allowed)
 		saas_http_simple_error(r, 429,
-							   psprintf("rate limit exceeded; retry after %d s", Max(rr.retry_after_s, 1)),
+							   psprintf("rate limit exceeded; retry after %d s", Max(c.rr.retry_after_s, 1)),
 							   NULL, req->request_id);
 }
 

@@ -483,19 +483,12 @@ saas_sql_refresh(PG_FUNCTION_ARGS)
 		saas_json_string(&out, RT_REUSE_MESSAGE);
 		appendStringInfoString(&out, "}}");
 	}
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
+	PG_RETURN_DATUM(saas_sql_result(&out));
 }
 
 /* SQL: saas.me() RETURNS jsonb */
 Datum
 saas_sql_me(PG_FUNCTION_ARGS)
 {
-	StringInfoData out;
-	int			nest;
-
-	initStringInfo(&out);
-	nest = saas_env_push();
-	saas_op_me(&out);
-	saas_env_pop(nest);
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
+	SAAS_SQL_OP(saas_op_me(&out));
 }

@@ -36,16 +36,16 @@ PG_FUNCTION_INFO_V1(saas_sql_delete_user);
 PG_FUNCTION_INFO_V1(saas_sql_logout);
 PG_FUNCTION_INFO_V1(saas_sql_logout_all);
 
-/* sql_result: the operation's JSON text as jsonb. */
-static Datum
-sql_result(StringInfo out)
+/* saas_sql_result: an operation's JSON text as the jsonb a SQL wrapper returns. */
+Datum
+saas_sql_result(StringInfo out)
 {
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(out->data));
 }
 
-/* sql_arg_jsonb: argument n, or NULL for SQL NULL. */
-static Jsonb *
-sql_arg_jsonb(FunctionCallInfo fcinfo, int n)
+/* saas_sql_arg_jsonb: argument n of a SQL wrapper, or NULL for SQL NULL. */
+Jsonb *
+saas_sql_arg_jsonb(FunctionCallInfo fcinfo, int n)
 {
 	return PG_ARGISNULL(n) ? NULL : PG_GETARG_JSONB_P(n);
 }
@@ -54,12 +54,12 @@ sql_arg_jsonb(FunctionCallInfo fcinfo, int n)
 static void
 sql_params(FunctionCallInfo fcinfo, int n, SaasParams *p)
 {
-	saas_params_from_jsonb(sql_arg_jsonb(fcinfo, n), p);
+	saas_params_from_jsonb(saas_sql_arg_jsonb(fcinfo, n), p);
 }
 
-/* sql_arg_uuid: argument n, an id that must be given (400 for NULL). */
-static pg_uuid_t *
-sql_arg_uuid(FunctionCallInfo fcinfo, int n)
+/* saas_sql_arg_id: argument n of a SQL wrapper, an id that must be given (400 for NULL). */
+pg_uuid_t *
+saas_sql_arg_id(FunctionCallInfo fcinfo, int n)
 {
 	if (PG_ARGISNULL(n))
 		ereport(ERROR,
@@ -75,33 +75,18 @@ sql_arg_version(FunctionCallInfo fcinfo, int n)
 	return (PG_NARGS() > n && !PG_ARGISNULL(n)) ? PG_GETARG_INT64(n) : -1;
 }
 
-/*
- * Each wrapper: pin the environment, run the operation, return its JSON.
- * An error unwinds the pinned settings with the (sub)transaction.
- */
-#define SQL_OP(body) \
-	do { \
-		StringInfoData out; \
-		int			nest; \
-		initStringInfo(&out); \
-		nest = saas_env_push(); \
-		body; \
-		saas_env_pop(nest); \
-		PG_RETURN_DATUM(sql_result(&out)); \
-	} while (0)
-
 /* SQL: saas.register(body jsonb) RETURNS jsonb */
 Datum
 saas_sql_register(PG_FUNCTION_ARGS)
 {
-	SQL_OP(saas_op_register(sql_arg_jsonb(fcinfo, 0), &out));
+	SAAS_SQL_OP(saas_op_register(saas_sql_arg_jsonb(fcinfo, 0), &out));
 }
 
 /* SQL: saas.login(body jsonb) RETURNS jsonb */
 Datum
 saas_sql_login(PG_FUNCTION_ARGS)
 {
-	SQL_OP(saas_op_login(sql_arg_jsonb(fcinfo, 0), &out));
+	SAAS_SQL_OP(saas_op_login(saas_sql_arg_jsonb(fcinfo, 0), &out));
 }
 
 /* SQL: saas.list_organizations(params jsonb DEFAULT '{}') RETURNS jsonb */
@@ -111,21 +96,21 @@ saas_sql_list_organizations(PG_FUNCTION_ARGS)
 	SaasParams	p;
 
 	sql_params(fcinfo, 0, &p);
-	SQL_OP(saas_op_list_orgs(&p, &out));
+	SAAS_SQL_OP(saas_op_list_orgs(&p, &out));
 }
 
 /* SQL: saas.create_organization(body jsonb) RETURNS jsonb */
 Datum
 saas_sql_create_organization(PG_FUNCTION_ARGS)
 {
-	SQL_OP(saas_op_create_org(sql_arg_jsonb(fcinfo, 0), &out));
+	SAAS_SQL_OP(saas_op_create_org(saas_sql_arg_jsonb(fcinfo, 0), &out));
 }
 
 /* SQL: saas.get_organization(id uuid) RETURNS jsonb */
 Datum
 saas_sql_get_organization(PG_FUNCTION_ARGS)
 {
-	SQL_OP((void) saas_op_get_org(sql_arg_uuid(fcinfo, 0), &out));
+	SAAS_SQL_OP((void) saas_op_get_org(saas_sql_arg_id(fcinfo, 0), &out));
 }
 
 /*
@@ -135,7 +120,7 @@ saas_sql_get_organization(PG_FUNCTION_ARGS)
 Datum
 saas_sql_update_organization(PG_FUNCTION_ARGS)
 {
-	SQL_OP((void) saas_op_update_org(sql_arg_uuid(fcinfo, 0), sql_arg_jsonb(fcinfo, 1),
+	SAAS_SQL_OP((void) saas_op_update_org(saas_sql_arg_id(fcinfo, 0), saas_sql_arg_jsonb(fcinfo, 1),
 									 sql_arg_version(fcinfo, 2), &out));
 }
 
@@ -145,7 +130,7 @@ saas_sql_delete_organization(PG_FUNCTION_ARGS)
 {
 	int			nest = saas_env_push();
 
-	saas_op_delete_org(sql_arg_uuid(fcinfo, 0));
+	saas_op_delete_org(saas_sql_arg_id(fcinfo, 0));
 	saas_env_pop(nest);
 	PG_RETURN_VOID();
 }
@@ -157,28 +142,28 @@ saas_sql_list_users(PG_FUNCTION_ARGS)
 	SaasParams	p;
 
 	sql_params(fcinfo, 0, &p);
-	SQL_OP(saas_op_list_users(&p, &out));
+	SAAS_SQL_OP(saas_op_list_users(&p, &out));
 }
 
 /* SQL: saas.create_user(body jsonb) RETURNS jsonb */
 Datum
 saas_sql_create_user(PG_FUNCTION_ARGS)
 {
-	SQL_OP((void) saas_op_create_user(sql_arg_jsonb(fcinfo, 0), &out));
+	SAAS_SQL_OP((void) saas_op_create_user(saas_sql_arg_jsonb(fcinfo, 0), &out));
 }
 
 /* SQL: saas.get_user(id uuid) RETURNS jsonb */
 Datum
 saas_sql_get_user(PG_FUNCTION_ARGS)
 {
-	SQL_OP((void) saas_op_get_user(sql_arg_uuid(fcinfo, 0), &out));
+	SAAS_SQL_OP((void) saas_op_get_user(saas_sql_arg_id(fcinfo, 0), &out));
 }
 
 /* SQL: saas.update_user(id, changes, if_version DEFAULT NULL) RETURNS jsonb */
 Datum
 saas_sql_update_user(PG_FUNCTION_ARGS)
 {
-	SQL_OP((void) saas_op_update_user(sql_arg_uuid(fcinfo, 0), sql_arg_jsonb(fcinfo, 1),
+	SAAS_SQL_OP((void) saas_op_update_user(saas_sql_arg_id(fcinfo, 0), saas_sql_arg_jsonb(fcinfo, 1),
 									  sql_arg_version(fcinfo, 2), &out));
 }
 
@@ -188,7 +173,7 @@ saas_sql_delete_user(PG_FUNCTION_ARGS)
 {
 	int			nest = saas_env_push();
 
-	saas_op_delete_user(sql_arg_uuid(fcinfo, 0));
+	saas_op_delete_user(saas_sql_arg_id(fcinfo, 0));
 	saas_env_pop(nest);
 	PG_RETURN_VOID();
 }

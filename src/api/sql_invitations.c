@@ -25,18 +25,11 @@ PG_FUNCTION_INFO_V1(saas_sql_accept_invitation);
 PG_FUNCTION_INFO_V1(saas_sql_request_password_reset);
 PG_FUNCTION_INFO_V1(saas_sql_confirm_password_reset);
 
-/* sqli_arg: argument n as jsonb, NULL for SQL NULL. */
-static Jsonb *
-sqli_arg(FunctionCallInfo fcinfo, int n)
-{
-	return PG_ARGISNULL(n) ? NULL : PG_GETARG_JSONB_P(n);
-}
-
 /* sqli_body: a body argument, which must be given. */
 static Jsonb *
 sqli_body(FunctionCallInfo fcinfo)
 {
-	Jsonb	   *b = sqli_arg(fcinfo, 0);
+	Jsonb	   *b = saas_sql_arg_jsonb(fcinfo, 0);
 
 	if (b == NULL)
 		ereport(ERROR,
@@ -45,23 +38,11 @@ sqli_body(FunctionCallInfo fcinfo)
 	return b;
 }
 
-/* Pin the environment, run the operation, return its JSON. */
-#define SQLI_OP(body) \
-	do { \
-		StringInfoData out; \
-		int			nest; \
-		initStringInfo(&out); \
-		nest = saas_env_push(); \
-		body; \
-		saas_env_pop(nest); \
-		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data))); \
-	} while (0)
-
 /* SQL: saas.create_invitation(body jsonb) RETURNS jsonb */
 Datum
 saas_sql_create_invitation(PG_FUNCTION_ARGS)
 {
-	SQLI_OP(saas_op_create_invitation(sqli_body(fcinfo), &out));
+	SAAS_SQL_OP(saas_op_create_invitation(sqli_body(fcinfo), &out));
 }
 
 /* SQL: saas.list_invitations(params jsonb DEFAULT '{}') RETURNS jsonb */
@@ -70,22 +51,18 @@ saas_sql_list_invitations(PG_FUNCTION_ARGS)
 {
 	SaasParams	p;
 
-	saas_params_from_jsonb(sqli_arg(fcinfo, 0), &p);
-	SQLI_OP(saas_op_list_invitations(&p, &out));
+	saas_params_from_jsonb(saas_sql_arg_jsonb(fcinfo, 0), &p);
+	SAAS_SQL_OP(saas_op_list_invitations(&p, &out));
 }
 
 /* SQL: saas.revoke_invitation(id uuid) RETURNS void */
 Datum
 saas_sql_revoke_invitation(PG_FUNCTION_ARGS)
 {
-	int			nest;
+	pg_uuid_t  *id = saas_sql_arg_id(fcinfo, 0);
+	int			nest = saas_env_push();
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_SAAS_VALIDATION),
-				 errmsg("id must not be null")));
-	nest = saas_env_push();
-	saas_op_revoke_invitation(PG_GETARG_UUID_P(0));
+	saas_op_revoke_invitation(id);
 	saas_env_pop(nest);
 	PG_RETURN_VOID();
 }
@@ -94,14 +71,14 @@ saas_sql_revoke_invitation(PG_FUNCTION_ARGS)
 Datum
 saas_sql_accept_invitation(PG_FUNCTION_ARGS)
 {
-	SQLI_OP(saas_op_accept_invitation(sqli_body(fcinfo), &out));
+	SAAS_SQL_OP(saas_op_accept_invitation(sqli_body(fcinfo), &out));
 }
 
 /* SQL: saas.request_password_reset(body jsonb) RETURNS jsonb */
 Datum
 saas_sql_request_password_reset(PG_FUNCTION_ARGS)
 {
-	SQLI_OP(saas_op_request_password_reset(sqli_body(fcinfo), &out));
+	SAAS_SQL_OP(saas_op_request_password_reset(sqli_body(fcinfo), &out));
 }
 
 /* SQL: saas.confirm_password_reset(body jsonb) RETURNS void */

@@ -22,7 +22,6 @@
  */
 #include "postgres.h"
 
-#include <openssl/evp.h>
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -125,14 +124,6 @@ sso_b64_hmac(const char *state, const char *label)
 	return s.data;
 }
 
-/* sso_sha256: SHA-256 of data. */
-static void
-sso_sha256(const void *data, size_t len, unsigned char *out)
-{
-	if (EVP_Digest(data, len, out, NULL, EVP_sha256(), NULL) != 1)
-		elog(ERROR, "SHA-256 failed");
-}
-
 /*
  * sso_state_hash: SHA-256 of "<state>.<binding>", as a bytea Datum. The
  * binding is the secret of the cookie the start route set in the browser:
@@ -147,7 +138,7 @@ sso_state_hash(const char *state, const char *binding)
 	char	   *input = psprintf("%s.%s", state, binding);
 
 	SET_VARSIZE(b, VARHDRSZ + 32);
-	sso_sha256(input, strlen(input), (unsigned char *) VARDATA(b));
+	saas_sha256(input, strlen(input), (unsigned char *) VARDATA(b));
 	pfree(input);
 	return PointerGetDatum(b);
 }
@@ -261,7 +252,7 @@ saas_op_sso_start(const char *slug, const char *login_hint, StringInfo out, char
 	saas_b64url_encode(rnd, sizeof(rnd), &state);
 	nonce = sso_b64_hmac(state.data, "pg_saas sso nonce");
 	verifier = sso_b64_hmac(state.data, "pg_saas sso pkce");
-	sso_sha256(verifier, strlen(verifier), challenge);
+	saas_sha256(verifier, strlen(verifier), challenge);
 	initStringInfo(&ch);
 	saas_b64url_encode(challenge, sizeof(challenge), &ch);
 	saas_random_bytes(bind_rnd, sizeof(bind_rnd));

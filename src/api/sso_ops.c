@@ -385,32 +385,19 @@ saas_raise_sso_only(void)
 Datum
 saas_sql_get_sso_connection(PG_FUNCTION_ARGS)
 {
-	StringInfoData out;
-	int			nest;
-
-	initStringInfo(&out);
-	nest = saas_env_push();
-	saas_op_get_sso_connection(&out);
-	saas_env_pop(nest);
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
+	SAAS_SQL_OP(saas_op_get_sso_connection(&out));
 }
 
 Datum
 saas_sql_put_sso_connection(PG_FUNCTION_ARGS)
 {
-	StringInfoData out;
-	int			nest;
 	bool		created;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_VALIDATION),
 				 errmsg("the connection must not be null")));
-	initStringInfo(&out);
-	nest = saas_env_push();
-	saas_op_put_sso_connection(PG_GETARG_JSONB_P(0), &out, &created);
-	saas_env_pop(nest);
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
+	SAAS_SQL_OP(saas_op_put_sso_connection(PG_GETARG_JSONB_P(0), &out, &created));
 }
 
 Datum

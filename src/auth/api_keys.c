@@ -37,8 +37,6 @@
 #include "utils/snapmgr.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "common/cryptohash.h"
-#include "common/sha2.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "storage/proc.h"
@@ -173,13 +171,7 @@ ak_parse(const char *key, pg_uuid_t *org_id, pg_uuid_t *key_id, unsigned char *s
 void
 saas_api_key_hash(const unsigned char *secret, unsigned char *out)
 {
-	pg_cryptohash_ctx *c = pg_cryptohash_create(PG_SHA256);
-
-	if (c == NULL || pg_cryptohash_init(c) < 0 ||
-		pg_cryptohash_update(c, secret, SAAS_API_KEY_SECRET_BYTES) < 0 ||
-		pg_cryptohash_final(c, out, PG_SHA256_DIGEST_LENGTH) < 0)
-		elog(ERROR, "could not compute SHA-256");
-	pg_cryptohash_free(c);
+	saas_sha256(secret, SAAS_API_KEY_SECRET_BYTES, out);
 }
 
 /*
@@ -204,7 +196,7 @@ typedef struct KeyState
 	uint32		scopes;
 	bool		recent;			/* last_used_at within SAAS_API_KEY_TOUCH_S */
 	bool		has_hash;
-	unsigned char hash[PG_SHA256_DIGEST_LENGTH];
+	unsigned char hash[SAAS_SHA256_LEN];
 } KeyState;
 
 static KeyState key_states[KEY_SLOTS];
@@ -339,9 +331,9 @@ ak_read(KeyState *s)
 					s->scopes |= saas_scope_bit(TextDatumGetCString(elems[i]));
 			s->valid = DatumGetBool(SPI_getbinval(t, d, 2, &isnull)) && !isnull;
 			h = SPI_getbinval(t, d, 3, &isnull);
-			if (!isnull && VARSIZE_ANY_EXHDR(DatumGetByteaPP(h)) == PG_SHA256_DIGEST_LENGTH)
+			if (!isnull && VARSIZE_ANY_EXHDR(DatumGetByteaPP(h)) == SAAS_SHA256_LEN)
 			{
-				memcpy(s->hash, VARDATA_ANY(DatumGetByteaPP(h)), PG_SHA256_DIGEST_LENGTH);
+				memcpy(s->hash, VARDATA_ANY(DatumGetByteaPP(h)), SAAS_SHA256_LEN);
 				s->has_hash = true;
 			}
 			s->recent = DatumGetBool(SPI_getbinval(t, d, 4, &isnull)) && !isnull;
@@ -432,8 +424,8 @@ saas_api_key_adopt(const char *key, int action)
 	pg_uuid_t	org_id,
 				key_id;
 	unsigned char secret[SAAS_API_KEY_SECRET_BYTES];
-	unsigned char hash[PG_SHA256_DIGEST_LENGTH];
-	static const unsigned char nohash[PG_SHA256_DIGEST_LENGTH] = {0};
+	unsigned char hash[SAAS_SHA256_LEN];
+	static const unsigned char nohash[SAAS_SHA256_LEN] = {0};
 	SaasTokenClaims tc = {0};
 	KeyState   *s;
 	bool		match;

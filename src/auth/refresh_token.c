@@ -14,9 +14,6 @@
  */
 #include "postgres.h"
 
-#include "common/cryptohash.h"
-#include "common/sha2.h"
-
 #include "pg_saas.h"
 #include "common/common.h"
 #include "auth/auth.h"
@@ -85,17 +82,5 @@ saas_refresh_new(const pg_uuid_t *org_id, SaasRefreshToken *t)
 void
 saas_refresh_hash(const SaasRefreshToken *t, unsigned char *out /* 32 bytes */ )
 {
-	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
-
-	if (ctx == NULL ||
-		pg_cryptohash_init(ctx) < 0 ||
-		pg_cryptohash_update(ctx, t->secret, SAAS_REFRESH_SECRET_LEN) < 0 ||
-		pg_cryptohash_final(ctx, out, PG_SHA256_DIGEST_LENGTH) < 0)
-	{
-		pg_cryptohash_free(ctx);
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not compute SHA-256")));
-	}
-	pg_cryptohash_free(ctx);
+	saas_sha256(t->secret, SAAS_REFRESH_SECRET_LEN, out);
 }

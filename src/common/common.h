@@ -32,6 +32,7 @@
 #include "pg_saas.h"
 
 /* spi_util.c */
+extern ErrorData *saas_subxact_run(void (*fn) (void *arg), void *arg, bool keep);
 /* A statement prepared once per backend and kept (SPI_keepplan). */
 typedef struct SaasPlan
 {
@@ -88,9 +89,11 @@ extern bool saas_uuid_from_cstr(const char *s, pg_uuid_t *out);
 
 /* util.c */
 #define SAAS_HMAC_SHA256_LEN 32
+#define SAAS_SHA256_LEN 32
 extern bool saas_timingsafe_eq(const void *a, const void *b, size_t len);
 extern void saas_random_bytes(void *buf, size_t len);
 extern int	saas_hex_value(char c);
+extern void saas_sha256(const void *data, size_t len, unsigned char *out);
 extern void saas_hmac_sha256(const void *key, int keylen, const void *data, size_t len,
 							 unsigned char *out);
 

@@ -12,6 +12,10 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
 #include "utils/guc.h"
 
 #include "pg_saas.h"
@@ -111,4 +115,44 @@ saas_env_pop(int nestlevel)
 			saas_citus_propagate(forwarded[i]);
 		pfree(before[i]);
 	}
+}
+
+/*
+ * saas_subxact_run: fn(arg) in an internal subtransaction, released when fn
+ * returns (rolled back instead when keep is false) and rolled back when it
+ * raises. NULL on success; otherwise the error, copied into the caller's
+ * memory context with the error state flushed, for the caller to decide
+ * (answer it, log it, or rethrow a cancel, which must still stop the
+ * session).
+ */
+ErrorData *
+saas_subxact_run(void (*fn) (void *arg), void *arg, bool keep)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		fn(arg);
+		if (keep)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_END_TRY();
+	return edata;
 }

@@ -8,7 +8,9 @@
  */
 #include "postgres.h"
 
+#include "common/cryptohash.h"
 #include "common/hmac.h"
+#include "common/sha2.h"
 
 #include "common/common.h"
 
@@ -61,6 +63,29 @@ saas_hmac_sha256(const void *key, int keylen, const void *data, size_t len,
 				 errmsg("could not compute HMAC-SHA256")));
 	}
 	pg_hmac_free(ctx);
+}
+
+/*
+ * saas_sha256: SHA-256 of data into out (SAAS_SHA256_LEN bytes), or an
+ * error. What the stored hashes of random secrets are (refresh tokens, API
+ * keys, one-time tokens, SSO states).
+ */
+void
+saas_sha256(const void *data, size_t len, unsigned char *out)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+
+	if (ctx == NULL ||
+		pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0 ||
+		pg_cryptohash_final(ctx, out, SAAS_SHA256_LEN) < 0)
+	{
+		pg_cryptohash_free(ctx);
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute SHA-256")));
+	}
+	pg_cryptohash_free(ctx);
 }
 
 /* saas_hex_value: the value of one hexadecimal digit (either case), or -1. */
