@@ -58,3 +58,16 @@ CREATE FUNCTION saas.me() RETURNS jsonb
 COMMENT ON FUNCTION saas.me() IS 'GET /auth/me: the context''s user, organization (id, name, slug, tier) and role.';
 REVOKE ALL ON FUNCTION saas.refresh(text), saas.me() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION saas.refresh(text), saas.me() TO saas_api;
+
+-- The facts a user's token depends on (active user and organization, role, session generation,
+-- revoked token ids), read where they live: on Citus the coordinator evaluates this on the node of
+-- the organization's shards over the caller's own connection (src/auth/session.c), since reading
+-- them there as the owner is refused once the caller has written those placements. The token is
+-- checked first: a holder gets its own user's facts only, and NULL for anything else.
+CREATE FUNCTION saas._context_facts(token text, OUT user_active boolean, OUT org_active boolean,
+		OUT role text, OUT generation bigint, OUT revoked text[]) RETURNS record
+	AS 'MODULE_PATHNAME', 'saas_context_facts' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION saas._context_facts(text) IS
+	'The facts of a token''s own user on this node (session checks over the caller''s connection on Citus). Private.';
+REVOKE ALL ON FUNCTION saas._context_facts(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION saas._context_facts(text) TO saas_api;

@@ -297,3 +297,15 @@ INSERT INTO saas.rate_limits (tier, scope, requests_per_minute, burst) VALUES
 
 SELECT pg_catalog.pg_extension_config_dump('saas.api_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('saas._api_key_secrets', '');
+
+-- A key's state read where it lives (src/auth/api_keys.c): on Citus over the caller's own
+-- connection, on the node of the organization's shards, for the same reason as
+-- saas._context_facts. NULL unless the caller proves its right: a context token of that key, or
+-- the SHA-256 of its secret (nothing comes back unless it is the stored one).
+CREATE FUNCTION saas._api_key_facts(token text, org_id uuid, key_id uuid, presented_hash bytea,
+		OUT scopes text[], OUT valid boolean, OUT secret_hash bytea, OUT recent boolean) RETURNS record
+	AS 'MODULE_PATHNAME', 'saas_api_key_facts' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION saas._api_key_facts(text, uuid, uuid, bytea) IS
+	'An API key''s state on this node, for the caller''s proven key (key checks over the caller''s connection on Citus). Private.';
+REVOKE ALL ON FUNCTION saas._api_key_facts(text, uuid, uuid, bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION saas._api_key_facts(text, uuid, uuid, bytea) TO saas_api;

@@ -39,6 +39,7 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -293,53 +294,95 @@ saas_api_keys_init(void)
 	RegisterXactCallback(ak_xact_callback, NULL);
 }
 
-/* ak_read: one lookup of a key's state, as the extension owner. */
-static void
-ak_read(KeyState *s)
-{
-	Datum		args[2];
-	SaasElevation elev;
-	bool		isnull;
+/*
+ * The key's facts over the caller's connection where Citus is loaded (see
+ * saas_facts_routed): saas._api_key_facts runs on the node of the
+ * organization's shards and reads them there as the owner.
+ */
+static SaasPlan plan_key_routed = {
+	"SELECT (f).scopes, (f).valid, (f).secret_hash, (f).recent"
+	" FROM (SELECT count(*) AS n, saas._api_key_facts($1, $2, $3, $4) AS f"
+	"         FROM saas.users WHERE org_id = $2) q",
+	4, {TEXTOID, UUIDOID, UUIDOID, BYTEAOID}
+};
 
-	args[0] = UUIDPGetDatum(&s->org_id);
-	args[1] = UUIDPGetDatum(&s->key_id);
+/* ak_from_row: a key's state from a row (scopes, valid, secret hash, recent). */
+static void
+ak_from_row(KeyState *s, HeapTuple t, TupleDesc d)
+{
+	bool		isnull;
+	Datum		scopes = SPI_getbinval(t, d, 1, &isnull);
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *enulls;
+	Datum		h;
+	int			n,
+				i;
+
+	if (isnull)
+		return;
+	s->found = true;
+	arr = DatumGetArrayTypeP(scopes);
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &n);
+	for (i = 0; i < n; i++)
+		if (!enulls[i])
+			s->scopes |= saas_scope_bit(TextDatumGetCString(elems[i]));
+	s->valid = DatumGetBool(SPI_getbinval(t, d, 2, &isnull)) && !isnull;
+	h = SPI_getbinval(t, d, 3, &isnull);
+	if (!isnull && VARSIZE_ANY_EXHDR(DatumGetByteaPP(h)) == SAAS_SHA256_LEN)
+	{
+		memcpy(s->hash, VARDATA_ANY(DatumGetByteaPP(h)), SAAS_SHA256_LEN);
+		s->has_hash = true;
+	}
+	s->recent = DatumGetBool(SPI_getbinval(t, d, 4, &isnull)) && !isnull;
+}
+
+/* ak_query_here: the key's row on this node, as the owner (SPI open). */
+static bool
+ak_query_here(const pg_uuid_t *org_id, const pg_uuid_t *key_id)
+{
+	Datum		args[2] = {UUIDPGetDatum(org_id), UUIDPGetDatum(key_id)};
+
+	return saas_owner_row(&plan_key, args);
+}
+
+/*
+ * ak_read: one lookup of a key's state. Routed on Citus with proof of the
+ * caller's right to it: the key's context token (token), or the SHA-256 of
+ * the secret presented (presented; the stored hash comes back only when it
+ * is that one).
+ */
+static void
+ak_read(KeyState *s, const char *token, const unsigned char *presented)
+{
 	s->found = s->valid = s->recent = s->has_hash = false;
 	s->scopes = 0;
 
-	/* The owner's view: the check must not depend on the caller's policies. */
 	key_reading = true;
 	PG_TRY();
 	{
-		saas_elevate(&elev);
-		saas_citus_nested_reads();
 		saas_spi_connect();
-		if (saas_exec(&plan_key, args, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		if ((token != NULL || presented != NULL) && saas_facts_routed())
 		{
-			HeapTuple	t = SPI_tuptable->vals[0];
-			TupleDesc	d = SPI_tuptable->tupdesc;
-			ArrayType  *arr = DatumGetArrayTypeP(SPI_getbinval(t, d, 1, &isnull));
-			Datum	   *elems;
-			bool	   *enulls;
-			Datum		h;
-			int			n,
-						i;
+			Datum		args[4];
+			char		nulls[4] = {' ', ' ', ' ', ' '};
+			bytea	   *h = palloc(VARHDRSZ + SAAS_SHA256_LEN);
 
-			s->found = true;
-			deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &n);
-			for (i = 0; i < n; i++)
-				if (!enulls[i])
-					s->scopes |= saas_scope_bit(TextDatumGetCString(elems[i]));
-			s->valid = DatumGetBool(SPI_getbinval(t, d, 2, &isnull)) && !isnull;
-			h = SPI_getbinval(t, d, 3, &isnull);
-			if (!isnull && VARSIZE_ANY_EXHDR(DatumGetByteaPP(h)) == SAAS_SHA256_LEN)
-			{
-				memcpy(s->hash, VARDATA_ANY(DatumGetByteaPP(h)), SAAS_SHA256_LEN);
-				s->has_hash = true;
-			}
-			s->recent = DatumGetBool(SPI_getbinval(t, d, 4, &isnull)) && !isnull;
+			args[0] = token ? CStringGetTextDatum(token) : (Datum) 0;
+			nulls[0] = token ? ' ' : 'n';
+			args[1] = UUIDPGetDatum(&s->org_id);
+			args[2] = UUIDPGetDatum(&s->key_id);
+			SET_VARSIZE(h, VARHDRSZ + SAAS_SHA256_LEN);
+			if (presented)
+				memcpy(VARDATA(h), presented, SAAS_SHA256_LEN);
+			args[3] = PointerGetDatum(h);
+			nulls[3] = presented ? ' ' : 'n';
+			if (saas_caller_row(&plan_key_routed, args, nulls))
+				ak_from_row(s, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
 		}
+		else if (ak_query_here(&s->org_id, &s->key_id))
+			ak_from_row(s, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
 		SPI_finish();
-		saas_unelevate(&elev);
 	}
 	PG_FINALLY();
 	{
@@ -348,12 +391,96 @@ ak_read(KeyState *s)
 	PG_END_TRY();
 }
 
+PG_FUNCTION_INFO_V1(saas_api_key_facts);
+
+/*
+ * SQL: saas._api_key_facts(token text, org_id uuid, key_id uuid,
+ * presented_hash bytea, OUT scopes, OUT valid, OUT secret_hash, OUT recent)
+ * RETURNS record. A key's state on this node for the routed read above;
+ * NULL unless the caller proves its right to it: a key context token of
+ * that key (secret_hash then NULL), or the hash of its secret, compared in
+ * constant time with the stored one (secret_hash then that hash).
+ */
+Datum
+saas_api_key_facts(PG_FUNCTION_ARGS)
+{
+	pg_uuid_t  *org_id,
+			   *key_id;
+	TupleDesc	desc;
+	HeapTupleHeader volatile result = NULL;
+	volatile bool proven = false;
+	bytea	   *volatile presented = NULL;
+
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	org_id = PG_GETARG_UUID_P(1);
+	key_id = PG_GETARG_UUID_P(2);
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "saas._api_key_facts must return a record");
+	if (!PG_ARGISNULL(3))
+	{
+		presented = PG_GETARG_BYTEA_PP(3);
+		proven = VARSIZE_ANY_EXHDR(presented) == SAAS_SHA256_LEN;
+	}
+	else if (!PG_ARGISNULL(0))
+	{
+		pg_uuid_t	tok_org,
+					tok_key;
+		bool		api_key;
+
+		proven = saas_context_token_subject(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+											&tok_org, &tok_key, &api_key) && api_key &&
+			memcmp(&tok_org, org_id, sizeof(pg_uuid_t)) == 0 &&
+			memcmp(&tok_key, key_id, sizeof(pg_uuid_t)) == 0;
+	}
+	if (!proven)
+		PG_RETURN_NULL();
+	desc = BlessTupleDesc(desc);
+
+	key_reading = true;
+	PG_TRY();
+	{
+		saas_spi_connect();
+		if (ak_query_here(org_id, key_id))
+		{
+			Datum		values[4];
+			bool		nulls[4];
+			TupleDesc	d = SPI_tuptable->tupdesc;
+			HeapTuple	t = SPI_tuptable->vals[0];
+			int			i;
+
+			for (i = 0; i < 4; i++)
+				values[i] = SPI_getbinval(t, d, i + 1, &nulls[i]);
+			/* A presented secret that is not the key's: nothing at all. */
+			if (presented == NULL)
+				nulls[2] = true;
+			else if (nulls[2] ||
+					 VARSIZE_ANY_EXHDR(DatumGetByteaPP(values[2])) != SAAS_SHA256_LEN ||
+					 !saas_timingsafe_eq((const unsigned char *) VARDATA_ANY(DatumGetByteaPP(values[2])),
+										 (const unsigned char *) VARDATA_ANY(presented), SAAS_SHA256_LEN))
+				proven = false;
+			if (proven)
+				result = SPI_returntuple(heap_form_tuple(desc, values, nulls), desc);
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		key_reading = false;
+	}
+	PG_END_TRY();
+	if (result == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(PointerGetDatum(result));
+}
+
 /*
  * ak_state: the key's state in this transaction, read once, and again for a
  * statement that starts SAAS_SESSION_TTL_S or more after that read.
  */
 static KeyState *
-ak_state(const pg_uuid_t *org_id, const pg_uuid_t *key_id)
+ak_state(const pg_uuid_t *org_id, const pg_uuid_t *key_id, const char *token,
+		 const unsigned char *presented)
 {
 	KeyState   *s = &key_states[key_id->data[15] % KEY_SLOTS];
 	TimestampTz stmt = GetCurrentStatementStartTimestamp();
@@ -366,7 +493,7 @@ ak_state(const pg_uuid_t *org_id, const pg_uuid_t *key_id)
 		s->used = false;
 		s->org_id = *org_id;
 		s->key_id = *key_id;
-		ak_read(s);
+		ak_read(s, token, presented);
 		s->lxid = MyProc->lxid;
 		s->read_at = stmt;
 		s->used = true;
@@ -379,7 +506,8 @@ ak_state(const pg_uuid_t *org_id, const pg_uuid_t *key_id)
  * per transaction); its scopes as they stand now.
  */
 SaasSessionStatus
-saas_api_key_check(const pg_uuid_t *org_id, const pg_uuid_t *key_id, uint32 *scopes)
+saas_api_key_check(const pg_uuid_t *org_id, const pg_uuid_t *key_id, uint32 *scopes,
+				   const char *token)
 {
 	KeyState   *s;
 
@@ -387,7 +515,7 @@ saas_api_key_check(const pg_uuid_t *org_id, const pg_uuid_t *key_id, uint32 *sco
 	/* A policy evaluated while we read the key: no context (fail closed). */
 	if (key_reading)
 		return SAAS_SESSION_KEY_INVALID;
-	s = ak_state(org_id, key_id);
+	s = ak_state(org_id, key_id, token, NULL);
 	if (!s->found || !s->valid)
 		return SAAS_SESSION_KEY_INVALID;
 	*scopes = s->scopes;
@@ -437,7 +565,7 @@ saas_api_key_adopt(const char *key, int action)
 	explicit_bzero(secret, sizeof(secret));
 	/* Always read afresh: a key presented is checked against the table now. */
 	saas_api_key_forget();
-	s = ak_state(&org_id, &key_id);
+	s = ak_state(&org_id, &key_id, NULL, hash);
 	/* The comparison runs whether or not the key exists. */
 	match = saas_timingsafe_eq(hash, s->has_hash ? s->hash : nohash, sizeof(hash));
 	if (!match || !s->has_hash || !s->found || !s->valid)

@@ -49,6 +49,8 @@ extern void saas_context_clear(void);
 extern int	saas_context_push_service(const pg_uuid_t *org_id, const char *service);
 extern bool saas_context_token(char *jti, int64 *exp);
 extern void saas_context_set_minted(const char *token, int action);
+extern bool saas_context_token_subject(const char *token, pg_uuid_t *org_id, pg_uuid_t *user_id,
+									   bool *api_key);
 
 
 /* keys.c: signing keys cached per backend, invalidated when the table changes. */
@@ -86,6 +88,9 @@ extern Oid	saas_extension_owner(void);
 extern void saas_elevate(SaasElevation *e);
 extern void saas_unelevate(const SaasElevation *e);
 extern bool saas_elevate_citus(SaasElevation *e);
+struct SaasPlan;
+extern bool saas_owner_row(struct SaasPlan *plan, Datum *args);
+extern bool saas_caller_row(struct SaasPlan *plan, Datum *args, const char *nulls);
 extern bool saas_invoker_privileged(void);
 
 /* jwt.c, jwt_time.c */
@@ -178,9 +183,11 @@ typedef enum SaasSessionStatus
 
 extern uint64 saas_jti_hash(const char *jti, size_t len);
 extern SaasSessionStatus saas_session_check(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
-											int64 gen, uint64 jti, char *role);
+											int64 gen, uint64 jti, char *role,
+											const char *token);
 extern const char *saas_session_message(SaasSessionStatus st);
 extern void saas_session_forget(void);
+extern bool saas_facts_routed(void);
 extern void saas_session_init(void);
 
 /* refresh_token.c: the refresh token's text form and stored hash. */
@@ -225,7 +232,7 @@ extern char *saas_api_key_format(const pg_uuid_t *org_id, const pg_uuid_t *key_i
 extern void saas_api_key_hash(const unsigned char *secret, unsigned char *out);
 extern void saas_api_key_adopt(const char *key, int action);
 extern SaasSessionStatus saas_api_key_check(const pg_uuid_t *org_id, const pg_uuid_t *key_id,
-											uint32 *scopes);
+											uint32 *scopes, const char *token);
 extern void saas_api_key_forget(void);
 extern void saas_api_keys_init(void);
 extern const SaasContext *saas_context_require_scope(uint32 mask, const char *what);

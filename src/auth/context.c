@@ -456,6 +456,31 @@ saas_context_verify(const char *token, SaasContext *ctx, SaasJwtTimes *times,
 	return SAAS_JWT_OK;
 }
 
+/*
+ * saas_context_token_subject: the organization and user (an API key's
+ * context: the key, *api_key set) of a token signed by one of our keys and
+ * within its time claims, not a trusted one; false otherwise. For the
+ * routed fact reads (saas._context_facts, saas._api_key_facts), which tell
+ * a token's holder the facts of its own user or key only.
+ */
+bool
+saas_context_token_subject(const char *token, pg_uuid_t *org_id, pg_uuid_t *user_id,
+						   bool *api_key)
+{
+	SaasContext ctx;
+	SaasJwtTimes times;
+	int64		gen;
+	char		jti[65];
+
+	if (saas_context_verify(token, &ctx, &times, &gen, jti, NULL) != SAAS_JWT_OK ||
+		ctx.trusted)
+		return false;
+	*api_key = ctx.api_key;
+	*org_id = ctx.org_id;
+	*user_id = ctx.user_id;
+	return true;
+}
+
 /* ctx_cache_store: remember a verified token (round robin). */
 static CtxCacheEntry *
 ctx_cache_store(const char *token, const SaasContext *ctx, const SaasJwtTimes *times,
@@ -499,8 +524,9 @@ ctx_fresh(CtxCacheEntry *e)
 	if (e->ctx.trusted)
 		return SAAS_SESSION_OK;
 	if (e->ctx.api_key)
-		return saas_api_key_check(&e->ctx.org_id, &e->ctx.user_id, &e->eff.scopes);
-	st = saas_session_check(&e->ctx.org_id, &e->ctx.user_id, e->gen, e->jti_hash, e->eff.role);
+		return saas_api_key_check(&e->ctx.org_id, &e->ctx.user_id, &e->eff.scopes, e->token);
+	st = saas_session_check(&e->ctx.org_id, &e->ctx.user_id, e->gen, e->jti_hash, e->eff.role,
+							 e->token);
 	return st;
 }
 

@@ -13,6 +13,8 @@
  */
 #include "postgres.h"
 
+#include "executor/spi.h"
+
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -98,6 +100,42 @@ saas_elevate_citus(SaasElevation *e)
 		return false;
 	saas_elevate(e);
 	return true;
+}
+
+/*
+ * saas_owner_row: run a kept read-only plan as the extension owner, in an
+ * SPI connection the caller opened; true when it returned exactly one row
+ * (in SPI_tuptable). For the checks of a context's facts, which must not
+ * depend on the caller's policies; on a Citus node they read local shards
+ * from inside a shard's query (saas_citus_nested_reads).
+ */
+bool
+saas_owner_row(struct SaasPlan *plan, Datum *args)
+{
+	SaasElevation elev;
+	int			ret;
+
+	saas_elevate(&elev);
+	saas_citus_nested_reads();
+	ret = saas_exec(plan, args, NULL, true, 1);
+	saas_unelevate(&elev);
+	return ret == SPI_OK_SELECT && SPI_processed == 1;
+}
+
+/*
+ * saas_caller_row: the same as the caller, with the operation's pinned
+ * environment: the routed reads of a context's facts (saas_facts_routed).
+ */
+bool
+saas_caller_row(struct SaasPlan *plan, Datum *args, const char *nulls)
+{
+	int			nest = saas_env_push();
+	int			ret;
+
+	saas_citus_nested_reads();
+	ret = saas_exec(plan, args, nulls, true, 1);
+	saas_env_pop(nest);
+	return ret == SPI_OK_SELECT && SPI_processed == 1;
 }
 
 /*

@@ -34,6 +34,7 @@
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -94,69 +95,167 @@ role_rank(const char *role)
 	return 0;
 }
 
-/* state_read: one lookup of the user's facts, as the extension owner. */
-static void
-state_read(UserState *s)
-{
-	Datum		args[2];
-	SaasElevation elev;
-	bool		isnull;
+/*
+ * Where Citus is loaded the facts live on the node of the organization's
+ * shards. Read there as the owner from this backend, they would travel over
+ * the owner's connection, which Citus refuses once the caller has written
+ * those placements in the transaction (25001; a long transaction re-reads
+ * the facts every SAAS_SESSION_TTL_S). So the read goes over the caller's
+ * own connection instead: a query on the organization's shard of users,
+ * routed as the caller, evaluates saas._context_facts(token) on that node,
+ * which checks the token and reads its user's facts there as the owner.
+ */
+static SaasPlan plan_state_routed = {
+	"SELECT (f).user_active, (f).org_active, (f).role, (f).generation, (f).revoked"
+	" FROM (SELECT count(*) AS n, saas._context_facts($1) AS f"
+	"         FROM saas.users WHERE org_id = $2) q",
+	2, {TEXTOID, UUIDOID}
+};
 
-	args[0] = UUIDPGetDatum(&s->org_id);
-	args[1] = UUIDPGetDatum(&s->user_id);
+/* Inside saas._context_facts: the facts are read here, never routed again. */
+static bool facts_function_active = false;
+
+/*
+ * saas_facts_routed: whether this backend reads a context's facts (a user's,
+ * an API key's) through the caller's connection. Not inside
+ * saas._context_facts, nor in a Citus node's own connection (a shard's task
+ * on a worker node, whose reads are local).
+ */
+bool
+saas_facts_routed(void)
+{
+	const char *app;
+
+	if (facts_function_active || !saas_citus_loaded())
+		return false;
+	app = GetConfigOption("application_name", true, false);
+	return app == NULL || strncmp(app, "citus_internal gpid=", 20) != 0;
+}
+
+/*
+ * state_from_row: the facts from a row (user active, organization active,
+ * role, generation, revoked jtis); a missing user reads as GONE.
+ */
+static void
+state_from_row(UserState *s, HeapTuple t, TupleDesc d)
+{
+	bool		isnull;
+	Datum		active = SPI_getbinval(t, d, 1, &isnull);
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *enulls;
+	int			n,
+				i;
+
+	if (isnull)
+		return;
+	if (!DatumGetBool(active))
+		s->status = SAAS_SESSION_INACTIVE;
+	else if (!DatumGetBool(SPI_getbinval(t, d, 2, &isnull)))
+		s->status = SAAS_SESSION_ORG_SUSPENDED;
+	else
+		s->status = SAAS_SESSION_OK;
+	strlcpy(s->role, TextDatumGetCString(SPI_getbinval(t, d, 3, &isnull)), sizeof(s->role));
+	s->generation = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
+	arr = DatumGetArrayTypeP(SPI_getbinval(t, d, 5, &isnull));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &n);
+	if (n > SAAS_SESSION_MAX_REVOKED)
+	{
+		s->nrevoked = -1;
+		return;
+	}
+	for (i = 0; i < n; i++)
+	{
+		text	   *j = DatumGetTextPP(elems[i]);
+
+		s->revoked[i] = saas_jti_hash(VARDATA_ANY(j), VARSIZE_ANY_EXHDR(j));
+	}
+	s->nrevoked = n;
+}
+
+/* state_query_here: the facts query on this node, as the owner (SPI open). */
+static bool
+state_query_here(const pg_uuid_t *org_id, const pg_uuid_t *user_id)
+{
+	Datum		args[2] = {UUIDPGetDatum(org_id), UUIDPGetDatum(user_id)};
+
+	return saas_owner_row(&plan_state, args);
+}
+
+/* state_read: one lookup of the user's facts (token: the one being checked). */
+static void
+state_read(UserState *s, const char *token)
+{
 	s->status = SAAS_SESSION_GONE;
 	s->role[0] = '\0';
 	s->generation = 0;
 	s->nrevoked = 0;
 
-	/* The owner's view: the check must not depend on the caller's policies. */
 	state_reading = true;
 	PG_TRY();
 	{
-		saas_elevate(&elev);
-		saas_citus_nested_reads();
 		saas_spi_connect();
-		if (saas_exec(&plan_state, args, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		if (token != NULL && saas_facts_routed())
 		{
-			HeapTuple	t = SPI_tuptable->vals[0];
-			TupleDesc	d = SPI_tuptable->tupdesc;
-			ArrayType  *arr;
-			Datum	   *elems;
-			bool	   *enulls;
-			int			n,
-						i;
+			Datum		args[2] = {CStringGetTextDatum(token), UUIDPGetDatum(&s->org_id)};
 
-			if (!DatumGetBool(SPI_getbinval(t, d, 1, &isnull)))
-				s->status = SAAS_SESSION_INACTIVE;
-			else if (!DatumGetBool(SPI_getbinval(t, d, 2, &isnull)))
-				s->status = SAAS_SESSION_ORG_SUSPENDED;
-			else
-				s->status = SAAS_SESSION_OK;
-			strlcpy(s->role, TextDatumGetCString(SPI_getbinval(t, d, 3, &isnull)), sizeof(s->role));
-			s->generation = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
-			arr = DatumGetArrayTypeP(SPI_getbinval(t, d, 5, &isnull));
-			deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &n);
-			if (n > SAAS_SESSION_MAX_REVOKED)
-				s->nrevoked = -1;
-			else
-			{
-				for (i = 0; i < n; i++)
-				{
-					text	   *j = DatumGetTextPP(elems[i]);
-
-					s->revoked[i] = saas_jti_hash(VARDATA_ANY(j), VARSIZE_ANY_EXHDR(j));
-				}
-				s->nrevoked = n;
-			}
+			if (saas_caller_row(&plan_state_routed, args, NULL))
+				state_from_row(s, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
 		}
+		else if (state_query_here(&s->org_id, &s->user_id))
+			state_from_row(s, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
 		SPI_finish();
-		saas_unelevate(&elev);
 	}
 	PG_FINALLY();
 	{
 		state_reading = false;
 	}
 	PG_END_TRY();
+}
+
+PG_FUNCTION_INFO_V1(saas_context_facts);
+
+/*
+ * SQL: saas._context_facts(token text, OUT user_active, OUT org_active,
+ * OUT role, OUT generation, OUT revoked) RETURNS record. The facts of the
+ * token's own user as they stand on this node (see plan_state_routed); NULL
+ * for a token that is not one of our users' tokens, signed and in time: a
+ * holder learns nothing it would not learn by authenticating.
+ */
+Datum
+saas_context_facts(PG_FUNCTION_ARGS)
+{
+	char	   *token = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	pg_uuid_t	org_id,
+				user_id;
+	bool		api_key;
+	TupleDesc	desc;
+	HeapTupleHeader result = NULL;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "saas._context_facts must return a record");
+	if (!saas_context_token_subject(token, &org_id, &user_id, &api_key) || api_key)
+		PG_RETURN_NULL();
+	desc = BlessTupleDesc(desc);
+
+	facts_function_active = true;
+	state_reading = true;
+	PG_TRY();
+	{
+		saas_spi_connect();
+		if (state_query_here(&org_id, &user_id))
+			result = SPI_returntuple(SPI_tuptable->vals[0], desc);
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		facts_function_active = false;
+		state_reading = false;
+	}
+	PG_END_TRY();
+	if (result == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(PointerGetDatum(result));
 }
 
 /*
@@ -166,7 +265,7 @@ state_read(UserState *s)
  */
 SaasSessionStatus
 saas_session_check(const pg_uuid_t *org_id, const pg_uuid_t *user_id, int64 gen,
-				   uint64 jti, char *role /* 16 bytes, in/out */ )
+				   uint64 jti, char *role /* 16 bytes, in/out */ , const char *token)
 {
 	UserState  *s = &states[user_id->data[15] % STATE_SLOTS];
 	/* The statement's start: a long transaction re-reads the facts too. */
@@ -192,7 +291,7 @@ saas_session_check(const pg_uuid_t *org_id, const pg_uuid_t *user_id, int64 gen,
 		s->used = false;
 		s->org_id = *org_id;
 		s->user_id = *user_id;
-		state_read(s);
+		state_read(s, token);
 		s->checked = now;
 		s->used = true;
 	}

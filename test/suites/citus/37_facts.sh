@@ -1,0 +1,86 @@
+# Part of test/suites/80_citus.sh (sourced): the facts a context depends on (its user's status,
+# role and sessions; an API key's state) are read over the caller's own connection, on the node
+# of the organization's shards (docs/scale-out.md, "A context's facts travel over the caller's
+# connection"). Read as the owner they were refused (25001) once the caller had written those
+# placements in the transaction: a transaction longer than the facts' 4 s cache failed, and so did
+# another context verified after the application's own writes. Uses a1, a2 (tenant admins).
+
+f1org=$(cpsql 0 -c "SELECT id FROM saas.organizations WHERE slug = 'tenant-1'")
+f2org=$(cpsql 0 -c "SELECT id FROM saas.organizations WHERE slug = 'tenant-2'")
+
+# t_app_xact NAME WANT SQL: SQL as app in one transaction on the coordinator prints WANT
+# (psql -At, errors included).
+t_app_xact() {
+	local name=$1 want=$2 got
+	got=$(psql -X -q -At -h "$CITUS_DIR" -p "${CITUS_PORTS[0]}" -U app -d "$CITUS_DB" 2>&1 <<SQL
+BEGIN;
+$3
+COMMIT;
+SQL
+)
+	if [ "$got" == "$want" ]; then ok "$name"; else not_ok "$name" "want: $want"$'\n'"got:  $got"; fi
+}
+
+t_app_xact "a transaction longer than the facts' cache writes, waits 4.2 s and writes again (was 25001)" \
+	"t
+slept
+Long1 Long2" "
+SELECT saas.authenticate('$a1') IS NOT NULL;
+UPDATE saas.users SET first_name = 'Long1' WHERE org_id = '$f1org' AND email = 'user@tenant-1.test';
+SELECT 'slept' FROM pg_sleep(4.2);
+UPDATE saas.users SET last_name = 'Long2' WHERE org_id = '$f1org' AND email = 'user@tenant-1.test';
+SELECT first_name || ' ' || last_name FROM saas.users WHERE email = 'user@tenant-1.test';"
+t_eq "(its writes committed)" 0 "Long1 Long2" \
+	-c "SELECT first_name || ' ' || last_name FROM saas.users WHERE email = 'user@tenant-1.test'"
+
+t_app_xact "another context verified after the application's own writes of both tenants' placements (was 25001)" \
+	"t
+0
+0
+t
+2
+0" "
+SELECT saas.authenticate('$a1') IS NOT NULL;
+WITH u AS (UPDATE saas.users SET first_name = 'Mallory' WHERE org_id = '$f2org' RETURNING 1) SELECT count(*) FROM u;
+WITH u AS (UPDATE saas.organizations SET name = 'pwned' WHERE id = '$f2org' RETURNING 1) SELECT count(*) FROM u;
+SELECT saas.authenticate('$a2') IS NOT NULL;
+SELECT count(*) FROM saas.users WHERE org_id = '$f2org' AND first_name <> 'Mallory';
+SELECT count(*) FROM saas.users WHERE org_id = '$f1org';"
+
+fkey=$(api POST /api-keys "$a1" '{"name":"long transactions","scopes":["users:read","users:write"]}' "b->>'key'" | sed -n 's/^201|//p')
+fkeyid=$(echo "$fkey" | cut -d_ -f3)
+# The same key with one character of its secret changed (not the last: its low bits are padding).
+fkey_wrong=$(echo "$fkey" | sed -E 's/(.)(.{8})$/\2\1/; t; s/$//')
+[ "$fkey_wrong" != "$fkey" ] || fkey_wrong="${fkey}x"
+t_app_xact "an API key's transaction longer than the key's cache, then the key presented again (was 25001)" \
+	"t
+longkey@tenant-1.test
+slept
+1
+t" "
+SELECT saas.authenticate_api_key('$fkey') ->> 'org_id' = '$f1org';
+SELECT saas.create_user('{\"email\":\"longkey@tenant-1.test\",\"first_name\":\"L\",\"last_name\":\"K\",\"role\":\"user\"}') ->> 'email';
+SELECT 'slept' FROM pg_sleep(4.2);
+SELECT count(*) FROM saas.users WHERE email = 'longkey@tenant-1.test';
+SELECT saas.authenticate_api_key('$fkey') ->> 'org_id' = '$f1org';"
+t_app_xact "a wrong secret for that key is still refused after the transaction's writes" \
+	"ERROR:  invalid API key: the API key is revoked, expired or not valid" "
+SELECT saas.authenticate('$a1') IS NOT NULL AS x \\gset
+UPDATE saas.users SET first_name = 'W' WHERE org_id = '$f1org' AND email = 'longkey@tenant-1.test';
+SELECT saas.authenticate_api_key('$fkey_wrong');"
+
+# The facts functions answer only a caller that proves its right, on any node.
+t1tok_tampered=$(echo "$a1" | sed -E 's/\.([^.]*)$/.AAAA\1/')
+for n in 0 1; do
+	t_eq "node $n: saas._context_facts gives a token's holder its own user's facts" "$n" "t|t|admin" \
+		-c "SET ROLE app" -c "SELECT (f).user_active, (f).org_active, (f).role FROM (SELECT saas._context_facts('$a1') f) q"
+	t_eq "node $n: saas._context_facts: nothing for a tampered token or an API key" "$n" "t|t" \
+		-c "SET ROLE app" -c "SELECT saas._context_facts('$t1tok_tampered') IS NULL, saas._context_facts('$fkey') IS NULL"
+	t_eq "node $n: saas._context_facts: nothing for an API key's context token" "$n" "t" \
+		-c "SET ROLE app" -c "SELECT saas.authenticate_api_key('$fkey') IS NULL OR saas._context_facts(current_setting('saas.context')) IS NULL"
+	t_eq "node $n: saas._api_key_facts: nothing without proof, for a wrong secret, a user's token or another org's key" "$n" "t|t|t|t" \
+		-c "SET ROLE app" -c "SELECT saas._api_key_facts(NULL, '$f1org', '$fkeyid', NULL) IS NULL,
+			saas._api_key_facts(NULL, '$f1org', '$fkeyid', sha256('not the secret')) IS NULL,
+			saas._api_key_facts('$a1', '$f1org', '$fkeyid', NULL) IS NULL,
+			saas._api_key_facts(NULL, '$f2org', '$fkeyid', sha256('x')) IS NULL"
+done
