@@ -69,6 +69,12 @@ GRANT ALL ON saas.audit_log, saas._audit_heads TO regress_audit_owner;
 --
 INSERT INTO saas.organizations (id, name, slug) VALUES
 	(:'A', 'Acme', 'audit-acme'), (:'B', 'Platform', 'platform');
+-- (Their directory entries first, as the application's own SQL must on Citus:
+-- saas._dir_set is a no-op on a single node, where the users trigger writes them.)
+SELECT count(*) AS directory_entries
+  FROM (VALUES (:'A', :'alice', 'alice@acme.test'), (:'A', :'bob', 'bob@acme.test'),
+			   (:'B', :'carol', 'carol@beta.test'), (:'B', :'dave', 'dave@beta.test')) v(org_id, id, email),
+	   LATERAL saas._dir_set(v.org_id::uuid, v.id::uuid, v.email, NULL);
 INSERT INTO saas.users (org_id, id, email, first_name, last_name, role) VALUES
 	(:'A', :'alice', 'alice@acme.test', 'Alice', 'Admin', 'admin'),
 	(:'A', :'bob', 'bob@acme.test', 'Bob', 'User', 'user'),
@@ -132,11 +138,29 @@ SELECT count(*) AS entries_after_rollback, max(seq) AS last_seq FROM saas.audit_
 -- SQL cannot, see sql/rules.sql.)
 UPDATE saas.users SET first_name = first_name WHERE id = :'bob';
 SELECT count(*) AS entries_after_noise FROM saas.audit_log;
+COMMIT;
 
--- Organization update; a user created and deleted by the admin.
+-- Organization update; a user created and deleted by the admin. (Each in a
+-- transaction of its own, and eve's directory entries written, and dropped,
+-- first in theirs, as the application's own SQL must on Citus: there the
+-- caller's context is checked again, as the owner, after the caller changed
+-- the organization or a user, which Citus refuses in the same transaction,
+-- 25001; docs/scale-out.md, "Not yet".)
+BEGIN;
+SELECT saas.authenticate(:'tok_alice') IS NOT NULL AS authenticated;
 SET LOCAL saas.request_id = 'req-admin-work';
 UPDATE saas.organizations SET name = 'Acme Corp' WHERE id = :'A';
+COMMIT;
+BEGIN;
+SELECT saas.authenticate(:'tok_alice') IS NOT NULL AS authenticated;
+SET LOCAL saas.request_id = 'req-admin-work';
+SELECT 'written' AS eve_entries FROM saas._dir_set(:'A', :'eve', 'eve@acme.test', NULL);
 INSERT INTO saas.users (org_id, id, email, first_name, last_name) VALUES (:'A', :'eve', 'eve@acme.test', 'Eve', 'Temp');
+COMMIT;
+BEGIN;
+SELECT saas.authenticate(:'tok_alice') IS NOT NULL AS authenticated;
+SET LOCAL saas.request_id = 'req-admin-work';
+SELECT 'dropped' AS eve_entries FROM saas._dir_drop(:'A', :'eve');
 DELETE FROM saas.users WHERE id = :'eve';
 COMMIT;
 BEGIN;
@@ -276,6 +300,8 @@ RESET ROLE;
 -- refused by the triggers: no edit, delete, truncate, hand-made entry or
 -- moved head.
 SET ROLE regress_audit_owner;
+-- (no CONTEXT lines: on Citus the refusals come from a worker node, "while executing command on" it)
+\set SHOW_CONTEXT never
 SELECT count(*) > 0 AS sees_entries FROM saas.audit_log WHERE org_id = :'A';
 UPDATE saas.audit_log SET request_id = 'forged' WHERE org_id = :'A';
 \echo :LAST_ERROR_SQLSTATE
@@ -285,6 +311,7 @@ INSERT INTO saas.audit_log SELECT * FROM saas.audit_log WHERE org_id = :'A' AND 
 UPDATE saas._audit_heads SET last_seq = last_seq - 1 WHERE org_id = :'A';
 DELETE FROM saas._audit_heads WHERE org_id = :'A';
 TRUNCATE saas._audit_heads;
+\set SHOW_CONTEXT errors
 RESET ROLE;
 
 --
@@ -393,7 +420,11 @@ SAVEPOINT s;
 UPDATE saas.users SET first_name = 'Gone' WHERE id = :'carol';
 ROLLBACK TO s;
 UPDATE saas.users SET first_name = 'Caroline' WHERE id = :'carol';
+-- (in a savepoint: on Citus, reading the chain as the owner after this transaction
+-- wrote the organization's rows as the caller is refused, 25001; docs/scale-out.md)
+SAVEPOINT v;
 SELECT * FROM saas.audit_verify(:'B');
+ROLLBACK TO SAVEPOINT v;
 SAVEPOINT s2;
 UPDATE saas.users SET first_name = 'Dave' WHERE id = :'dave';
 UPDATE saas.users SET first_name = 'David' WHERE id = :'dave';

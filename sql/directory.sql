@@ -39,6 +39,11 @@ SELECT email, created_at = :'cy_since' AS same_age FROM saas._user_emails WHERE 
 SET ROLE regress_app;
 -- The application's own SQL: the trigger writes the directory here.
 SELECT t.as(:'a', format($$UPDATE saas.users SET email = 'cy3@dir.test' WHERE id = %L$$, :'cy')) AS sql_rename;
+-- (On Citus the statement above is refused, by design: there the application's own SQL writes
+-- the entries first with saas._dir_set, as this one does; a no-op on a single node.
+-- test/suites/citus/expected/directory.out holds Citus's answers.)
+SELECT t.as(:'a', format($$SELECT saas._dir_set(%L, %L, 'cy3@dir.test', NULL); UPDATE saas.users SET email = 'cy3@dir.test' WHERE id = %L$$,
+	t.claim(:'a', 'org_id'), :'cy', :'cy')) AS sql_rename_entries_first;
 SELECT t.dir_exact() AS exact_after_sql_rename, t.login('cy3@dir.test', 'cys long password') AS sql_renamed_login;
 
 -- One email in two organizations: the password decides, or the slug.

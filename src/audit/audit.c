@@ -32,6 +32,7 @@
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -344,6 +345,8 @@ audit_keep_entry(const SaasAuditEntry *e)
  * ---------------------------------------------------------------------
  */
 
+static void audit_event_forward(const SaasAuditEntry *e);
+
 /* audit_request_id: the current request id, clipped; NULL when unset. */
 static const char *
 audit_request_id(void)
@@ -359,6 +362,43 @@ audit_request_id(void)
 	return pnstrdup(rid, len);
 }
 
+/*
+ * audit_shard_of: on Citus, the name of the table a shard placement belongs
+ * to ("audit_log" for "audit_log_102322": the name without its "_<shard id>"
+ * suffix, when a table of that name is in the same schema), else NULL. Never
+ * on a single node, where a table whose name ends in digits is itself.
+ */
+static char *
+audit_shard_of(Relation rel)
+{
+	const char *name = RelationGetRelationName(rel);
+	const char *us;
+	char	   *logical;
+	Oid			relid;
+
+	if (!saas_citus_loaded())
+		return NULL;
+	us = strrchr(name, '_');
+	if (us == NULL || us == name || us[1] == '\0' ||
+		strspn(us + 1, "0123456789") != strlen(us + 1))
+		return NULL;
+	logical = pnstrdup(name, us - name);
+	relid = get_relname_relid(logical, RelationGetNamespace(rel));
+	if (OidIsValid(relid) && relid != RelationGetRelid(rel))
+		return logical;
+	pfree(logical);
+	return NULL;
+}
+
+/* audit_table_name: the table's name, a shard placement's table's on Citus. */
+static const char *
+audit_table_name(Relation rel)
+{
+	char	   *logical = audit_shard_of(rel);
+
+	return logical ? logical : RelationGetRelationName(rel);
+}
+
 /* audit_entity_name: the trigger's first argument, else the table's singular. */
 static const char *
 audit_entity_name(TriggerData *td)
@@ -368,7 +408,7 @@ audit_entity_name(TriggerData *td)
 
 	if (td->tg_trigger->tgnargs > 0)
 		return td->tg_trigger->tgargs[0];
-	name = pstrdup(RelationGetRelationName(td->tg_relation));
+	name = pstrdup(audit_table_name(td->tg_relation));
 	len = strlen(name);
 	if (len > 1 && name[len - 1] == 's')
 		name[len - 1] = '\0';
@@ -444,6 +484,24 @@ saas_audit_trigger(PG_FUNCTION_ARGS)
 	e.changes = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(changes.data)));
 	e.row_change = true;
 
+	/*
+	 * On Citus, a row change of a table Citus does not manage (a plain table
+	 * on this node: no shard placement) fires here only, so where another node
+	 * holds the organization's chain it travels there as an event, as
+	 * saas._audit_event's do; a placement's change (of a reference table's
+	 * copy) is recorded by the copy on that node (audit_chain.c).
+	 */
+	if (saas_citus_loaded() && audit_shard_of(td->tg_relation) == NULL &&
+		audit_chain_elsewhere(&e.org_id))
+	{
+		SaasElevation elev;
+
+		/* The outbox is the owner's, like the log; the changes are the row's. */
+		saas_elevate(&elev);
+		audit_event_forward(&e);
+		saas_unelevate(&elev);
+		return PointerGetDatum(NULL);
+	}
 	audit_keep_entry(&e);
 	return PointerGetDatum(NULL);
 }
@@ -538,11 +596,11 @@ saas_audit_guard(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("%s is written only by the audit trigger",
-							RelationGetRelationName(td->tg_relation)),
+							audit_table_name(td->tg_relation)),
 					 errhint("Audit entries are recorded by changing the audited tables.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("%s is append-only", RelationGetRelationName(td->tg_relation)),
+				 errmsg("%s is append-only", audit_table_name(td->tg_relation)),
 				 errdetail("Audit entries and chain heads cannot be deleted, truncated or edited."),
 				 errhint("Only a superuser can, and saas.audit_verify() detects it.")));
 	}

@@ -26,6 +26,8 @@
 #include "access/xact.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
@@ -36,6 +38,10 @@
 
 static GucBoolCheckHook citus_log_remote_commands_check = NULL;
 static bool citus_gucs_guarded = false;
+static ProcessUtility_hook_type prev_process_utility = NULL;
+
+/* True while saas_citus_propagate runs its own SET LOCAL (not forwarded again). */
+static bool citus_forwarding = false;
 
 /*
  * check_log_remote_commands: citus.log_remote_commands echoes every command
@@ -141,11 +147,64 @@ saas_citus_propagate(const char *name)
 							 true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(sql.data, false, 0) < 0)
-		elog(ERROR, "could not forward %s to the Citus nodes", name);
+	citus_forwarding = true;
+	PG_TRY();
+	{
+		if (SPI_execute(sql.data, false, 0) < 0)
+			elog(ERROR, "could not forward %s to the Citus nodes", name);
+	}
+	PG_FINALLY();
+	{
+		citus_forwarding = false;
+	}
+	PG_END_TRY();
 	SPI_finish();
 	AtEOXact_GUC(true, nest);
 	pfree(sql.data);
+}
+
+/*
+ * citus_env_utility: the application's own SQL sets the request id of its
+ * audit entries with SET LOCAL saas.request_id (or SET, RESET inside a
+ * transaction block, a function included). Citus forwards no such setting by
+ * default, and on a Citus cluster the entries are written on the worker
+ * nodes: the new value is forwarded as the API's own is
+ * (saas_citus_propagate), for the rest of the transaction. A session's value
+ * set outside a transaction block is not: it outlives the transactions Citus
+ * forwards settings to (docs/scale-out.md).
+ */
+static void
+citus_env_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				  ProcessUtilityContext context, ParamListInfo params,
+				  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *node = pstmt->utilityStmt;
+	bool		forward = false;
+
+	if (!citus_forwarding && node != NULL && IsA(node, VariableSetStmt))
+	{
+		VariableSetStmt *set = (VariableSetStmt *) node;
+
+		forward = set->name != NULL && set->kind != VAR_SET_MULTI &&
+			pg_strcasecmp(set->name, "saas.request_id") == 0 &&
+			(set->is_local || IsTransactionBlock()) && saas_citus_loaded();
+	}
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
+							 queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+	if (forward)
+		saas_citus_propagate("saas.request_id");
+}
+
+/* saas_citus_env_init: from _PG_init. */
+void
+saas_citus_env_init(void)
+{
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = citus_env_utility;
 }
 
 /*

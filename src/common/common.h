@@ -137,6 +137,7 @@ extern bool saas_citus_loaded(void);
 extern void saas_citus_guard_gucs(bool citus_loaded);
 extern void saas_citus_propagate(const char *name);
 extern void saas_citus_nested_reads(void);
+extern void saas_citus_env_init(void);
 
 /* log_redact.c: context tokens and password hashes cut out of every logged message. */
 extern void saas_log_redact_init(void);
