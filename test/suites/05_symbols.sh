@@ -23,18 +23,20 @@ stray=$(echo "$syms" | grep -vE '^(saas_[A-Za-z0-9_]+|pg_finfo_saas_[A-Za-z0-9_]
 check "only saas_*, pg_finfo_saas_*, Pg_magic_func and _PG_init are exported" \
 	"$([ -z "$stray" ] && echo 1 || echo 0)" "$stray"
 
-# Every C function an install or upgrade script names is exported with its pg_finfo_ record:
+# Every C function an install or upgrade script names is exported with its pg_finfo_ record
+# (grep -q reads a here-string: fed by a pipe, its early exit could kill echo with SIGPIPE, which
+# pipefail turns into a "missing" function now and then):
 # this version's and every kept release's (one pg_saas.so serves them all, docs/operations.md).
 scripts=$(ls "$(pg_config --sharedir)"/extension/pg_saas--*.sql)
 missing=""
 for f in $(cat $scripts | grep -oE "'MODULE_PATHNAME', *'[a-z_0-9]+'" | sed -E "s/.*'([a-z_0-9]+)'$/\1/" | sort -u); do
-	echo "$syms" | grep -qx "$f" || missing="$missing $f"
-	echo "$syms" | grep -qx "pg_finfo_$f" || missing="$missing pg_finfo_$f"
+	grep -qx "$f" <<<"$syms" || missing="$missing $f"
+	grep -qx "pg_finfo_$f" <<<"$syms" || missing="$missing pg_finfo_$f"
 done
 check "every C function of the install and upgrade scripts ($(echo $scripts | wc -w) of them) is exported with its pg_finfo_ record" \
 	"$([ -z "$missing" ] && echo 1 || echo 0)" "$missing"
 check "the worker's entry point saas_worker_main is exported" \
-	"$(echo "$syms" | grep -qx saas_worker_main && echo 1 || echo 0)"
+	"$(grep -qx saas_worker_main <<<"$syms" && echo 1 || echo 0)"
 # Nothing else of the worker's or the subsystems' internals (wk_*, cb_*, audit_*).
 internal=$(echo "$syms" | grep -E '^(wk_|wm_|cb_|audit_|rl_)')
 check "no internal helper is exported" "$([ -z "$internal" ] && echo 1 || echo 0)" "$internal"
