@@ -261,6 +261,12 @@ saas_http_error_response(SaasResponse *r, ErrorData *edata, const char *request_
 	{
 		if (edata->sqlerrcode == ERRCODE_FEATURE_NOT_SUPPORTED)
 			status = 500;
+		/* The client's transaction, not the server, is in the way: say what to do. */
+		if (saas_citus_two_users_error(edata))
+		{
+			saas_http_simple_error(r, 409, SAAS_CITUS_TWO_USERS_MESSAGE, NULL, request_id);
+			return;
+		}
 		constraint = http_citus_constraint(edata);
 		message = http_citus_unshard(message);
 	}

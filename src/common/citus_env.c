@@ -222,3 +222,18 @@ saas_citus_nested_reads(void)
 								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 								 true, 0, false);
 }
+
+/*
+ * saas_citus_two_users_error: whether an error is Citus's refusal of a
+ * second user on placements the first one modified in the transaction
+ * (25001). The extension acts as its owner in a few operations (logout,
+ * logout-all, a password set or changed, the audit chain's verification):
+ * after the application's own writes to the same organization in the same
+ * transaction, Citus refuses them (docs/scale-out.md, "Not yet" 2).
+ */
+bool
+saas_citus_two_users_error(const ErrorData *edata)
+{
+	return edata->sqlerrcode == ERRCODE_ACTIVE_SQL_TRANSACTION && edata->message != NULL &&
+		strstr(edata->message, "modified in this transaction by a different user") != NULL;
+}

@@ -137,6 +137,16 @@ extern bool saas_citus_loaded(void);
 extern void saas_citus_guard_gucs(bool citus_loaded);
 extern void saas_citus_propagate(const char *name);
 extern void saas_citus_nested_reads(void);
+extern bool saas_citus_two_users_error(const ErrorData *edata);
+#define SAAS_CITUS_TWO_USERS_MESSAGE \
+	"on Citus this operation of pg_saas acts as the extension owner, which cannot follow this " \
+	"transaction's own writes to the same organization: run it in a transaction of its own, " \
+	"or before those writes (docs/scale-out.md)"
+#define SAAS_CITUS_TWO_USERS_HINT \
+	"On Citus, logout, logout-all, setting or changing a password and verifying the audit chain " \
+	"act as the pg_saas extension owner, which cannot follow this transaction's own writes to the " \
+	"same organization: run them in a transaction of their own, or before those writes " \
+	"(docs/scale-out.md)."
 extern void saas_citus_env_init(void);
 
 /* log_redact.c: context tokens and password hashes cut out of every logged message. */

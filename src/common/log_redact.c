@@ -329,6 +329,10 @@ saas_emit_log_hook(ErrorData *edata)
 	redact_field(&edata->hint);
 	redact_field(&edata->context);
 	redact_field(&edata->internalquery);
+	/* Citus's refusal of a second user, as the SQL caller sees it: what to do. */
+	if (edata->output_to_client && edata->elevel >= ERROR && edata->hint == NULL &&
+		saas_citus_two_users_error(edata))
+		edata->hint = pstrdup(SAAS_CITUS_TWO_USERS_HINT);
 	/* The failing statement is logged as it is: leave it out when it holds one. */
 	if (debug_query_string != NULL &&
 		(strstr(debug_query_string, "saas.context") != NULL ||

@@ -84,3 +84,27 @@ for n in 0 1; do
 			saas._api_key_facts('$a1', '$f1org', '$fkeyid', NULL) IS NULL,
 			saas._api_key_facts(NULL, '$f2org', '$fkeyid', sha256('x')) IS NULL"
 done
+
+# What still acts as the owner (logout, logout-all, a password set or changed, the audit chain's
+# verification) cannot follow the transaction's own writes to the organization (Citus's 25001):
+# the SQL caller gets a hint that says what to do, saas.http a 409 that says it, and in a
+# transaction of its own the same call works.
+# A token of its own for tenant-1's admin (logging it out leaves a1 alone).
+ftok=$(login admin@tenant-1.test 'tenant admin password')
+t_app_xact "SQL: logout after the transaction's own writes is refused with a hint saying what to do" \
+	"t
+ERROR:  cannot perform query on placements that were modified in this transaction by a different user
+HINT:  On Citus, logout, logout-all, setting or changing a password and verifying the audit chain act as the pg_saas extension owner, which cannot follow this transaction's own writes to the same organization: run them in a transaction of their own, or before those writes (docs/scale-out.md)." "
+SELECT saas.authenticate('$ftok') IS NOT NULL;
+UPDATE saas.users SET first_name = 'W' WHERE org_id = '$f1org' AND email = 'longkey@tenant-1.test';
+\\set VERBOSITY default
+\\set SHOW_CONTEXT never
+SELECT saas.logout();"
+t_app_xact "saas.http: the same logout answers 409 with that explanation, not 500" \
+	"t
+409|conflict|true" "
+SELECT saas.authenticate('$ftok') IS NOT NULL;
+UPDATE saas.users SET first_name = 'W' WHERE org_id = '$f1org' AND email = 'longkey@tenant-1.test';
+SELECT r.status || '|' || (r.body::jsonb -> 'error' ->> 'code') || '|' || (r.body::jsonb -> 'error' ->> 'message' LIKE 'on Citus this operation of pg_saas acts as the extension owner%')
+  FROM saas.http('POST', '/auth/logout', jsonb_build_object('authorization', 'Bearer $ftok'), NULL) r;"
+t_api "(control) the same logout in a request of its own: 204" "204|" POST /auth/logout "$ftok" "" "NULL"
