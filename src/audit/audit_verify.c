@@ -27,6 +27,7 @@
 #include "utils/tuplestore.h"
 
 #include "pg_saas.h"
+#include "common/common.h"
 #include "auth/auth.h"
 #include "audit/audit.h"
 
@@ -252,6 +253,7 @@ audit_verify_chain(const pg_uuid_t *org_id, AuditVerdict *v)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	saas_elevate(&elev);
+	saas_citus_nested_reads();
 	audit_prepare_verify();
 	args[0] = UUIDPGetDatum(org_id);
 
@@ -318,6 +320,70 @@ audit_verify_chain(const pg_uuid_t *org_id, AuditVerdict *v)
 }
 
 /*
+ * On Citus the chain lives on the node of the organization's shards; read
+ * there as the owner from the coordinator, it would travel over the owner's
+ * connection, which Citus refuses once the caller has written those
+ * placements in the transaction (25001). So a caller that is not the owner
+ * has it verified there over its own connection: saas._audit_verify_here
+ * runs on that node, checks the forwarded context's right as this function
+ * does, and reads the chain locally (as saas._context_facts does).
+ */
+static SaasPlan plan_verify_routed = {
+	"SELECT (v).ok, (v).checked, (v).first_bad_seq, (v).problem"
+	" FROM (SELECT count(*) AS n, saas._audit_verify_here($1) AS v"
+	"         FROM saas.users WHERE org_id = $1) q",
+	1, {UUIDOID}
+};
+
+/* audit_verify_routed: the verdict from the organization's node (Citus). */
+static void
+audit_verify_routed(const pg_uuid_t *org_id, AuditVerdict *v)
+{
+	Datum		args[1] = {UUIDPGetDatum(org_id)};
+	bool		isnull;
+
+	memset(v, 0, sizeof(*v));
+	saas_spi_connect();
+	if (!saas_caller_row(&plan_verify_routed, args, NULL))
+		elog(ERROR, "could not verify the audit chain on the organization's node");
+	v->ok = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	v->checked = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	v->first_bad_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	if (!v->ok)
+		strlcpy(v->problem, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4),
+				sizeof(v->problem));
+	SPI_finish();
+}
+
+PG_FUNCTION_INFO_V1(saas_audit_verify_here);
+
+/*
+ * SQL: saas._audit_verify_here(org_id uuid, OUT ok, OUT checked,
+ * OUT first_bad_seq, OUT problem) RETURNS record: the verdict read on this
+ * node, for a caller with the right to it (see plan_verify_routed).
+ */
+Datum
+saas_audit_verify_here(PG_FUNCTION_ARGS)
+{
+	pg_uuid_t  *org_id = PG_GETARG_UUID_P(0);
+	TupleDesc	desc;
+	AuditVerdict v;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "saas._audit_verify_here must return a record");
+	audit_verify_authorize(org_id);
+	audit_verify_chain(org_id, &v);
+	values[0] = BoolGetDatum(v.ok);
+	values[1] = Int64GetDatum(v.checked);
+	values[2] = Int64GetDatum(v.first_bad_seq);
+	values[3] = v.ok ? (Datum) 0 : CStringGetTextDatum(v.problem);
+	nulls[2] = nulls[3] = v.ok;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/*
  * SQL: saas.audit_verify(org_id uuid) RETURNS TABLE(ok, checked,
  * first_bad_seq, problem). Recomputes the organization's chain and reports
  * the first entry that was edited, deleted or moved, or a cut tail.
@@ -334,7 +400,11 @@ saas_audit_verify(PG_FUNCTION_ARGS)
 
 	audit_verify_authorize(org_id);
 	InitMaterializedSRF(fcinfo, 0);
-	audit_verify_chain(org_id, &v);
+	if (saas_facts_routed() && !superuser() &&
+		!has_privs_of_role(GetUserId(), saas_extension_owner()))
+		audit_verify_routed(org_id, &v);
+	else
+		audit_verify_chain(org_id, &v);
 
 	values[0] = BoolGetDatum(v.ok);
 	values[1] = Int64GetDatum(v.checked);

@@ -85,8 +85,8 @@ for n in 0 1; do
 			saas._api_key_facts(NULL, '$f2org', '$fkeyid', sha256('x')) IS NULL"
 done
 
-# What still acts as the owner (logout, logout-all, a password set or changed, the audit chain's
-# verification) cannot follow the transaction's own writes to the organization (Citus's 25001):
+# What still acts as the owner (logout, logout-all, a password set or changed)
+# cannot follow the transaction's own writes to the organization (Citus's 25001):
 # the SQL caller gets a hint that says what to do, saas.http a 409 that says it, and in a
 # transaction of its own the same call works.
 # A token of its own for tenant-1's admin (logging it out leaves a1 alone).
@@ -94,7 +94,7 @@ ftok=$(login admin@tenant-1.test 'tenant admin password')
 t_app_xact "SQL: logout after the transaction's own writes is refused with a hint saying what to do" \
 	"t
 ERROR:  cannot perform query on placements that were modified in this transaction by a different user
-HINT:  On Citus, logout, logout-all, setting or changing a password and verifying the audit chain act as the pg_saas extension owner, which cannot follow this transaction's own writes to the same organization: run them in a transaction of their own, or before those writes (docs/scale-out.md)." "
+HINT:  On Citus, logout, logout-all and setting or changing a password act as the pg_saas extension owner, which cannot follow this transaction's own writes to the same organization: run them in a transaction of their own, or before those writes (docs/scale-out.md)." "
 SELECT saas.authenticate('$ftok') IS NOT NULL;
 UPDATE saas.users SET first_name = 'W' WHERE org_id = '$f1org' AND email = 'longkey@tenant-1.test';
 \\set VERBOSITY default
@@ -108,3 +108,20 @@ UPDATE saas.users SET first_name = 'W' WHERE org_id = '$f1org' AND email = 'long
 SELECT r.status || '|' || (r.body::jsonb -> 'error' ->> 'code') || '|' || (r.body::jsonb -> 'error' ->> 'message' LIKE 'on Citus this operation of pg_saas acts as the extension owner%')
   FROM saas.http('POST', '/auth/logout', jsonb_build_object('authorization', 'Bearer $ftok'), NULL) r;"
 t_api "(control) the same logout in a request of its own: 204" "204|" POST /auth/logout "$ftok" "" "NULL"
+
+# The audit chain's verification by a tenant's admin runs on the organization's node over the
+# caller's connection (saas._audit_verify_here): after the transaction's own writes too.
+t_app_xact "audit_verify by the tenant's admin after the transaction's own writes (was 25001)" \
+	"t
+t" "
+SELECT saas.authenticate('$a1') IS NOT NULL;
+UPDATE saas.users SET first_name = 'V' WHERE org_id = '$f1org' AND email = 'longkey@tenant-1.test';
+SELECT ok FROM saas.audit_verify('$f1org');"
+t_app_xact "saas._audit_verify_here keeps audit_verify's rights: another tenant's admin gets 404 (organization not found)" \
+	"t
+ERROR:  organization not found" "
+SELECT saas.authenticate('$a2') IS NOT NULL;
+\\set VERBOSITY terse
+SELECT saas._audit_verify_here('$f1org');"
+t_eq "(and without a context)" 0 "ERROR:  authentication required" \
+	-c "SET ROLE app" -c "\\set VERBOSITY terse" -c "SELECT saas._audit_verify_here('$f1org')"
