@@ -58,7 +58,9 @@ static SaasPlan plan_org_window_citus = {
  * Windows of queued jobs (plan_org_window_citus) in org_id order: every
  * organization in a window has queued jobs, and none is missed between the
  * cursor and a window's last row, so the next window starts after that row's
- * organization. A window with fewer rows than asked is the end of the queue.
+ * organization. A window with fewer rows than asked, all of them read, is the
+ * end of the queue (the walk wraps around); one whose rows gave limit
+ * organizations before its last row is not.
  * A window crowded by one organization's backlog still gives that
  * organization, and the next one starts past it: each window adds at least
  * one organization. After WK_WALK_WINDOWS windows the walk stops short with
@@ -96,9 +98,11 @@ wk_walk_citus(Datum service, const pg_uuid_t *cursor, int limit, Datum *orgs, bo
 				continue;
 			orgs[n++] = wk_uuid(u);
 		}
+		if (r < rows)
+			break;				/* limit organizations found before the window's end */
 		if (rows < (uint64) window)
 		{
-			*end = true;
+			*end = true;		/* every queued job after the cursor was seen */
 			break;
 		}
 		after = *DatumGetUUIDP(orgs[n - 1]);
