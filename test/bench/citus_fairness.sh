@@ -126,6 +126,42 @@ SELECT coalesce(sum(calls) FILTER (WHERE k = 'walk'), 0), coalesce(sum(total_exe
 			   END AS k, calls, total_exec_time
 		  FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())) s"
 
+# walk_statements B: on Citus, before the worker runs, the walk's statement as it is now (a
+# window: ORDER BY org_id LIMIT, bgworker/worker_walk.c) and as it was (a DISTINCT), from the
+# start of the queue (the noisy organization first) with the bench's slots (window 4 x slots,
+# at least 32; the DISTINCT's limit the slots): the rows the scan of the noisy organization's
+# shard returned (EXPLAIN ANALYZE), and the mean time of each, alternated in one session
+# (BENCH_FAIR_REPS, 40, of each; sequential mode, as the worker runs).
+walk_statements() {
+	local b=$1 shard w=$((SLOTS * 4)) rows_w rows_d ms_w ms_d
+	[ "$w" -ge 32 ] || w=32
+	local where="FROM saas.jobs j WHERE j.service = 'communication-service' AND j.state IN ('available', 'retryable')
+		AND j.org_id > '00000000-0000-0000-0000-000000000000' ORDER BY j.org_id"
+	local win="SELECT j.org_id $where LIMIT $w" dis="SELECT DISTINCT j.org_id $where LIMIT $SLOTS"
+	shard=$(sq citus -c "SELECT get_shard_id_for_distribution_column('saas.jobs', '$NOISY')")
+	shard_rows() {
+		sq citus -c "SET citus.explain_all_tasks = on" -c "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) $1" |
+			sed -nE "s/.*Scan.* on jobs_${shard} .*\(actual rows=([0-9]+) loops=1\).*/\1/p" | head -1
+	}
+	rows_w=$(shard_rows "$win")
+	rows_d=$(shard_rows "$dis")
+	read -r ms_w ms_d < <({
+		echo "SET citus.multi_shard_modify_mode = sequential;"
+		echo "BEGIN;"
+		echo "\\timing on"
+		for _ in $(seq 1 "${BENCH_FAIR_REPS:-40}"); do echo "$win;"; echo "$dis;"; done
+		echo "\\timing off"
+		echo "COMMIT;"
+	} | sq citus -o /dev/null | awk '/^Time: / { t[n++ % 2] += $2; c[(n - 1) % 2]++ }
+		END { printf "%.3f %.3f\n", t[0] / c[0], t[1] / c[1] }')
+	echo "  citus, backlog $b, the walk's statement alone: window $ms_w ms ($rows_w rows of the noisy shard)," \
+		"DISTINCT $ms_d ms ($rows_d rows)"
+	bench_figure "fair_citus_${b}_window_ms" "$ms_w" "(the walk's window statement, mean of ${BENCH_FAIR_REPS:-40})"
+	bench_figure "fair_citus_${b}_distinct_ms" "$ms_d" "(the DISTINCT walk it replaced, alternated with it)"
+	bench_figure "fair_citus_${b}_window_rows" "${rows_w:-0}" "(rows the noisy organization's shard read)"
+	bench_figure "fair_citus_${b}_distinct_rows" "${rows_d:-0}"
+}
+
 # measure SIDE B: one run; prints the figures.
 measure() {
 	local side=$1 b=$2 left deadline q_rounds noisy_before walk_n walk_ms claim_n claim_ms rounds claimed
@@ -145,8 +181,9 @@ measure() {
 				   'template', 'bench', 'subject', 'q')),
 			   4, 'fair-$side-$b-$RUN-' || o.slug
 		  FROM saas.organizations o WHERE o.slug LIKE 'fair-quiet-%'" \
-		-c "VACUUM ANALYZE saas.jobs" -c "SELECT pg_stat_statements_reset()" >/dev/null ||
-		bench_fail "$side: cannot queue the jobs"
+		-c "VACUUM ANALYZE saas.jobs" >/dev/null || bench_fail "$side: cannot queue the jobs"
+	[ "$side" = citus ] && walk_statements "$b"
+	sq "$side" -c "SELECT pg_stat_statements_reset()" >/dev/null
 	sq "$side" -c "UPDATE saas.integrations SET base_url = 'http://127.0.0.1:$SIM_COM/v1', max_in_flight = $SLOTS
 					WHERE service = 'communication-service'" -c "SELECT saas._wake_worker()" >/dev/null
 	deadline=$((SECONDS + 120))
