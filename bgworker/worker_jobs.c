@@ -183,9 +183,9 @@ static SaasPlan plan_next_due = {
  * to one shard, and neither a recursive walk nor a subquery calling this
  * node's shared memory across the shards. So there the walk reads bounded
  * windows of the queue (worker_walk.c), each organization's claim is a router
- * query (org_id = $4),
- * and every other statement routed by its key or a multi-shard statement
- * Citus accepts. The single node keeps the statements above.
+ * query (org_id = $4), and every other statement is routed by its key or a
+ * multi-shard statement Citus accepts. The single node keeps the statements
+ * above.
  */
 static SaasPlan plan_take_over_citus = {
 	"UPDATE saas.jobs SET state = 'retryable', run_at = now(), lease_until = NULL, lease_owner = NULL,"
@@ -199,7 +199,6 @@ static SaasPlan plan_take_over_citus = {
 	 * now(), so its jobs are spared by updated_at < $2.
 	 */
 };
-
 
 /* One organization's claim ($4), routed to its shard. */
 static SaasPlan plan_claim_citus = {
