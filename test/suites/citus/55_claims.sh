@@ -26,7 +26,7 @@ elif ! citus_saas_db "$cl_db"; then
 	not_ok "claims on Citus: cannot make $cl_db (Citus, pg_saas, distribute)"
 else
 	# shellcheck disable=SC2086 # one argument per spec
-	(cd "$cl_out" && timeout 300 "$cl_iso" --use-existing --host="$CITUS_DIR" --port="${CITUS_PORTS[0]}" --user=postgres \
+	(cd "$cl_out" && timeout 120 "$cl_iso" --use-existing --host="$CITUS_DIR" --port="${CITUS_PORTS[0]}" --user=postgres \
 		--inputdir="$cl_src" --outputdir="$cl_out" --dbname="$cl_db" $cl_specs) >"$cl_out/isolation.out" 2>&1
 	cl_rc=$?
 	for spec in $cl_specs; do
