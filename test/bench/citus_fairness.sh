@@ -148,9 +148,9 @@ walk_statements() {
 	read -r ms_w ms_d < <({
 		echo "SET citus.multi_shard_modify_mode = sequential;"
 		echo "BEGIN;"
-		echo "\\timing on"
+		printf "%s\n" "\\timing on"
 		for _ in $(seq 1 "${BENCH_FAIR_REPS:-40}"); do echo "$win;"; echo "$dis;"; done
-		echo "\\timing off"
+		printf "%s\n" "\\timing off"
 		echo "COMMIT;"
 	} | sq citus -o /dev/null | awk '/^Time: / { t[n++ % 2] += $2; c[(n - 1) % 2]++ }
 		END { printf "%.3f %.3f\n", t[0] / c[0], t[1] / c[1] }')
