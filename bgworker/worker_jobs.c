@@ -181,10 +181,11 @@ static SaasPlan plan_next_due = {
  * Where Citus is loaded, saas.jobs and saas.webhook_events are distributed
  * by org_id (docs/scale-out.md): Citus runs FOR UPDATE only in a query routed
  * to one shard, and neither a recursive walk nor a subquery calling this
- * node's shared memory across the shards. So there the walk is a plain
- * multi-shard read, each organization's claim a router query (org_id = $4),
- * and every other statement routed by its key or a multi-shard statement
- * Citus accepts. The single node keeps the statements above.
+ * node's shared memory across the shards. So there the walk reads bounded
+ * windows of the queue (worker_walk.c), each organization's claim is a router
+ * query (org_id = $4), and every other statement is routed by its key or a
+ * multi-shard statement Citus accepts. The single node keeps the statements
+ * above.
  */
 static SaasPlan plan_take_over_citus = {
 	"UPDATE saas.jobs SET state = 'retryable', run_at = now(), lease_until = NULL, lease_owner = NULL,"
@@ -197,13 +198,6 @@ static SaasPlan plan_take_over_citus = {
 	 * process missing from them registered after $2 and claims with a later
 	 * now(), so its jobs are spared by updated_at < $2.
 	 */
-};
-
-static SaasPlan plan_org_walk_citus = {
-	"SELECT DISTINCT j.org_id FROM saas.jobs j"
-	" WHERE j.service = $1 AND j.state IN ('available', 'retryable') AND j.org_id > $2"
-	" ORDER BY j.org_id LIMIT $3",
-	3, {TEXTOID, UUIDOID, INT4OID}
 };
 
 /* One organization's claim ($4), routed to its shard. */
@@ -502,26 +496,36 @@ wk_claim_service(int s, int allowed)
 	int			norgs,
 				i,
 				claimed = 0;
+	bool		end;
 	static const pg_uuid_t zero;
 
 	args[0] = CStringGetTextDatum(saas_service_names[s]);
-	args[1] = UUIDPGetDatum(&wk_cursor[s]);
-	args[2] = Int32GetDatum(limit);
-	if (saas_exec(citus ? &plan_org_walk_citus : &plan_org_walk, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not find organizations with queued jobs");
-	norgs = (int) SPI_processed;
+	if (citus)
+	{
+		orgs = palloc(sizeof(Datum) * limit);
+		norgs = wk_walk_citus(args[0], &wk_cursor[s], limit, orgs, &end);
+	}
+	else
+	{
+		args[1] = UUIDPGetDatum(&wk_cursor[s]);
+		args[2] = Int32GetDatum(limit);
+		if (saas_exec(&plan_org_walk, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not find organizations with queued jobs");
+		norgs = (int) SPI_processed;
+		end = norgs < limit;
+		orgs = palloc(sizeof(Datum) * Max(norgs, 1));
+		for (i = 0; i < norgs; i++)
+		{
+			bool		isnull;
+
+			orgs[i] = wk_uuid(DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[i],
+														  SPI_tuptable->tupdesc, 1, &isnull)));
+		}
+	}
 	if (norgs == 0)
 	{
 		wk_cursor[s] = zero;
 		return 0;
-	}
-	orgs = palloc(sizeof(Datum) * norgs);
-	for (i = 0; i < norgs; i++)
-	{
-		bool		isnull;
-
-		orgs[i] = wk_uuid(DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[i],
-													  SPI_tuptable->tupdesc, 1, &isnull)));
 	}
 
 	args[1] = Int32GetDatum(Max(allowed / norgs, 1));	/* each one's share */
@@ -549,7 +553,7 @@ wk_claim_service(int s, int allowed)
 	}
 
 	/* Every organization walked had its share: the next walk starts after them. */
-	if (norgs < limit)
+	if (end)
 		wk_cursor[s] = zero;	/* the walk reached the end: wrap around */
 	else
 		wk_cursor[s] = *DatumGetUUIDP(orgs[norgs - 1]);

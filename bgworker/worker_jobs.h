@@ -70,6 +70,10 @@ extern void wk_set_in_sync(bool on);
 extern void wk_note_transition(const CbTransition *tr);
 extern Datum wk_uuid(const pg_uuid_t *u);
 
+/* worker_walk.c: the fair walk where Citus is loaded. */
+extern int	wk_walk_citus(Datum service, const pg_uuid_t *cursor, int limit, Datum *orgs,
+						  bool *end);
+
 /* job_record.c */
 extern int	wk_record_collect(void);
 extern int	wk_record_write(void);

@@ -204,7 +204,9 @@ curl -s -o /dev/null -X DELETE "$q_ctl/faults/all"
 cpsql 0 -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'pg_saas worker'" >/dev/null
 q_wait "the restarted worker takes the job over and delivers it" "succeeded|202" \
 	"SELECT state || '|' || last_status FROM saas.jobs WHERE idempotency_key = 'welcome:$qu4'"
-if grep -q "took over 1 running jobs" "$CITUS_DIR/coord.log"; then ok "the coordinator's log says the job was taken over"
+# (At least this one: a call of another job can be in flight or done but not yet recorded when
+# the worker is stopped; seen as "took over 2" in runs of this part.)
+if grep -qE "took over [1-9][0-9]* running jobs" "$CITUS_DIR/coord.log"; then ok "the coordinator's log says the job was taken over"
 else not_ok "the coordinator's log says the job was taken over" "$(grep 'pg_saas worker' "$CITUS_DIR/coord.log" | tail -3)"; fi
 
 # ---- Retention across the shards: succeeded jobs are pruned by key (a ctid means nothing there).

@@ -7,6 +7,8 @@
 # is on a worker node and wait; on the coordinator it runs the queue (its claims are routed per
 # organization, docs/scale-out.md). Until DB exists, it fails to connect and is started again
 # (every 5 s).
+# CITUS_EXTRA_CONF, when set, is appended to every node's configuration after these lines
+# (later lines win; a bench preloads pg_stat_statements with it).
 # citus_cluster_stop: stops the three servers (fast shutdown), whatever state they are in.
 
 CITUS_NODES=(coord worker1 worker2)
@@ -32,6 +34,7 @@ max_connections = 120
 # transaction per node and connection; its docs advise as many as connections.
 max_prepared_transactions = 120
 log_min_messages = warning
+${CITUS_EXTRA_CONF:-}
 CONF
 		cluster_start_on_free_port "$CITUS_DIR/$node" "$CITUS_DIR/$node.log" || return 1
 		port=$CLUSTER_PORT
