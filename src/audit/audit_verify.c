@@ -319,6 +319,18 @@ audit_verify_chain(const pg_uuid_t *org_id, AuditVerdict *v)
 	PopActiveSnapshot();
 }
 
+/* audit_verdict_values: a verdict as the row (ok, checked, first_bad_seq, problem). */
+static void
+audit_verdict_values(const AuditVerdict *v, Datum *values, bool *nulls)
+{
+	values[0] = BoolGetDatum(v->ok);
+	values[1] = Int64GetDatum(v->checked);
+	values[2] = Int64GetDatum(v->first_bad_seq);
+	values[3] = v->ok ? (Datum) 0 : CStringGetTextDatum(v->problem);
+	nulls[0] = nulls[1] = false;
+	nulls[2] = nulls[3] = v->ok;
+}
+
 /*
  * On Citus the chain lives on the node of the organization's shards; read
  * there as the owner from the coordinator, it would travel over the owner's
@@ -375,11 +387,7 @@ saas_audit_verify_here(PG_FUNCTION_ARGS)
 		elog(ERROR, "saas._audit_verify_here must return a record");
 	audit_verify_authorize(org_id);
 	audit_verify_chain(org_id, &v);
-	values[0] = BoolGetDatum(v.ok);
-	values[1] = Int64GetDatum(v.checked);
-	values[2] = Int64GetDatum(v.first_bad_seq);
-	values[3] = v.ok ? (Datum) 0 : CStringGetTextDatum(v.problem);
-	nulls[2] = nulls[3] = v.ok;
+	audit_verdict_values(&v, values, nulls);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
 
@@ -406,11 +414,7 @@ saas_audit_verify(PG_FUNCTION_ARGS)
 	else
 		audit_verify_chain(org_id, &v);
 
-	values[0] = BoolGetDatum(v.ok);
-	values[1] = Int64GetDatum(v.checked);
-	values[2] = Int64GetDatum(v.first_bad_seq);
-	values[3] = v.ok ? (Datum) 0 : CStringGetTextDatum(v.problem);
-	nulls[2] = nulls[3] = v.ok;
+	audit_verdict_values(&v, values, nulls);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }
