@@ -2,15 +2,15 @@
 # release (0.1.0), filled through saas.http, then upgraded the way docs/operations.md says
 # ("Upgrade of a Citus cluster"): ALTER EXTENSION pg_saas UPDATE on the coordinator and on each
 # worker node with citus.enable_ddl_propagation off, then saas.distribute_upgrade() on the
-# coordinator. Compared with a fresh distributed install of this version (database
-# upgrade_fresh): where every table is (pg_dist_partition, colocation, shard counts) and what
-# every shard of every node carries (triggers, policies, the restrictive ones restrictive,
-# check constraints, RLS, grants). Then the data written before is intact (audit chains
-# verify) and the API works on it, the routes new in this version too. In its own database,
-# upgrade_citus; the nodes run the library of this tree (installed before the cluster started).
+# coordinator. Compared with a fresh distributed install of this version (the suite's own
+# database, made and distributed at this version; no part changes its tables): where every
+# table is (pg_dist_partition, colocation, shard counts) and what every shard of every node
+# carries (triggers, policies, the restrictive ones restrictive, check constraints, RLS,
+# grants). Then the data written before is intact (audit chains verify) and the API works on
+# it, the routes new in this version too. In its own database, upgrade_citus, dropped at the
+# end; the nodes run the library of this tree (installed before the cluster started).
 
 UPG_DB=upgrade_citus
-UPG_FRESH=upgrade_fresh
 UPG_PREV=$(sed -nE 's/^PREV_VERSION = (.*)$/\1/p' "$PROJECT_ROOT/Makefile")
 UPG_THIS=$(sed -nE "s/^default_version = '(.*)'$/\1/p" "$PROJECT_ROOT/extension/pg_saas.control")
 upg_dir="$CITUS_WORK/upgrade"
@@ -119,28 +119,24 @@ else
 		"SELECT count(*) FILTER (WHERE step = 'placed'), count(*) FILTER (WHERE step = 'shards' AND detail !~ ',0\)$')
 		   FROM saas.distribute_upgrade()"
 
-	# ---- Compared with a fresh distributed install of this version.
-	if ! citus_db_nodes "$UPG_FRESH" "CREATE EXTENSION pg_saas; SELECT count(*) FROM saas.distribute();" >"$upg_dir/fresh.log" 2>&1; then
-		not_ok "upgrade: cannot make $UPG_FRESH, a fresh distributed $UPG_THIS" "$(tail -5 "$upg_dir/fresh.log")"
+	# ---- Compared with a fresh distributed install of this version: the suite's own database.
+	citus_placement "$CITUS_DB" >"$upg_dir/fresh.placement" 2>&1
+	citus_placement "$UPG_DB" >"$upg_dir/upgraded.placement" 2>&1
+	if diff -u "$upg_dir/fresh.placement" "$upg_dir/upgraded.placement" >"$upg_dir/placement.diff" &&
+		[ "$(wc -l <"$upg_dir/fresh.placement")" -ge 28 ]; then
+		ok "upgrade: every table is placed as in a fresh distributed install ($(wc -l <"$upg_dir/fresh.placement") tables: method, column, colocation, shards)"
 	else
-		citus_placement "$UPG_FRESH" >"$upg_dir/fresh.placement" 2>&1
-		citus_placement "$UPG_DB" >"$upg_dir/upgraded.placement" 2>&1
-		if diff -u "$upg_dir/fresh.placement" "$upg_dir/upgraded.placement" >"$upg_dir/placement.diff" &&
-			[ "$(wc -l <"$upg_dir/fresh.placement")" -ge 28 ]; then
-			ok "upgrade: every table is placed as in a fresh distributed install ($(wc -l <"$upg_dir/fresh.placement") tables: method, column, colocation, shards)"
-		else
-			not_ok "upgrade: every table is placed as in a fresh distributed install (- fresh, + upgraded)" "$(head -30 "$upg_dir/placement.diff")"
-		fi
-		citus_shard_signatures "$UPG_FRESH" >"$upg_dir/fresh.shards"
-		citus_shard_signatures "$UPG_DB" >"$upg_dir/upgraded.shards"
-		tables=$(cut -d' ' -f1 "$upg_dir/fresh.shards" | sort -u | wc -l)
-		if diff -u "$upg_dir/fresh.shards" "$upg_dir/upgraded.shards" >"$upg_dir/shards.diff" &&
-			[ "$tables" -ge 28 ] && [ "$(wc -l <"$upg_dir/fresh.shards")" -eq "$tables" ]; then
-			ok "upgrade: every shard on every node carries what a fresh install's does ($tables tables, all shards of each alike: triggers, policies, checks, RLS, grants)"
-		else
-			not_ok "upgrade: every shard on every node carries what a fresh install's does (- fresh, + upgraded; a table twice: its shards differ)" \
-				"$(head -30 "$upg_dir/shards.diff")"$'\n'"tables=$tables lines=$(wc -l <"$upg_dir/fresh.shards")"
-		fi
+		not_ok "upgrade: every table is placed as in a fresh distributed install (- fresh, + upgraded)" "$(head -30 "$upg_dir/placement.diff")"
+	fi
+	citus_shard_signatures "$CITUS_DB" >"$upg_dir/fresh.shards"
+	citus_shard_signatures "$UPG_DB" >"$upg_dir/upgraded.shards"
+	tables=$(cut -d' ' -f1 "$upg_dir/fresh.shards" | sort -u | wc -l)
+	if diff -u "$upg_dir/fresh.shards" "$upg_dir/upgraded.shards" >"$upg_dir/shards.diff" &&
+		[ "$tables" -ge 28 ] && [ "$(wc -l <"$upg_dir/fresh.shards")" -eq "$tables" ]; then
+		ok "upgrade: every shard on every node carries what a fresh install's does ($tables tables, all shards of each alike: triggers, policies, checks, RLS, grants)"
+	else
+		not_ok "upgrade: every shard on every node carries what a fresh install's does (- fresh, + upgraded; a table twice: its shards differ)" \
+			"$(head -30 "$upg_dir/shards.diff")"$'\n'"tables=$tables lines=$(wc -l <"$upg_dir/fresh.shards")"
 	fi
 	# As 10_placement checks it: no shard copy of a restrictive policy is permissive, and the
 	# scope policies of 0.2.0 are on the shards of both workers.
@@ -212,3 +208,5 @@ SQL
 	if [ -z "$crashed" ]; then ok "upgrade: no node's log shows a crashed backend"
 	else not_ok "upgrade: no node's log shows a crashed backend" "$crashed"; fi
 fi
+# Citus runs a maintenance worker per database and node: the part's database goes.
+citus_db_drop "$UPG_DB"

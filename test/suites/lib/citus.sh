@@ -160,3 +160,14 @@ citus_placement() {
 			   (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'saas.users'::regclass) u
 		 WHERE c.relnamespace = 'saas'::regnamespace"
 }
+
+# citus_db_drop DB: DB dropped on every node (Citus 12.1 does not propagate DROP DATABASE;
+# each database with Citus keeps a maintenance worker per node).
+citus_db_drop() {
+	local n
+	for n in 0 1 2; do
+		psql -X -q -h "$CITUS_DIR" -p "${CITUS_PORTS[$n]}" -U postgres -d postgres \
+			-c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null 2>&1
+	done
+	return 0
+}
