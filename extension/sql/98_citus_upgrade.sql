@@ -28,7 +28,6 @@ DECLARE
 	s record;
 	t record;
 	p record;
-	want text;
 	roles text;
 	a record;
 BEGIN
