@@ -50,7 +50,7 @@ INSTALL_PARTS = $(sort $(wildcard extension/sql/*.sql))
 # then, in name order, one line each (UPGRADE_NEW_PARTS += NN_name.sql), then
 # extension/upgrade/<prev>--<this>.post.sql if there is one, for changes that need the new
 # parts' objects. Suite 68_upgrade fails on anything it misses (docs/operations.md).
-UPGRADE_NEW_PARTS  = 41_audit_routed.sql 91_sessions.sql 92_api_keys.sql 92_dashboard.sql 93_invitations.sql 94_sso.sql 96_restore.sql 97_citus_policies.sql
+UPGRADE_NEW_PARTS  = 41_audit_routed.sql 91_sessions.sql 92_api_keys.sql 92_dashboard.sql 93_invitations.sql 94_sso.sql 96_restore.sql 97_citus_policies.sql 98_citus_upgrade.sql
 UPGRADE_PARTS = extension/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql \
 	$(addprefix extension/sql/,$(sort $(UPGRADE_NEW_PARTS))) \
 	$(wildcard extension/upgrade/$(PREV_VERSION)--$(EXTVERSION).post.sql)

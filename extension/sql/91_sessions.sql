@@ -45,9 +45,12 @@ CREATE POLICY refresh_tokens_owner ON saas._refresh_tokens USING (true);
 REVOKE ALL ON saas._refresh_tokens FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('saas._refresh_tokens', '');
 
--- The refresh route's own rate limit scope (per client address and per token).
+-- The refresh route's own rate limit scope (per client address and per token). ON CONFLICT:
+-- on a distributed installation each node's update writes the same rows into the reference
+-- table (docs/operations.md, "Upgrade of a Citus cluster").
 INSERT INTO saas.rate_limits (tier, scope, requests_per_minute, burst) VALUES
-	('*', 'auth_refresh', 30, 10);
+	('*', 'auth_refresh', 30, 10)
+ON CONFLICT (tier, scope) DO NOTHING;
 
 CREATE FUNCTION saas.refresh(refresh_token text) RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'saas_sql_refresh' LANGUAGE C VOLATILE;

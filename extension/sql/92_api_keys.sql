@@ -288,12 +288,14 @@ GRANT EXECUTE ON FUNCTION saas.authenticate_api_key(text), saas.create_api_key(j
 	saas.get_api_key(uuid), saas.revoke_api_key(uuid) TO saas_api;
 
 -- The per-key rate limit: a scope of its own (checked per key id, by the
--- organization's tier; the scope is listed in part 35's check).
+-- organization's tier; the scope is listed in part 35's check). ON CONFLICT: on a
+-- distributed installation each node's update writes the same rows into the reference table.
 INSERT INTO saas.rate_limits (tier, scope, requests_per_minute, burst) VALUES
 	('free', 'api_key', 600, 60),
 	('starter', 'api_key', 1200, 120),
 	('professional', 'api_key', 3000, 300),
-	('enterprise', 'api_key', 12000, 1000);
+	('enterprise', 'api_key', 12000, 1000)
+ON CONFLICT (tier, scope) DO NOTHING;
 
 SELECT pg_catalog.pg_extension_config_dump('saas.api_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('saas._api_key_secrets', '');

@@ -80,3 +80,97 @@ $sql
 SELECT count(*) FROM saas.distribute();
 SQL
 }
+
+# citus_db_nodes DB [SQL]: a database DB on every node of the running cluster with Citus, the
+# workers added on the coordinator, then SQL on the coordinator (as the superuser). No pg_saas.
+citus_db_nodes() {
+	local db=$1 sql=${2:-} n
+	for n in 0 1 2; do
+		psql -X -q -h "$CITUS_DIR" -p "${CITUS_PORTS[$n]}" -U postgres -d postgres -c "CREATE DATABASE $db" >/dev/null &&
+			psql -X -q -h "$CITUS_DIR" -p "${CITUS_PORTS[$n]}" -U postgres -d "$db" \
+				-c "SET client_min_messages = warning" -c "CREATE EXTENSION citus" >/dev/null || return 1
+	done
+	psql -X -q -v ON_ERROR_STOP=1 -h "$CITUS_DIR" -p "${CITUS_PORTS[0]}" -U postgres -d "$db" >/dev/null <<SQL
+SET client_min_messages = warning;
+SELECT citus_set_coordinator_host('127.0.0.1', ${CITUS_PORTS[0]});
+SELECT citus_add_node('127.0.0.1', ${CITUS_PORTS[1]});
+SELECT citus_add_node('127.0.0.1', ${CITUS_PORTS[2]});
+$sql
+SQL
+}
+
+# dbpsql N DB ARGS...: psql as postgres on node N, database DB (unaligned, tuples only,
+# stopping at the first error).
+dbpsql() {
+	local n=$1 db=$2
+	shift 2
+	psql -X -q -At -v ON_ERROR_STOP=1 -h "$CITUS_DIR" -p "${CITUS_PORTS[$n]}" -U postgres -d "$db" "$@"
+}
+
+# dbapi DB METHOD PATH TOKEN BODY EXPR: saas.http on the coordinator's database DB as the
+# application role app, each request in a transaction of its own; prints "status|EXPR", EXPR
+# an SQL expression on the answer's body b (jsonb).
+dbapi() {
+	psql -X -q -At -h "$CITUS_DIR" -p "${CITUS_PORTS[0]}" -U app -d "$1" \
+		-v m="$2" -v p="$3" -v t="$4" -v b="$5" -v expr="$6" 2>&1 <<'SQL'
+SELECT r.status || '|' || coalesce((:expr)::text, '')
+  FROM saas.http(:'m', :'p', jsonb_strip_nulls(jsonb_build_object('content-type', 'application/json',
+				 'authorization', 'Bearer ' || NULLIF(:'t', ''))), NULLIF(:'b', '')) r,
+	   LATERAL (SELECT r.body::jsonb AS b) x
+SQL
+}
+
+# citus_shard_signatures DB: one line "table md5" per distinct definition of the shards of each
+# table of pg_saas, over every node: the shard's triggers and policies (names and expressions
+# with the shard id taken out), its check constraints (as named), row-level security, FORCE
+# and grants. A table whose shards all agree has one line.
+citus_shard_signatures() {
+	local n
+	for n in 0 1 2; do
+		dbpsql "$n" "$1" -c "SET citus.override_table_visibility = off" -c "
+WITH sh AS (
+	SELECT ds.shardid::text AS sid, bc.relname AS bname, sc.oid AS shard, sc.relrowsecurity AS rls,
+		   sc.relforcerowsecurity AS force, sc.relacl::text AS acl
+	  FROM pg_dist_shard ds
+	  JOIN pg_class bc ON bc.oid = ds.logicalrelid
+	  JOIN pg_class sc ON sc.relnamespace = bc.relnamespace AND sc.relname = bc.relname || '_' || ds.shardid
+	 WHERE bc.relnamespace = 'saas'::regnamespace),
+items AS (
+	SELECT sh.bname, sh.sid, 'trigger ' || replace(pg_get_triggerdef(t.oid), '_' || sh.sid, '') || ' ' || t.tgenabled::text AS item
+	  FROM sh JOIN pg_trigger t ON t.tgrelid = sh.shard AND NOT t.tgisinternal
+	UNION ALL
+	SELECT sh.bname, sh.sid, 'policy ' || concat_ws(' ', p.polname, p.polcmd::text,
+			CASE WHEN p.polpermissive THEN 'permissive' ELSE 'RESTRICTIVE' END, p.polroles::regrole[]::text,
+			replace(pg_get_expr(p.polqual, p.polrelid), '_' || sh.sid, ''),
+			replace(pg_get_expr(p.polwithcheck, p.polrelid), '_' || sh.sid, ''))
+	  FROM sh JOIN pg_policy p ON p.polrelid = sh.shard
+	UNION ALL
+	SELECT sh.bname, sh.sid, concat_ws(' ', 'table rls', sh.rls, 'force', sh.force, 'acl', sh.acl) FROM sh
+	UNION ALL
+	SELECT sh.bname, sh.sid, 'constraint ' || c.conname || ' ' || pg_get_constraintdef(c.oid)
+	  FROM sh JOIN pg_constraint c ON c.conrelid = sh.shard AND c.contype = 'c')
+SELECT bname || ' ' || md5(string_agg(item, E'\n' ORDER BY item)) FROM items GROUP BY bname, sid" || echo "error on node $n"
+	done | sort -u
+}
+
+# citus_placement DB: where each table of pg_saas is, as Citus keeps it: name, method,
+# distribution column, replication model, colocated with saas.users or not, shard count.
+citus_placement() {
+	dbpsql 0 "$1" -c "SELECT string_agg(concat_ws(' ', c.relname, d.partmethod, column_to_column_name(d.logicalrelid, d.partkey),
+			d.repmodel, CASE WHEN d.colocationid = u.colocationid THEN 'with-users' ELSE 'own-group' END,
+			(SELECT count(*) FROM pg_dist_shard s WHERE s.logicalrelid = d.logicalrelid)), E'\n' ORDER BY c.relname)
+		  FROM pg_dist_partition d JOIN pg_class c ON c.oid = d.logicalrelid,
+			   (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'saas.users'::regclass) u
+		 WHERE c.relnamespace = 'saas'::regnamespace"
+}
+
+# citus_db_drop DB: DB dropped on every node (Citus 12.1 does not propagate DROP DATABASE;
+# each database with Citus keeps a maintenance worker per node).
+citus_db_drop() {
+	local n
+	for n in 0 1 2; do
+		psql -X -q -h "$CITUS_DIR" -p "${CITUS_PORTS[$n]}" -U postgres -d postgres \
+			-c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null 2>&1
+	done
+	return 0
+}
