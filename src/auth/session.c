@@ -128,6 +128,9 @@ saas_facts_routed(void)
 
 	if (facts_function_active || !saas_citus_loaded())
 		return false;
+	/* A database still at 0.1.0 (library upgraded first) has no such functions. */
+	if (!saas_schema_at_least(SAAS_RELEASE_0_2))
+		return false;
 	app = GetConfigOption("application_name", true, false);
 	return app == NULL || strncmp(app, "citus_internal gpid=", 20) != 0;
 }
