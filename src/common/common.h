@@ -136,6 +136,8 @@ extern char *saas_schema_version_text(void);
 extern bool saas_citus_loaded(void);
 extern void saas_citus_guard_gucs(bool citus_loaded);
 extern void saas_citus_propagate(const char *name);
+extern void saas_citus_sync(void);
+extern void saas_citus_init(void);
 extern void saas_citus_nested_reads(void);
 
 /* log_redact.c: context tokens and password hashes cut out of every logged message. */
