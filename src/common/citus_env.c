@@ -10,9 +10,10 @@
  * when it is changed by a SET LOCAL statement while
  * citus.propagate_set_commands is 'local': to the nodes already in the
  * transaction at once, to the others when they join it. So every change of
- * the context, and every restore of it when a nest level ends, is repeated
- * here as such a statement (in a DO block, see saas_citus_propagate), and
- * so is the request id, which the audit entries written there carry.
+ * the context, and every restore of it when a nest level ends, is forwarded
+ * as such a statement before the next statement of the transaction runs (in
+ * a DO block, see saas_citus_sync), and so is the request id, which the
+ * audit entries written there carry.
  *
  * On a worker node, the context is then verified inside the shard's query
  * (its policies call saas.current_org_id()): the signing keys (a reference
