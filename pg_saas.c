@@ -162,8 +162,8 @@ _PG_init(void)
 	saas_context_init();
 	saas_session_init();
 	saas_log_redact_init();
-	saas_citus_env_init();
 	saas_citus_guard_gucs(false);	/* when Citus was loaded first */
+	saas_citus_init();			/* the context forwarded to the Citus nodes */
 	saas_ratelimit_init();		/* registers its shared memory */
 	if (process_shared_preload_libraries_in_progress)
 	{

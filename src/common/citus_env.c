@@ -10,9 +10,10 @@
  * when it is changed by a SET LOCAL statement while
  * citus.propagate_set_commands is 'local': to the nodes already in the
  * transaction at once, to the others when they join it. So every change of
- * the context, and every restore of it when a nest level ends, is repeated
- * here as such a statement (in a DO block, see saas_citus_propagate), and
- * so is the request id, which the audit entries written there carry.
+ * the context, and every restore of it when a nest level ends, is forwarded
+ * as such a statement before the next statement of the transaction runs (in
+ * a DO block, see saas_citus_sync), and so is the request id, which the
+ * audit entries written there carry.
  *
  * On a worker node, the context is then verified inside the shard's query
  * (its policies call saas.current_org_id()): the signing keys (a reference
@@ -24,24 +25,23 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
-#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "tcop/utility.h"
 
 #include "common/common.h"
 
 
 static GucBoolCheckHook citus_log_remote_commands_check = NULL;
 static bool citus_gucs_guarded = false;
-static ProcessUtility_hook_type prev_process_utility = NULL;
-
-/* True while saas_citus_propagate runs its own SET LOCAL (not forwarded again). */
-static bool citus_forwarding = false;
 
 /*
  * check_log_remote_commands: citus.log_remote_commands echoes every command
@@ -113,98 +113,296 @@ saas_citus_loaded(void)
 }
 
 /*
- * saas_citus_propagate: tell the Citus nodes of this transaction the value
- * the setting NAME has now (a SET LOCAL that Citus forwards). The local value
- * is left as it is: the statement runs inside a GUC nest level of its own,
- * popped at once. Outside a transaction, or without Citus, nothing to do.
+ * Forwarding the tenant context and the request id (docs/scale-out.md,
+ * "The tenant context reaches the workers").
+ *
+ * The extension's C code changes these settings with set_config_option,
+ * which Citus does not see; saas_citus_propagate only notes that they
+ * changed. Before the next statement of the transaction runs (an executor
+ * start or run, a utility statement: every way a statement reaches the
+ * worker nodes goes through one of them), saas_citus_sync tells the nodes
+ * the values in force then, both in one command (one round trip to each
+ * node already in the transaction; appended for free to the BEGIN of the
+ * nodes that join later). So:
+ *
+ *	- a request changes the settings several times (its request id, a cleared
+ *	  context, the verified one) and the nodes are told once, when its first
+ *	  query starts;
+ *	- the restore when a request or a trusted step ends is sent only if the
+ *	  transaction runs another statement: saas.http called by an autocommit
+ *	  SELECT ends its transaction right after, with nothing to restore (a
+ *	  SET LOCAL ends with the workers' transaction);
+ *	- a subtransaction that ends after a forward makes the next statement
+ *	  forward again: Citus forgets the SET LOCALs of a subtransaction when it
+ *	  ends (for the nodes that join later), while the nodes in the
+ *	  transaction keep them on a RELEASE and drop them on a ROLLBACK TO.
+ *	  This is also what restores the context after saas.http: the request's
+ *	  context is set inside the request's subtransaction, whose release
+ *	  restores it here (a GUC_ACTION_SAVE) and not on the nodes.
+ */
+static const char *const fwd_names[] = {"saas.context", "saas.request_id"};
+
+static bool fwd_dirty = false;	/* a forwarded setting may differ on the nodes */
+static bool fwd_known = false;	/* fwd_sent is what every node has or gets */
+static char *fwd_sent[lengthof(fwd_names)];	/* the values last forwarded */
+static int	fwd_level = 0;		/* transaction nest level of that forward */
+static bool fwd_busy = false;	/* forwarding now: its own statements pass */
+
+static ExecutorStart_hook_type prev_executor_start = NULL;
+static ExecutorRun_hook_type prev_executor_run = NULL;
+static ProcessUtility_hook_type prev_process_utility = NULL;
+
+/*
+ * saas_citus_propagate: the setting NAME (saas.context or saas.request_id)
+ * was changed or restored here; the Citus nodes of this transaction are told
+ * before its next statement runs. Outside a transaction, or without Citus,
+ * nothing to do.
  */
 void
 saas_citus_propagate(const char *name)
 {
-	const char *value;
-	StringInfoData sql;
+	(void) name;
+	if (saas_citus_loaded() && IsTransactionState())
+		fwd_dirty = true;
+}
+
+/* fwd_current: the local value of forwarded setting i ("" when unset). */
+static const char *
+fwd_current(int i)
+{
+	const char *v = GetConfigOption(fwd_names[i], true, false);
+
+	return v ? v : "";
+}
+
+/*
+ * fwd_send: run the forwarding command SQL with citus.propagate_set_commands
+ * 'local', inside a GUC nest level of its own; the statements it runs here
+ * pass the hooks below untouched.
+ */
+static void
+fwd_send(const char *sql)
+{
+	bool		snap = !ActiveSnapshotSet();
 	int			nest;
 
-	if (!saas_citus_loaded() || !IsTransactionState())
-		return;
-	value = GetConfigOption(name, true, false);
-	if (value == NULL)
-		value = "";
-	/*
-	 * In a DO block: Citus forwards a SET LOCAL only inside what it sees as a
-	 * transaction block or a function; saas.http called by a single
-	 * autocommit SELECT is neither at its top level.
-	 */
-	if (strstr(value, "$saas_set$") != NULL)
-		elog(ERROR, "%s cannot be forwarded to the Citus nodes", name);
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "DO $saas_set$BEGIN SET LOCAL %s = %s; END$saas_set$",
-					 quote_identifier(name), quote_literal_cstr(value));
-
+	if (snap)
+		PushActiveSnapshot(GetTransactionSnapshot());
 	nest = NewGUCNestLevel();
 	(void) set_config_option("citus.propagate_set_commands", "local",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	citus_forwarding = true;
+	fwd_busy = true;
 	PG_TRY();
 	{
-		if (SPI_execute(sql.data, false, 0) < 0)
-			elog(ERROR, "could not forward %s to the Citus nodes", name);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute(sql, false, 0) < 0)
+			elog(ERROR, "could not forward the tenant context to the Citus nodes");
+		SPI_finish();
 	}
 	PG_FINALLY();
 	{
-		citus_forwarding = false;
+		fwd_busy = false;
 	}
 	PG_END_TRY();
-	SPI_finish();
 	AtEOXact_GUC(true, nest);
-	pfree(sql.data);
+	if (snap)
+		PopActiveSnapshot();
 }
 
 /*
- * citus_env_utility: the application's own SQL sets the request id of its
- * audit entries with SET LOCAL saas.request_id (or SET, RESET inside a
- * transaction block, a function included). Citus forwards no such setting by
- * default, and on a Citus cluster the entries are written on the worker
- * nodes: the new value is forwarded as the API's own is
- * (saas_citus_propagate), for the rest of the transaction. A session's value
- * set outside a transaction block is not: it outlives the transactions Citus
- * forwards settings to (docs/scale-out.md).
+ * saas_citus_sync: tell the Citus nodes of this transaction the values the
+ * forwarded settings have now, if they may differ from the last forward.
+ *
+ * One command for both, so that Citus sends one: it forwards the text of a
+ * SET LOCAL statement as it was given, and the statement run here is the
+ * first of a two-statement string (the context's SET LOCAL, then the
+ * request id's set_config, which Citus does not forward by itself). It runs
+ * in a DO block: Citus forwards a SET LOCAL only inside what it takes for a
+ * transaction block or a function, and saas.http called by one autocommit
+ * SELECT is neither at its top level. The local values are left as they
+ * are (the same values, set inside a GUC nest level of its own).
+ */
+void
+saas_citus_sync(void)
+{
+	StringInfoData sql;
+	const char *cur[lengthof(fwd_names)];
+	bool		same = fwd_known;
+	int			i;
+
+	if (!fwd_dirty || fwd_busy || !IsTransactionState() || IsInParallelMode())
+		return;
+	for (i = 0; i < (int) lengthof(fwd_names); i++)
+	{
+		cur[i] = fwd_current(i);
+		same = same && strcmp(cur[i], fwd_sent[i]) == 0;
+		/* the dollar quotes around the text below */
+		if (strstr(cur[i], "$saas_") != NULL)
+			elog(ERROR, "%s cannot be forwarded to the Citus nodes", fwd_names[i]);
+	}
+	if (same)
+	{
+		fwd_dirty = false;
+		return;
+	}
+
+	/*
+	 * The token stays between plain quotes in every text that holds it, so
+	 * that log_redact.c finds it after "saas.context" = ' wherever the text
+	 * is logged (Citus's remote commands, an error's statement).
+	 */
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "DO $saas_set$BEGIN EXECUTE $saas_q$SET LOCAL %s = %s; "
+					 "SELECT pg_catalog.set_config(%s, %s, true)$saas_q$; END$saas_set$",
+					 quote_identifier(fwd_names[0]), quote_literal_cstr(cur[0]),
+					 quote_literal_cstr(fwd_names[1]), quote_literal_cstr(cur[1]));
+
+	fwd_send(sql.data);
+	pfree(sql.data);
+
+	for (i = 0; i < (int) lengthof(fwd_names); i++)
+	{
+		char	   *v = MemoryContextStrdup(TopMemoryContext, fwd_current(i));
+
+		if (fwd_sent[i] != NULL)
+			pfree(fwd_sent[i]);
+		fwd_sent[i] = v;
+	}
+	fwd_known = true;
+	fwd_dirty = false;
+	fwd_level = GetCurrentTransactionNestLevel();
+}
+
+/* fwd_forget: a new transaction: nothing forwarded in it yet. */
+static void
+fwd_forget(void)
+{
+	fwd_dirty = false;
+	fwd_known = false;
+	fwd_level = 0;
+}
+
+static void
+fwd_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PARALLEL_ABORT)
+		fwd_forget();
+}
+
+/*
+ * fwd_subxact_callback: a subtransaction that forwarded ends. On a RELEASE
+ * the nodes in the transaction keep what it sent while Citus forgets it for
+ * the nodes that join later; on a ROLLBACK TO both drop it (and the local
+ * values go back too). Either way the next statement forwards again.
  */
 static void
-citus_env_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
-				  ProcessUtilityContext context, ParamListInfo params,
-				  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+fwd_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
 {
-	Node	   *node = pstmt->utilityStmt;
-	bool		forward = false;
+	int			level;
 
-	if (!citus_forwarding && node != NULL && IsA(node, VariableSetStmt))
+	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	level = GetCurrentTransactionNestLevel();
+	if (fwd_level >= level)
 	{
-		VariableSetStmt *set = (VariableSetStmt *) node;
-
-		forward = set->name != NULL && set->kind != VAR_SET_MULTI &&
-			pg_strcasecmp(set->name, "saas.request_id") == 0 &&
-			(set->is_local || IsTransactionBlock()) && saas_citus_loaded();
+		fwd_known = false;
+		fwd_dirty = true;
+		fwd_level = level - 1;
 	}
+}
+
+static void
+fwd_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	if (fwd_dirty)
+		saas_citus_sync();
+	if (prev_executor_start)
+		prev_executor_start(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+/* A cursor opened before a request and read after it reaches the nodes here. */
+static void
+fwd_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+				 bool execute_once)
+{
+	if (fwd_dirty)
+		saas_citus_sync();
+	if (prev_executor_run)
+		prev_executor_run(queryDesc, direction, count, execute_once);
+	else
+		standard_ExecutorRun(queryDesc, direction, count, execute_once);
+}
+
+/*
+ * fwd_sets_request_id: whether a utility statement is the application's own
+ * SET LOCAL saas.request_id (or SET, RESET inside a transaction block, a
+ * function included), which names the request of its audit entries. Citus
+ * forwards no such setting by default, and on a Citus cluster the entries
+ * are written on the worker nodes: the new value is forwarded as the API's
+ * own is, for the rest of the transaction. A session's value set outside a
+ * transaction block is not: it outlives the transactions Citus forwards
+ * settings to (docs/scale-out.md).
+ */
+static bool
+fwd_sets_request_id(Node *node)
+{
+	VariableSetStmt *set;
+
+	if (fwd_busy || node == NULL || !IsA(node, VariableSetStmt))
+		return false;
+	set = (VariableSetStmt *) node;
+	return set->name != NULL && set->kind != VAR_SET_MULTI &&
+		pg_strcasecmp(set->name, "saas.request_id") == 0 &&
+		(set->is_local || IsTransactionBlock()) && saas_citus_loaded();
+}
+
+/*
+ * Every utility statement but the transaction's own control (BEGIN, COMMIT,
+ * SAVEPOINT ...) forwards what changed first; the application's own change
+ * of the request id is forwarded before the next statement.
+ */
+static void
+fwd_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+					ProcessUtilityContext context, ParamListInfo params,
+					QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	bool		request_id = fwd_sets_request_id(pstmt->utilityStmt);
+
+	if (fwd_dirty && !IsA(pstmt->utilityStmt, TransactionStmt))
+		saas_citus_sync();
 	if (prev_process_utility)
 		prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
 							 queryEnv, dest, qc);
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 								queryEnv, dest, qc);
-	if (forward)
+	if (request_id)
 		saas_citus_propagate("saas.request_id");
 }
 
-/* saas_citus_env_init: from _PG_init. */
+/* saas_citus_init: from _PG_init. */
 void
-saas_citus_env_init(void)
+saas_citus_init(void)
 {
+	int			i;
+
+	for (i = 0; i < (int) lengthof(fwd_names); i++)
+		fwd_sent[i] = MemoryContextStrdup(TopMemoryContext, "");
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = fwd_executor_start;
+	prev_executor_run = ExecutorRun_hook;
+	ExecutorRun_hook = fwd_executor_run;
 	prev_process_utility = ProcessUtility_hook;
-	ProcessUtility_hook = citus_env_utility;
+	ProcessUtility_hook = fwd_process_utility;
+	RegisterXactCallback(fwd_xact_callback, NULL);
+	RegisterSubXactCallback(fwd_subxact_callback, NULL);
 }
 
 /*

@@ -136,6 +136,8 @@ extern char *saas_schema_version_text(void);
 extern bool saas_citus_loaded(void);
 extern void saas_citus_guard_gucs(bool citus_loaded);
 extern void saas_citus_propagate(const char *name);
+extern void saas_citus_sync(void);
+extern void saas_citus_init(void);
 extern void saas_citus_nested_reads(void);
 extern bool saas_citus_two_users_error(const ErrorData *edata);
 #define SAAS_CITUS_TWO_USERS_MESSAGE \
@@ -147,7 +149,6 @@ extern bool saas_citus_two_users_error(const ErrorData *edata);
 	"act as the pg_saas extension owner, which cannot follow this transaction's own writes to the " \
 	"same organization: run them in a transaction of their own, or before those writes " \
 	"(docs/scale-out.md)."
-extern void saas_citus_env_init(void);
 
 /* log_redact.c: context tokens and password hashes cut out of every logged message. */
 extern void saas_log_redact_init(void);
