@@ -41,15 +41,7 @@ NOISY=00000000-0000-4000-8000-000000000001
 PLAIN_DB=fair_plain
 RUN=$(date +%s)	# in the idempotency keys: the sim serves both sides and every run
 
-set +e
-bash "$PROJECT_ROOT/scripts/citus.sh" | sed 's/^/  /'
-rc=${PIPESTATUS[0]}
-set -e
-if [ "$rc" -eq 2 ]; then
-	echo "  SKIPPED: the Citus source tarball is missing (scripts/citus.sh); nothing measured"
-	exit 0
-fi
-[ "$rc" -eq 0 ] || bench_fail "cannot build or install Citus"
+bench_citus_ready || exit 0
 
 PLAIN_DIR=$BENCH_WORK/fair-plain
 on_exit() {

@@ -30,15 +30,7 @@ ORG_K=$(((ORGS + 1) / 2))
 PLAIN_DB=bench_citus_plain
 URLPATH='/users?limit=50'
 
-set +e
-bash "$PROJECT_ROOT/scripts/citus.sh" | sed 's/^/  /'
-rc=${PIPESTATUS[0]}
-set -e
-if [ "$rc" -eq 2 ]; then
-	echo "  SKIPPED: the Citus source tarball is missing (scripts/citus.sh); nothing measured"
-	exit 0
-fi
-[ "$rc" -eq 0 ] || bench_fail "cannot build or install Citus"
+bench_citus_ready || exit 0
 
 on_exit() {
 	bench_stop_all

@@ -36,6 +36,21 @@ bench_fail() {
 	exit 1
 }
 
+# bench_citus_ready: Citus built and installed (scripts/citus.sh, progress indented); false, with a
+# SKIPPED line, when its source tarball is missing (nothing to measure); a failed build fails.
+bench_citus_ready() {
+	local rc
+	set +e
+	bash "$PROJECT_ROOT/scripts/citus.sh" | sed 's/^/  /'
+	rc=${PIPESTATUS[0]}
+	set -e
+	if [ "$rc" -eq 2 ]; then
+		echo "  SKIPPED: the Citus source tarball is missing (scripts/citus.sh); nothing measured"
+		return 1
+	fi
+	[ "$rc" -eq 0 ] || bench_fail "cannot build or install Citus"
+}
+
 bq() {
 	PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning" psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"
 }

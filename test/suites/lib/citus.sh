@@ -64,21 +64,10 @@ cpsql() {
 # CREATE EXTENSION pg_saas, then SQL (as the superuser, before distribution), then
 # saas.distribute(). Citus keeps its node metadata per database.
 citus_saas_db() {
-	local db=$1 sql=${2:-} n
-	for n in 0 1 2; do
-		psql -X -q -h "$CITUS_DIR" -p "${CITUS_PORTS[$n]}" -U postgres -d postgres -c "CREATE DATABASE $db" >/dev/null &&
-			psql -X -q -h "$CITUS_DIR" -p "${CITUS_PORTS[$n]}" -U postgres -d "$db" \
-				-c "SET client_min_messages = warning" -c "CREATE EXTENSION citus" >/dev/null || return 1
-	done
-	psql -X -q -v ON_ERROR_STOP=1 -h "$CITUS_DIR" -p "${CITUS_PORTS[0]}" -U postgres -d "$db" >/dev/null <<SQL
-SET client_min_messages = warning;
-SELECT citus_set_coordinator_host('127.0.0.1', ${CITUS_PORTS[0]});
-SELECT citus_add_node('127.0.0.1', ${CITUS_PORTS[1]});
-SELECT citus_add_node('127.0.0.1', ${CITUS_PORTS[2]});
+	citus_db_nodes "$1" "SET client_min_messages = warning;
 CREATE EXTENSION pg_saas;
-$sql
-SELECT count(*) FROM saas.distribute();
-SQL
+${2:-}
+SELECT count(*) FROM saas.distribute();"
 }
 
 # citus_db_nodes DB [SQL]: a database DB on every node of the running cluster with Citus, the
