@@ -74,3 +74,15 @@ COMMENT ON FUNCTION saas._context_facts(text) IS
 	'The facts of a token''s own user on this node (session checks over the caller''s connection on Citus). Private.';
 REVOKE ALL ON FUNCTION saas._context_facts(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION saas._context_facts(text) TO saas_api;
+
+-- Logout and logout-all where the session rows live: on Citus the coordinator evaluates this on
+-- the node of the organization's shards over the caller's own connection (src/api/auth_ops.c),
+-- since writing them there as the owner is refused once the caller has written those placements.
+-- It ends the token of the context in force there, of that organization only: no more than
+-- saas.logout() and saas.logout_all() let the caller do.
+CREATE FUNCTION saas._logout_here(org_id uuid, everything boolean) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'saas_logout_here' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION saas._logout_here(uuid, boolean) IS
+	'The logout (everything: logout-all) of the context in force, on this node (on Citus, over the caller''s connection). Private.';
+REVOKE ALL ON FUNCTION saas._logout_here(uuid, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION saas._logout_here(uuid, boolean) TO saas_api;

@@ -430,22 +430,21 @@ auth_audit(const SaasContext *ctx, const char *action)
 }
 
 /*
- * POST /auth/logout: ends the token in use. It is remembered (by jti) until
- * it would have expired; a user with many such tokens has all its sessions
- * ended instead, which keeps the list every backend reads short.
+ * logout_local: end the context's token (everything: every session of its
+ * user) here, as the owner; audited. On Citus this runs on the node of the
+ * organization's shards (logout_routed).
  */
-void
-saas_op_logout(void)
+static void
+logout_local(const SaasContext *ctx, bool everything)
 {
-	const SaasContext *ctx = saas_context_refuse_api_key("log out; revoke the key instead");
 	char		jti[65];
-	int64		exp;
+	int64		exp = 0;
 	Datum		vals[5];
 	SaasElevation elev;
 	bool		isnull;
-	int64		count;
 
-	if (ctx->trusted || !saas_context_token(jti, &exp) || jti[0] == '\0')
+	jti[0] = '\0';
+	if (!everything && (!saas_context_token(jti, &exp) || jti[0] == '\0'))
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_VALIDATION),
 				 errmsg("this token cannot be logged out; use /auth/logout-all")));
@@ -456,40 +455,106 @@ saas_op_logout(void)
 	vals[4] = Int32GetDatum(saas_jwt_leeway_s);
 	saas_spi_connect();
 	saas_elevate(&elev);
-	auth_audit(ctx, "logout");
-	if (saas_exec(&plan_revoked_count, vals, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not count revoked tokens");
-	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (count >= SAAS_SESSION_MAX_REVOKED - 1)
+	saas_citus_nested_reads();
+	auth_audit(ctx, everything ? "logout_all" : "logout");
+	if (everything)
 		saas_exec(&plan_session_bump, vals, NULL, false, 1);
 	else
-		saas_exec(&plan_revoke, vals, NULL, false, 0);
-	saas_refresh_end_sessions(&ctx->org_id, &ctx->user_id, jti);
+	{
+		if (saas_exec(&plan_revoked_count, vals, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not count revoked tokens");
+		if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) >=
+			SAAS_SESSION_MAX_REVOKED - 1)
+			saas_exec(&plan_session_bump, vals, NULL, false, 1);
+		else
+			saas_exec(&plan_revoke, vals, NULL, false, 0);
+	}
+	saas_refresh_end_sessions(&ctx->org_id, &ctx->user_id, everything ? NULL : jti);
 	saas_unelevate(&elev);
 	SPI_finish();
 	saas_session_forget();
+}
+
+/*
+ * On Citus the session rows live on the node of the organization's shards.
+ * Written there as the owner from the coordinator they would travel over the
+ * owner's connection, which Citus refuses once the caller has written those
+ * placements in the transaction (25001). So the logout runs there over the
+ * caller's own connection: saas._logout_here, evaluated on that node by a
+ * query routed to the organization's shard, ends the forwarded context's
+ * token (as saas._context_facts reads facts, src/auth/session.c).
+ */
+static SaasPlan plan_logout_routed = {
+	"SELECT count(*), saas._logout_here($1, $2) FROM saas.users WHERE org_id = $1",
+	2, {UUIDOID, BOOLOID}
+};
+
+/* logout: end the context's token or every session, where its rows live. */
+static void
+logout(bool everything)
+{
+	const SaasContext *ctx = saas_context_refuse_api_key("log out; revoke the key instead");
+	char		jti[65];
+	int64		exp;
+
+	if (ctx->trusted)
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_VALIDATION),
+				 errmsg(everything ? "only a user's token can log out" :
+						"this token cannot be logged out; use /auth/logout-all")));
+	if (!everything && (!saas_context_token(jti, &exp) || jti[0] == '\0'))
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_VALIDATION),
+				 errmsg("this token cannot be logged out; use /auth/logout-all")));
+	if (saas_facts_routed())
+	{
+		Datum		args[2] = {saas_uuid_datum(&ctx->org_id), BoolGetDatum(everything)};
+
+		saas_spi_connect();
+		if (!saas_caller_row(&plan_logout_routed, args, NULL))
+			elog(ERROR, "could not log out on the organization's node");
+		SPI_finish();
+		saas_session_forget();
+	}
+	else
+		logout_local(ctx, everything);
+}
+
+/*
+ * POST /auth/logout: ends the token in use. It is remembered (by jti) until
+ * it would have expired; a user with many such tokens has all its sessions
+ * ended instead, which keeps the list every backend reads short.
+ */
+void
+saas_op_logout(void)
+{
+	logout(false);
 }
 
 /* POST /auth/logout-all: ends every session of the caller. */
 void
 saas_op_logout_all(void)
 {
-	const SaasContext *ctx = saas_context_refuse_api_key("log out; revoke the key instead");
-	Datum		vals[2];
-	SaasElevation elev;
+	logout(true);
+}
 
-	if (ctx->trusted)
+PG_FUNCTION_INFO_V1(saas_logout_here);
+
+/*
+ * SQL: saas._logout_here(org_id uuid, everything boolean) RETURNS boolean.
+ * The logout of the context in force, on this node (see plan_logout_routed):
+ * no more than saas.logout()/saas.logout_all() let the caller do.
+ */
+Datum
+saas_logout_here(PG_FUNCTION_ARGS)
+{
+	const SaasContext *ctx = saas_context_refuse_api_key("log out; revoke the key instead");
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || ctx->trusted ||
+		memcmp(PG_GETARG_UUID_P(0)->data, ctx->org_id.data, UUID_LEN) != 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_SAAS_VALIDATION),
-				 errmsg("only a user's token can log out")));
-	vals[0] = saas_uuid_datum(&ctx->org_id);
-	vals[1] = saas_uuid_datum(&ctx->user_id);
-	saas_spi_connect();
-	saas_elevate(&elev);
-	auth_audit(ctx, "logout_all");
-	saas_exec(&plan_session_bump, vals, NULL, false, 1);
-	saas_refresh_end_sessions(&ctx->org_id, &ctx->user_id, NULL);
-	saas_unelevate(&elev);
-	SPI_finish();
-	saas_session_forget();
+				(errcode(ERRCODE_SAAS_NOT_FOUND),
+				 errmsg("organization not found")));
+	logout_local(ctx, PG_GETARG_BOOL(1));
+	PG_RETURN_BOOL(true);
 }

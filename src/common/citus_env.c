@@ -424,8 +424,8 @@ saas_citus_nested_reads(void)
 /*
  * saas_citus_two_users_error: whether an error is Citus's refusal of a
  * second user on placements the first one modified in the transaction
- * (25001). The extension acts as its owner in a few operations (logout,
- * logout-all, a password set or changed):
+ * (25001). The extension acts as its owner where a password is set or
+ * changed:
  * after the application's own writes to the same organization in the same
  * transaction, Citus refuses them (docs/scale-out.md, "Not yet" 2).
  */

@@ -145,10 +145,9 @@ extern bool saas_citus_two_users_error(const ErrorData *edata);
 	"transaction's own writes to the same organization: run it in a transaction of its own, " \
 	"or before those writes (docs/scale-out.md)"
 #define SAAS_CITUS_TWO_USERS_HINT \
-	"On Citus, logout, logout-all and setting or changing a password " \
-	"act as the pg_saas extension owner, which cannot follow this transaction's own writes to the " \
-	"same organization: run them in a transaction of their own, or before those writes " \
-	"(docs/scale-out.md)."
+	"On Citus, setting or changing a password acts as the pg_saas extension owner, which cannot " \
+	"follow this transaction's own writes to the same organization: do it in a transaction of its " \
+	"own, or before those writes (docs/scale-out.md)."
 
 /* log_redact.c: context tokens and password hashes cut out of every logged message. */
 extern void saas_log_redact_init(void);

@@ -85,29 +85,62 @@ for n in 0 1; do
 			saas._api_key_facts(NULL, '$f2org', '$fkeyid', sha256('x')) IS NULL"
 done
 
-# What still acts as the owner (logout, logout-all, a password set or changed)
-# cannot follow the transaction's own writes to the organization (Citus's 25001):
-# the SQL caller gets a hint that says what to do, saas.http a 409 that says it, and in a
-# transaction of its own the same call works.
-# A token of its own for tenant-1's admin (logging it out leaves a1 alone).
+# Logout and logout-all run on the organization's node over the caller's connection
+# (saas._logout_here): after the transaction's own writes too, through SQL and saas.http.
+# Tokens of their own for tenant-1's admin (logging them out leaves a1 alone).
 ftok=$(login admin@tenant-1.test 'tenant admin password')
-t_app_xact "SQL: logout after the transaction's own writes is refused with a hint saying what to do" \
+ftok2=$(login admin@tenant-1.test 'tenant admin password')
+ftok3=$(login admin@tenant-1.test 'tenant admin password')
+t_app_xact "SQL: logout after the transaction's own writes (was 25001)" \
+	"t
+done" "
+SELECT saas.authenticate('$ftok') IS NOT NULL;
+UPDATE saas.users SET first_name = 'W' WHERE org_id = '$f1org' AND email = 'longkey@tenant-1.test';
+SELECT 'done' FROM saas.logout();"
+t_eq "(that token is ended, everywhere)" 0 "ERROR:  invalid token: the session has ended (logout or password change); log in again" \
+	-c "SET ROLE app" -c "\\set VERBOSITY terse" -c "SELECT saas.authenticate('$ftok')"
+t_eq "(another token of the same user still works)" 0 "t" \
+	-c "SET ROLE app" -c "SELECT saas.authenticate('$ftok2') IS NOT NULL"
+t_app_xact "saas.http: POST /auth/logout after the transaction's own writes answers 204 (was 500)" \
+	"t
+204" "
+SELECT saas.authenticate('$ftok2') IS NOT NULL;
+UPDATE saas.users SET first_name = 'X' WHERE org_id = '$f1org' AND email = 'longkey@tenant-1.test';
+SELECT r.status FROM saas.http('POST', '/auth/logout', jsonb_build_object('authorization', 'Bearer $ftok2'), NULL) r;"
+t_api "(that token is refused afterwards: 401)" "401|unauthorized" GET /users "$ftok2" "" "b->'error'->>'code'"
+t_eq "(both logouts are in the organization's audit chain after their updates, which verifies)" 0 "logout|update|logout|update|t" \
+	-c "SELECT string_agg(action, '|' ORDER BY seq DESC), (SELECT ok FROM saas.audit_verify('$f1org'))
+		FROM (SELECT seq, action FROM saas.audit_log WHERE org_id = '$f1org' AND entity = 'user'
+			   ORDER BY seq DESC LIMIT 4) l"
+t_app_xact "saas._logout_here ends only the context's own token, of its own organization (404 otherwise)" \
+	"t
+ERROR:  organization not found" "
+SELECT saas.authenticate('$ftok3') IS NOT NULL;
+\\set VERBOSITY terse
+SELECT saas._logout_here('$f2org', true);"
+
+# What still acts as the owner (a password set or changed: the write section of POST /users with a
+# password) cannot follow the transaction's own writes to the organization (Citus's 25001): the
+# SQL caller gets a hint that says what to do, saas.http a 409 that says it.
+t_app_xact "SQL: a user with a password after the transaction's own writes is refused with a hint saying what to do" \
 	"t
 ERROR:  cannot perform query on placements that were modified in this transaction by a different user
-HINT:  On Citus, logout, logout-all and setting or changing a password act as the pg_saas extension owner, which cannot follow this transaction's own writes to the same organization: run them in a transaction of their own, or before those writes (docs/scale-out.md)." "
-SELECT saas.authenticate('$ftok') IS NOT NULL;
+HINT:  On Citus, setting or changing a password acts as the pg_saas extension owner, which cannot follow this transaction's own writes to the same organization: do it in a transaction of its own, or before those writes (docs/scale-out.md)." "
+SELECT saas.authenticate('$ftok3') IS NOT NULL;
 UPDATE saas.users SET first_name = 'W' WHERE org_id = '$f1org' AND email = 'longkey@tenant-1.test';
 \\set VERBOSITY default
 \\set SHOW_CONTEXT never
-SELECT saas.logout();"
-t_app_xact "saas.http: the same logout answers 409 with that explanation, not 500" \
+SELECT saas.create_user('{\"email\":\"pw1@tenant-1.test\",\"first_name\":\"P\",\"last_name\":\"W\",\"role\":\"user\",\"password\":\"a long password one\"}');"
+t_app_xact "saas.http: the same answers 409 with that explanation, not 500" \
 	"t
 409|conflict|true" "
-SELECT saas.authenticate('$ftok') IS NOT NULL;
+SELECT saas.authenticate('$ftok3') IS NOT NULL;
 UPDATE saas.users SET first_name = 'W' WHERE org_id = '$f1org' AND email = 'longkey@tenant-1.test';
 SELECT r.status || '|' || (r.body::jsonb -> 'error' ->> 'code') || '|' || (r.body::jsonb -> 'error' ->> 'message' LIKE 'on Citus this operation of pg_saas acts as the extension owner%')
-  FROM saas.http('POST', '/auth/logout', jsonb_build_object('authorization', 'Bearer $ftok'), NULL) r;"
-t_api "(control) the same logout in a request of its own: 204" "204|" POST /auth/logout "$ftok" "" "NULL"
+  FROM saas.http('POST', '/users', jsonb_build_object('authorization', 'Bearer $ftok3', 'content-type', 'application/json'),
+	'{\"email\":\"pw1@tenant-1.test\",\"first_name\":\"P\",\"last_name\":\"W\",\"role\":\"user\",\"password\":\"a long password one\"}') r;"
+t_api "(control) the same in a request of its own: 201" "201|pw1@tenant-1.test" POST /users "$ftok3" \
+	'{"email":"pw1@tenant-1.test","first_name":"P","last_name":"W","role":"user","password":"a long password one"}' "b->>'email'"
 
 # The audit chain's verification by a tenant's admin runs on the organization's node over the
 # caller's connection (saas._audit_verify_here): after the transaction's own writes too.
