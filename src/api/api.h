@@ -87,6 +87,8 @@ extern pg_uuid_t *saas_sql_arg_id(FunctionCallInfo fcinfo, int n);
 /* auth_ops.c */
 extern void saas_op_register(Jsonb *body, StringInfo out);
 extern void saas_op_login(Jsonb *body, StringInfo out);
+extern void saas_audit_user_event(const pg_uuid_t *org_id, const pg_uuid_t *user_id,
+								  const char *action);
 extern void saas_op_logout(void);
 extern void saas_op_logout_all(void);
 extern void auth_token_json(StringInfo out, const pg_uuid_t *user_id, const pg_uuid_t *org_id,

@@ -417,16 +417,34 @@ saas_login_answer(const pg_uuid_t *org_id, const pg_uuid_t *user_id, const char 
 		saas_unelevate(&elev);
 }
 
-/* auth_audit: record a session event of the caller (no secret in it). */
-static void
-auth_audit(const SaasContext *ctx, const char *action)
+/*
+ * saas_audit_user_event: record an event of a user that is no row change
+ * (logout, a password reset), without any secret. SPI must be connected.
+ */
+void
+saas_audit_user_event(const pg_uuid_t *org_id, const pg_uuid_t *user_id, const char *action)
 {
 	Datum		vals[3];
 
-	vals[0] = saas_uuid_datum(&ctx->org_id);
-	vals[1] = saas_uuid_datum(&ctx->user_id);
+	vals[0] = saas_uuid_datum(org_id);
+	vals[1] = saas_uuid_datum(user_id);
 	vals[2] = CStringGetTextDatum(action);
-	saas_exec(&plan_audit_event, vals, NULL, false, 1);
+	if (saas_exec(&plan_audit_event, vals, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not audit");
+}
+
+/*
+ * logout_token: the jti and expiry of the context's token, which a logout
+ * ends; 400 for a context that is no user's token (a trusted one, or a
+ * token without a jti).
+ */
+static void
+logout_token(const SaasContext *ctx, char *jti /* 65 bytes */ , int64 *exp)
+{
+	if (ctx->trusted || !saas_context_token(jti, exp) || jti[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_SAAS_VALIDATION),
+				 errmsg("this token cannot be logged out; use /auth/logout-all")));
 }
 
 /*
@@ -437,17 +455,14 @@ auth_audit(const SaasContext *ctx, const char *action)
 static void
 logout_local(const SaasContext *ctx, bool everything)
 {
-	char		jti[65];
+	char		jti[65] = "";
 	int64		exp = 0;
 	Datum		vals[5];
 	SaasElevation elev;
 	bool		isnull;
 
-	jti[0] = '\0';
-	if (!everything && (!saas_context_token(jti, &exp) || jti[0] == '\0'))
-		ereport(ERROR,
-				(errcode(ERRCODE_SAAS_VALIDATION),
-				 errmsg("this token cannot be logged out; use /auth/logout-all")));
+	if (!everything)
+		logout_token(ctx, jti, &exp);
 	vals[0] = saas_uuid_datum(&ctx->org_id);
 	vals[1] = saas_uuid_datum(&ctx->user_id);
 	vals[2] = CStringGetTextDatum(jti);
@@ -456,7 +471,7 @@ logout_local(const SaasContext *ctx, bool everything)
 	saas_spi_connect();
 	saas_elevate(&elev);
 	saas_citus_nested_reads();
-	auth_audit(ctx, everything ? "logout_all" : "logout");
+	saas_audit_user_event(&ctx->org_id, &ctx->user_id, everything ? "logout_all" : "logout");
 	if (everything)
 		saas_exec(&plan_session_bump, vals, NULL, false, 1);
 	else
@@ -494,22 +509,20 @@ static void
 logout(bool everything)
 {
 	const SaasContext *ctx = saas_context_refuse_api_key("log out; revoke the key instead");
-	char		jti[65];
-	int64		exp;
 
-	if (ctx->trusted)
+	if (everything && ctx->trusted)
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_VALIDATION),
-				 errmsg(everything ? "only a user's token can log out" :
-						"this token cannot be logged out; use /auth/logout-all")));
-	if (!everything && (!saas_context_token(jti, &exp) || jti[0] == '\0'))
-		ereport(ERROR,
-				(errcode(ERRCODE_SAAS_VALIDATION),
-				 errmsg("this token cannot be logged out; use /auth/logout-all")));
+				 errmsg("only a user's token can log out")));
 	if (saas_facts_routed())
 	{
 		Datum		args[2] = {saas_uuid_datum(&ctx->org_id), BoolGetDatum(everything)};
+		char		jti[65];
+		int64		exp;
 
+		/* Refused here, before anything travels, as on a single node. */
+		if (!everything)
+			logout_token(ctx, jti, &exp);
 		saas_spi_connect();
 		if (!saas_caller_row(&plan_logout_routed, args, NULL))
 			elog(ERROR, "could not log out on the organization's node");

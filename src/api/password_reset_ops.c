@@ -74,11 +74,6 @@ static SaasPlan plan_insert = {
 	4, {UUIDOID, UUIDOID, UUIDOID, BYTEAOID}
 };
 
-static SaasPlan plan_audit_event = {
-	"SELECT saas._audit_event($1, 'user', $2, $3)",
-	3, {UUIDOID, UUIDOID, TEXTOID}
-};
-
 /* The token's row and its user, locked: one use at a time. */
 static SaasPlan plan_claim = {
 	"SELECT r.token_hash, r.used_at IS NULL AND r.expires_at > now(), r.user_id, u.email, u.role"
@@ -111,19 +106,6 @@ reset_key(const pg_uuid_t *id)
 
 	saas_uuid_to_cstr(id, buf);
 	return psprintf("password-reset:%s", buf);
-}
-
-/* reset_audit: a reset event of a user, without any secret. */
-static void
-reset_audit(const pg_uuid_t *org_id, const pg_uuid_t *user_id, const char *action)
-{
-	Datum		vals[3];
-
-	vals[0] = saas_uuid_datum(org_id);
-	vals[1] = saas_uuid_datum(user_id);
-	vals[2] = CStringGetTextDatum(action);
-	if (saas_exec(&plan_audit_event, vals, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not audit");
 }
 
 /*
@@ -171,7 +153,7 @@ reset_issue(const pg_uuid_t *org_id, const pg_uuid_t *user_id, const char *email
 						   " If not, ignore this message.", token),
 				  reset_key(&id));
 	explicit_bzero(token, strlen(token));
-	reset_audit(org_id, user_id, "password_reset_requested");
+	saas_audit_user_event(org_id, user_id, "password_reset_requested");
 }
 
 /*
@@ -341,7 +323,7 @@ saas_op_confirm_password_reset(Jsonb *body)
 	nest = saas_context_push_trusted(&t.org_id, &user_id, role);
 	saas_user_set_password(&t.org_id, &user_id, password, email);
 	saas_elevate(&elev);
-	reset_audit(&t.org_id, &user_id, "password_reset");
+	saas_audit_user_event(&t.org_id, &user_id, "password_reset");
 	saas_unelevate(&elev);
 	saas_context_pop(nest);
 	if (elevated)

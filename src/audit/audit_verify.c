@@ -55,18 +55,19 @@ typedef struct AuditVerdict
  * organization's only (another organization is "not found", so that its
  * existence does not leak); a plain user, none. An API key needs the scope
  * audit:read, as for reading the log: the verdict tells how many entries
- * there are and where the chain breaks.
+ * there are and where the chain breaks. Returns whether the caller is a
+ * superuser or the owner (who need no context).
  */
-static void
+static bool
 audit_verify_authorize(const pg_uuid_t *org_id)
 {
 	const SaasContext *ctx;
 
 	if (superuser() || has_privs_of_role(GetUserId(), saas_extension_owner()))
-		return;
+		return true;
 	ctx = saas_context_require_scope(SAAS_SCOPE_AUDIT_READ, "verify the audit log");
 	if (strcmp(ctx->role, SAAS_ROLE_SUPER_ADMIN) == 0)
-		return;
+		return false;
 	if (strcmp(ctx->role, SAAS_ROLE_ADMIN) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_FORBIDDEN),
@@ -75,6 +76,7 @@ audit_verify_authorize(const pg_uuid_t *org_id)
 		ereport(ERROR,
 				(errcode(ERRCODE_SAAS_NOT_FOUND),
 				 errmsg("organization not found")));
+	return false;
 }
 
 /* audit_prepare_verify: the two reads of a verification. */
@@ -385,7 +387,7 @@ saas_audit_verify_here(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "saas._audit_verify_here must return a record");
-	audit_verify_authorize(org_id);
+	(void) audit_verify_authorize(org_id);
 	audit_verify_chain(org_id, &v);
 	audit_verdict_values(&v, values, nulls);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
@@ -403,13 +405,14 @@ saas_audit_verify(PG_FUNCTION_ARGS)
 	pg_uuid_t  *org_id = PG_GETARG_UUID_P(0);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	AuditVerdict v;
+	bool		privileged;
 	Datum		values[4];
 	bool		nulls[4] = {false, false, false, false};
 
-	audit_verify_authorize(org_id);
+	privileged = audit_verify_authorize(org_id);
 	InitMaterializedSRF(fcinfo, 0);
-	if (saas_facts_routed() && !superuser() &&
-		!has_privs_of_role(GetUserId(), saas_extension_owner()))
+	/* The owner reads the chain from here: no second user on the placements. */
+	if (!privileged && saas_facts_routed())
 		audit_verify_routed(org_id, &v);
 	else
 		audit_verify_chain(org_id, &v);

@@ -3,19 +3,8 @@ other tenants, revocation, enumeration, rate limits, hostile tokens). The delive
 and saas-sim, with tokens taken from the simulated communication service, is test/tap/210_invitations.pl;
 here a token is read from the queued job as the database owner, as an attacker could not."""
 
-import re
-
 from e2e_lib import *
 from saas_test import case, check, Skip
-
-
-def _job_token(kind, prefix, recipient):
-    """The token in the newest undelivered message of kind to recipient (owner's SQL)."""
-    out = sql("SELECT payload -> 'body' ->> 'body' FROM saas.jobs WHERE kind = '%s' AND payload -> 'body' ->> "
-              "'recipient' = '%s' ORDER BY created_at DESC LIMIT 1" % (kind, recipient))
-    m = re.search(r"(%s_[A-Za-z0-9_-]+)" % prefix, out or "")
-    check(m, "no %s token queued for %s: %r" % (prefix, recipient, out))
-    return m.group(1)
 
 
 @case
@@ -78,7 +67,7 @@ def invitations_are_an_admins_and_stay_in_their_organization():
 @case
 def accepting_an_invitation_creates_the_user_once():
     tok, inv = need("inv_admin", "inv_a")
-    itok = _job_token("message.invitation", "inv", email("inv-a"))
+    itok = queued_token("message.invitation", "inv", email("inv-a"))
     expect(call("POST", "/auth/accept-invite", body={"token": itok, "password": "short"}), 400,
            "validation_failed", {"password"})
     # Tampered: another secret, another organization, garbage, the wrong kind of token.
@@ -107,7 +96,7 @@ def an_invitation_for_an_email_that_became_a_user_is_a_conflict():
     addr = email("inv-race")
     expect(call("POST", "/invitations", tok, body={"email": addr, "role": "user", "first_name": "R",
                                                    "last_name": "Ace"}), 201)
-    itok = _job_token("message.invitation", "inv", addr)
+    itok = queued_token("message.invitation", "inv", addr)
     expect(call("POST", "/users", tok, body={"email": addr, "first_name": "R", "last_name": "Ace", "role": "user"}), 201)
     expect(call("POST", "/auth/accept-invite", body={"token": itok, "password": "a fine long password"}), 409,
            "conflict")
@@ -119,7 +108,7 @@ def a_revoked_invitation_cannot_be_accepted():
     addr = email("inv-rev")
     a = expect(call("POST", "/invitations", tok, body={"email": addr, "role": "admin", "first_name": "R",
                                                        "last_name": "Ev"}), 201)
-    itok = _job_token("message.invitation", "inv", addr)
+    itok = queued_token("message.invitation", "inv", addr)
     expect(call("DELETE", "/invitations/" + a.doc["id"], tok), 204)
     check(sql("SELECT count(*) FROM saas.jobs WHERE idempotency_key = 'invitation:%s'" % a.doc["id"]).strip() == "0",
           "the undelivered message of a revoked invitation is still queued")
@@ -147,10 +136,10 @@ def password_reset_answers_the_same_for_every_email():
 @case
 def password_reset_confirm_sets_the_password_once_and_ends_sessions():
     tok = need("inv_admin")
-    itok = _job_token("message.password_reset", "rst", email("invadmin"))
+    itok = queued_token("message.password_reset", "rst", email("invadmin"))
     # A newer request voids the older token.
     expect(call("POST", "/auth/password-reset", body={"email": email("invadmin")}), 202)
-    rtok = _job_token("message.password_reset", "rst", email("invadmin"))
+    rtok = queued_token("message.password_reset", "rst", email("invadmin"))
     check(rtok != itok, "the same token twice")
     expect(call("POST", "/auth/password-reset/confirm", body={"token": itok, "password": "a new admin password"}),
            400, "validation_failed", {"token"})
@@ -198,14 +187,14 @@ def invitations_and_resets_through_sql_as_saas_api():
               "\"last_name\":\"Q\"}')->>'status'; SELECT jsonb_array_length(saas.list_invitations('{}')->'data') > 0;"
               " COMMIT;" % (tok, email("inv-sql")))
     check("pending" in (out or ""), "create_invitation as saas_api: %r" % out)
-    itok = _job_token("message.invitation", "inv", email("inv-sql"))
+    itok = queued_token("message.invitation", "inv", email("inv-sql"))
     out = sql("SET ROLE saas_api; SELECT saas.accept_invitation('{\"token\":\"%s\",\"password\":\"sql users password\"}')"
               "->'user'->>'email';" % itok)
     check(email("inv-sql") in (out or ""), "accept_invitation as saas_api: %r" % out)
     out = sql("SET ROLE saas_api; SELECT saas.request_password_reset('{\"email\":\"%s\"}')->>'message';"
               % email("inv-sql"))
     check("on its way" in (out or ""), "request_password_reset: %r" % out)
-    rtok = _job_token("message.password_reset", "rst", email("inv-sql"))
+    rtok = queued_token("message.password_reset", "rst", email("inv-sql"))
     sql("SET ROLE saas_api; SELECT saas.confirm_password_reset('{\"token\":\"%s\",\"password\":\"sql users new password\"}');"
         % rtok)
     expect(login(email("inv-sql"), "sql users new password"), 200)

@@ -14,7 +14,6 @@ last case stopped it) and uses its browser-like client.
 
 import hashlib
 import os
-import re
 import uuid
 
 from e2e_lib import *
@@ -23,15 +22,6 @@ from saas_test import case, check, Skip
 import cases_sso as S
 
 PLATFORM = "00000000-0000-0000-0000-000000000001"
-
-
-def _job_token(kind, prefix, recipient):
-    """The token in the newest undelivered message of kind to recipient (owner's SQL)."""
-    out = sql("SELECT payload -> 'body' ->> 'body' FROM saas.jobs WHERE kind = '%s' AND payload -> 'body' ->> "
-              "'recipient' = '%s' ORDER BY created_at DESC LIMIT 1" % (kind, recipient))
-    m = re.search(r"(%s_[A-Za-z0-9_-]+)" % prefix, out or "")
-    check(m, "no %s token queued for %s: %r" % (prefix, recipient, out))
-    return m.group(1)
 
 
 def _sso_connection(org, password_login_allowed):
@@ -74,10 +64,10 @@ def sso_only_organization_takes_no_password_by_invitation_or_reset():
     for addr in (invitee, sql_invitee):
         expect(call("POST", "/invitations", admin, body={"email": addr, "role": "user", "first_name": "In",
                                                          "last_name": "Vitee"}), 201)
-    itok = _job_token("message.invitation", "inv", invitee)
-    sql_itok = _job_token("message.invitation", "inv", sql_invitee)
+    itok = queued_token("message.invitation", "inv", invitee)
+    sql_itok = queued_token("message.invitation", "inv", sql_invitee)
     expect(call("POST", "/auth/password-reset", body={"email": email("le-sso")}), 202)
-    rtok = _job_token("message.password_reset", "rst", email("le-sso"))
+    rtok = queued_token("message.password_reset", "rst", email("le-sso"))
 
     _sso_connection(org, False)
     a = expect(call("POST", "/auth/accept-invite", body={"token": itok, "password": "invitees fine password"}),

@@ -224,6 +224,15 @@ def login(email_addr, password=PASSWORD, **extra):
     return call("POST", "/auth/login", body=dict({"email": email_addr, "password": password}, **extra))
 
 
+def queued_token(kind, prefix, recipient):
+    """The prefix_ token in the newest undelivered message of kind to recipient (owner's SQL)."""
+    out = sql("SELECT payload -> 'body' ->> 'body' FROM saas.jobs WHERE kind = '%s' AND payload -> 'body' ->> "
+              "'recipient' = '%s' ORDER BY created_at DESC LIMIT 1" % (kind, recipient))
+    m = re.search(r"(%s_[A-Za-z0-9_-]+)" % prefix, out or "")
+    check(m, "no %s token queued for %s: %r" % (prefix, recipient, out))
+    return m.group(1)
+
+
 def need(*names):
     for n in names:
         if n not in F:
